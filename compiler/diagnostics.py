@@ -1,0 +1,41 @@
+"""Errors and warnings users see.
+
+Every error a user can cause derives from ``MicrolithError``; its message is one
+line naming the file, node or tensor at fault. The CLI prints ``error: <message>``
+and exits with status 2 for these, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class MicrolithError(Exception):
+    """A user-facing error with a one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split("\n")))
+
+
+class FrontendError(MicrolithError):
+    """The input model cannot be read or is outside what we support."""
+
+
+class PassError(MicrolithError):
+    """A pass failed; the message names the pass, the node and the passes before it."""
+
+
+class BackendError(MicrolithError):
+    """The graph cannot be emitted for the chosen target."""
+
+
+class UsageError(MicrolithError):
+    """Bad command-line or API arguments."""
+
+
+WarningSink = Callable[[str], None]
+
+
+def stderr_warning(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,177 @@
+"""Importers for elementwise, reduction and tensor-shuffling ops.
+
+Constant operand inputs that the IR keeps as attributes are read here:
+Clip min/max, Squeeze/Unsqueeze axes, ReduceMean axes, Pad pads/value.
+``Dropout`` (inference) and ``Identity`` become ``Identity``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import onnx
+
+from compiler.frontend.context import ONNX_DTYPES, Attrs, ImportContext, importer, node_attrs
+from compiler.ir.core import Value
+
+Result = tuple[str, list[Value | None], Attrs]
+
+
+@importer("Add", "Sub", "Mul", "Div", "Max", "Min")
+def _binary(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    if len(node.input) != 2:
+        raise ctx.fail(node, f"expects exactly 2 inputs, got {len(node.input)}")
+    return node.op_type, ctx.inputs(node), {}
+
+
+@importer("Relu", "Sigmoid", "Tanh", "HardSwish", "Exp", "Sqrt", "Neg", "Abs", "Identity")
+def _unary(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return node.op_type, ctx.inputs(node), {}
+
+
+@importer("Dropout")
+def _dropout(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    if len(node.output) > 1 and node.output[1]:
+        raise ctx.fail(node, "the mask output of Dropout is not supported")
+    return "Identity", ctx.inputs(node)[:1], {}
+
+
+@importer("LeakyRelu")
+def _leaky(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "LeakyRelu", ctx.inputs(node), {"alpha": float(node_attrs(node).get("alpha", 0.01))}
+
+
+@importer("HardSigmoid")
+def _hard_sigmoid(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    return "HardSigmoid", ctx.inputs(node), {"alpha": float(attrs.get("alpha", 0.2)),
+                                              "beta": float(attrs.get("beta", 0.5))}
+
+
+@importer("Clip")
+def _clip(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    low = ctx.const(node, 1, "min")
+    high = ctx.const(node, 2, "max")
+    return "Clip", ctx.inputs(node)[:1], {
+        "min": -math.inf if low is None else float(low),
+        "max": math.inf if high is None else float(high)}
+
+
+@importer("Softmax")
+def _softmax(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Softmax", ctx.inputs(node), {"axis": int(node_attrs(node).get("axis", -1))}
+
+
+@importer("ReduceMean")
+def _reduce_mean(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    axes = attrs.get("axes")
+    data = ctx.const(node, 1, "axes")
+    if data is not None:
+        axes = tuple(int(a) for a in data.reshape(-1))
+    if axes is not None and len(axes) == 0:
+        axes = None
+    if axes is None and int(attrs.get("noop_with_empty_axes", 0)):
+        return "Identity", ctx.inputs(node)[:1], {}
+    return "ReduceMean", ctx.inputs(node)[:1], {
+        "axes": None if axes is None else tuple(int(a) for a in axes),
+        "keepdims": int(attrs.get("keepdims", 1))}
+
+
+@importer("Flatten")
+def _flatten(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Flatten", ctx.inputs(node), {"axis": int(node_attrs(node).get("axis", 1))}
+
+
+@importer("Reshape")
+def _reshape(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    if int(node_attrs(node).get("allowzero", 0)):
+        raise ctx.fail(node, "allowzero=1 is not supported")
+    return "Reshape", ctx.inputs(node), {}
+
+
+@importer("Squeeze", "Unsqueeze")
+def _squeeze(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    data = ctx.const(node, 1, "axes")
+    axes = node_attrs(node).get("axes") if data is None else data.reshape(-1).tolist()
+    if node.op_type == "Unsqueeze" and axes is None:
+        raise ctx.fail(node, "axes are required")
+    return node.op_type, ctx.inputs(node)[:1], {
+        "axes": None if axes is None else tuple(int(a) for a in axes)}
+
+
+@importer("Transpose")
+def _transpose(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    perm = node_attrs(node).get("perm")
+    return "Transpose", ctx.inputs(node), {
+        "perm": None if perm is None else tuple(int(p) for p in perm)}
+
+
+@importer("Concat")
+def _concat(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Concat", ctx.inputs(node), {"axis": int(node_attrs(node)["axis"])}
+
+
+@importer("Pad")
+def _pad(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    mode = attrs.get("mode", "constant")
+    if mode != "constant":
+        raise ctx.fail(node, f"pad mode {mode!r} is not supported (only 'constant')")
+    pads = ctx.const(node, 1, "pads")
+    if pads is None:
+        raise ctx.fail(node, "pads are required")
+    value = ctx.const(node, 2, "constant_value")
+    axes = ctx.const(node, 3, "axes")
+    x = ctx.values[node.input[0]]
+    pads_list = [int(p) for p in pads.reshape(-1)]
+    if axes is not None:
+        full = [0] * (2 * x.type.rank)
+        for i, axis in enumerate(int(a) % x.type.rank for a in axes.reshape(-1)):
+            full[axis], full[axis + x.type.rank] = pads_list[i], pads_list[i + len(axes)]
+        pads_list = full
+    if any(p < 0 for p in pads_list):
+        raise ctx.fail(node, "negative pads (cropping) are not supported")
+    return "Pad", ctx.inputs(node)[:1], {
+        "pads": tuple(pads_list), "value": 0.0 if value is None else float(value.reshape(-1)[0]),
+        "mode": "constant"}
+
+
+@importer("Shape")
+def _shape(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    return "Shape", ctx.inputs(node), {"start": int(attrs.get("start", 0)),
+                                       "end": attrs.get("end")}
+
+
+@importer("Gather")
+def _gather(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Gather", ctx.inputs(node), {"axis": int(node_attrs(node).get("axis", 0))}
+
+
+@importer("Cast")
+def _cast(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    to = int(node_attrs(node)["to"])
+    if to not in ONNX_DTYPES:
+        raise ctx.fail(node, f"cast to {onnx.TensorProto.DataType.Name(to)} is not supported")
+    return "Cast", ctx.inputs(node), {"to": ONNX_DTYPES[to].value}
+
+
+@importer("Slice")
+def _slice(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    for index, what in [(1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")]:
+        ctx.const(node, index, what)
+    return "Slice", ctx.inputs(node), {}
+
+
+@importer("Gemm")
+def _gemm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    return "Gemm", ctx.inputs(node), {
+        "alpha": float(attrs.get("alpha", 1.0)), "beta": float(attrs.get("beta", 1.0)),
+        "transA": int(attrs.get("transA", 0)), "transB": int(attrs.get("transB", 0))}
+
+
+@importer("MatMul")
+def _matmul(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "MatMul", ctx.inputs(node), {}

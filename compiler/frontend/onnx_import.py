@@ -1,0 +1,140 @@
+"""ONNX model -> IR graph.
+
+``load_onnx`` runs every check of ``onnx_loader`` before building anything, then
+turns initializers and ``Constant`` nodes into constants (warning on NaN/Inf),
+and each node into an IR node through the importer table. Output types come from
+our own shape inference; where an operand is not constant yet (a Shape chain that
+``fold-constants`` will fold) the ONNX-inferred type is used instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+import compiler.frontend.importers_nn  # noqa: F401  (registers importers)
+import compiler.frontend.importers_tensor  # noqa: F401
+from compiler.diagnostics import FrontendError, WarningSink, stderr_warning
+from compiler.frontend import onnx_loader
+from compiler.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
+from compiler.ir.core import Graph, Node, Value
+from compiler.ir.ops import ShapeError, infer_types
+from compiler.ir.types import TensorType
+
+
+def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, ...]] | None = None,
+              warn: WarningSink = stderr_warning) -> Graph:
+    """Read, check and import ``path``; every dimension ends up static."""
+    path = os.fspath(path)
+    model = onnx_loader.read_model(path)
+    model = onnx_loader.upgrade_opset(model, path)
+    onnx_loader.check_supported(model, path, supported_ops())
+    ordered = onnx_loader.check_acyclic(model, path)
+    onnx_loader.pin_input_shapes(model, path, dict(input_shapes or {}))
+    model = onnx_loader.infer_onnx_shapes(model, path)
+    return build_graph(model, ordered, path, warn)
+
+
+def _type_of(proto: onnx.TypeProto, name: str, path: str) -> TensorType | None:
+    tensor = proto.tensor_type
+    if tensor.elem_type not in ONNX_DTYPES:
+        raise FrontendError(f"{path}: tensor {name!r} has unsupported element type "
+                            f"{onnx.TensorProto.DataType.Name(tensor.elem_type)}")
+    if not tensor.HasField("shape"):
+        return None
+    dims = []
+    for dim in tensor.shape.dim:
+        if not dim.HasField("dim_value"):
+            return None
+        dims.append(int(dim.dim_value))
+    return TensorType(ONNX_DTYPES[tensor.elem_type], tuple(dims))
+
+
+def _add_constant(ctx: ImportContext, name: str, array: np.ndarray) -> None:
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    if array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            ctx.warn(f"{ctx.path}: constant {name!r} contains {bad} NaN/Inf value(s)")
+    if array.dtype.kind not in "fiub":
+        raise FrontendError(f"{ctx.path}: constant {name!r} has unsupported type {array.dtype}")
+    ctx.values[name] = ctx.graph.add_constant(array, name)
+
+
+def _constant_node_value(ctx: ImportContext, node: onnx.NodeProto) -> np.ndarray:
+    attr = node.attribute[0] if len(node.attribute) == 1 else None
+    if attr is None:
+        raise ctx.fail(node, "expects exactly one value attribute")
+    if attr.name == "value":
+        return numpy_helper.to_array(attr.t)
+    if attr.name == "value_float":
+        return np.array(attr.f, dtype=np.float32)
+    if attr.name == "value_floats":
+        return np.array(list(attr.floats), dtype=np.float32)
+    if attr.name == "value_int":
+        return np.array(attr.i, dtype=np.int64)
+    if attr.name == "value_ints":
+        return np.array(list(attr.ints), dtype=np.int64)
+    raise ctx.fail(node, f"constant attribute {attr.name!r} is not supported")
+
+
+def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str,
+                warn: WarningSink) -> Graph:
+    name = model.graph.name or os.path.splitext(os.path.basename(path))[0]
+    graph = Graph("".join(c if c.isalnum() or c == "_" else "_" for c in name) or "main")
+    onnx_types = {vi.name: vi.type for vi in
+                  [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    ctx = ImportContext(path, graph, onnx_types, warn)
+    for init in model.graph.initializer:
+        _add_constant(ctx, init.name, numpy_helper.to_array(init))
+    initializers = {init.name for init in model.graph.initializer}
+    for proto in model.graph.input:
+        if proto.name in initializers:
+            continue
+        type = _type_of(proto.type, proto.name, path)
+        assert type is not None, "pin_input_shapes guarantees a static shape"
+        ctx.values[proto.name] = graph.add_input(proto.name, type)
+    for index, node in enumerate(ordered):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+        if node.op_type == "Constant":
+            _add_constant(ctx, node.output[0], _constant_node_value(ctx, node))
+            continue
+        if node.op_type == "Identity" and ctx.values.get(node.input[0]) is not None and \
+                ctx.values[node.input[0]].is_constant:
+            ctx.values[node.output[0]] = ctx.values[node.input[0]]  # alias, no node
+            continue
+        for input_name in node.input:
+            if input_name and input_name not in ctx.values:
+                raise ctx.fail(node, f"input {input_name!r} is never defined")
+        op, inputs, attrs = IMPORTERS[node.op_type](ctx, node)
+        try:
+            probe = Node(op, node.name, attrs)  # detached: inference before creation
+            probe.inputs = list(inputs)
+            types = infer_types(probe)
+        except ShapeError as exc:
+            fallback = ctx.onnx_types.get(node.output[0])
+            types_or_none = None if fallback is None else _type_of(fallback, node.output[0], path)
+            if types_or_none is None:
+                raise ctx.fail(node, str(exc)) from None
+            types = [types_or_none]
+        outputs = [o for o in node.output if o]
+        created = graph.add_node(op, inputs, attrs, name=node.name, output_types=types[:1],
+                                 output_names=outputs[:1])
+        created.meta["onnx_op"] = node.op_type
+        ctx.values[outputs[0]] = created.output
+    graph.outputs = [_graph_output(ctx, proto.name) for proto in model.graph.output]
+    graph.meta["source"] = os.path.basename(path)
+    graph.meta["opset"] = onnx_loader.default_opset(model)
+    return graph
+
+
+def _graph_output(ctx: ImportContext, name: str) -> Value:
+    if name not in ctx.values:
+        raise FrontendError(f"{ctx.path}: graph output {name!r} is never defined")
+    return ctx.values[name]
+

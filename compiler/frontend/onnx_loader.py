@@ -1,0 +1,156 @@
+"""Read an ONNX file into a checked ``onnx.ModelProto`` with every shape pinned.
+
+Order of checks (each failing with one ``FrontendError`` line naming the file,
+node or tensor): the file exists and parses; the opset is 13 or newer (older
+models are converted with ``onnx.version_converter``); every op is supported
+(all unsupported ops listed at once); the graph is acyclic; every graph input has
+a static shape (batch pinned to 1, other dims from ``input_shapes``); ONNX shape
+inference (with data propagation) succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import networkx as nx
+import onnx
+from google.protobuf.message import DecodeError
+
+from compiler.diagnostics import FrontendError
+
+MIN_OPSET = 13
+ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Parse ``path`` as an ONNX protobuf (no external data beside it is required)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FrontendError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise FrontendError(f"{path}: is a directory, expected an .onnx file")
+    with open(path, "rb") as handle:
+        blob = handle.read()
+    if not blob:
+        raise FrontendError(f"{path}: empty file, not an ONNX model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(blob)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().split("\n")[0] or type(exc).__name__
+        raise FrontendError(f"{path}: not a valid ONNX model ({reason})") from None
+    if not model.HasField("graph") or model.ir_version <= 0 or not model.graph.node:
+        raise FrontendError(f"{path}: not an ONNX model (no graph or IR version)")
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
+        base = os.path.dirname(os.path.abspath(path))
+        try:
+            onnx.load_external_data_for_model(model, base)
+        except OSError as exc:
+            raise FrontendError(f"{path}: external weight data missing ({exc})") from None
+    return model
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ONNX_DOMAINS:
+            return int(entry.version)
+    return 1
+
+
+def upgrade_opset(model: onnx.ModelProto, path: str) -> onnx.ModelProto:
+    opset = default_opset(model)
+    if opset >= MIN_OPSET:
+        return model
+    try:
+        from onnx import version_converter
+
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:  # the converter raises many kinds
+        raise FrontendError(f"{path}: opset {opset} is older than {MIN_OPSET} and could not "
+                            f"be converted ({str(exc).splitlines()[0]})") from None
+
+
+def check_supported(model: onnx.ModelProto, path: str, supported: Iterable[str]) -> None:
+    """One error listing every unsupported (op type, node names), before any work."""
+    known = set(supported)
+    missing: dict[str, list[str]] = {}
+    for index, node in enumerate(model.graph.node):
+        op = node.op_type if node.domain in ONNX_DOMAINS else f"{node.domain}::{node.op_type}"
+        if node.domain not in ONNX_DOMAINS or node.op_type not in known:
+            missing.setdefault(op, []).append(node.name or f"#{index}")
+    if missing:
+        listing = "; ".join(f"{op} (node {', '.join(names)})" for op, names in sorted(
+            missing.items()))
+        raise FrontendError(f"{path}: unsupported ops: {listing}")
+
+
+def check_acyclic(model: onnx.ModelProto, path: str) -> list[onnx.NodeProto]:
+    """Return the nodes in topological order; a cycle is an error naming its nodes."""
+    producers: dict[str, int] = {}
+    for index, node in enumerate(model.graph.node):
+        for out in node.output:
+            if out:
+                producers[out] = index
+    deps = nx.DiGraph()
+    deps.add_nodes_from(range(len(model.graph.node)))
+    for index, node in enumerate(model.graph.node):
+        for name in node.input:
+            if name in producers:
+                deps.add_edge(producers[name], index)
+    try:
+        cycle = nx.find_cycle(deps)
+    except nx.NetworkXNoCycle:
+        order = nx.lexicographical_topological_sort(deps)
+        return [model.graph.node[i] for i in order]
+    names = [model.graph.node[a].name or f"#{a}" for a, _ in cycle]
+    raise FrontendError(f"{path}: graph has a cycle through nodes {' -> '.join(names)}")
+
+
+def pin_input_shapes(model: onnx.ModelProto, path: str,
+                     input_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Make every graph input static: batch dim 1, others from ``input_shapes``."""
+    initializers = {init.name for init in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    unknown = set(input_shapes) - {i.name for i in graph_inputs}
+    if unknown:
+        names = ", ".join(i.name for i in graph_inputs)
+        raise FrontendError(f"{path}: --input-shape names unknown input "
+                            f"{sorted(unknown)[0]!r} (inputs: {names})")
+    for value in graph_inputs:
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            if value.name not in input_shapes:
+                raise FrontendError(f"{path}: input {value.name!r} has no shape; pin it with "
+                                    f"--input-shape {value.name}=1,...")
+        dims = list(tensor_type.shape.dim)
+        pinned = input_shapes.get(value.name)
+        if pinned is not None:
+            if dims and len(pinned) != len(dims):
+                raise FrontendError(f"{path}: --input-shape for {value.name!r} has rank "
+                                    f"{len(pinned)}, the model says {len(dims)}")
+            tensor_type.shape.ClearField("dim")
+            for size in pinned:
+                tensor_type.shape.dim.add().dim_value = int(size)
+            continue
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            if axis == 0:
+                dim.Clear()
+                dim.dim_value = 1
+                continue
+            label = dim.dim_param or "?"
+            example = ",".join(str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0
+                               else "N" for d in dims)
+            raise FrontendError(f"{path}: input {value.name!r} has dynamic dimension {label!r} "
+                                f"at axis {axis}; pin it with --input-shape "
+                                f"{value.name}={example}")
+
+
+def infer_onnx_shapes(model: onnx.ModelProto, path: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:  # InferenceError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FrontendError(f"{path}: ONNX shape inference failed: {first}") from None

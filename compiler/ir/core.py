@@ -1,0 +1,336 @@
+"""The dataflow-graph IR: ``Value``, ``Node`` and ``Graph`` with use-def links.
+
+A ``Graph`` owns its nodes (kept in a topological order) and values. Every value
+has exactly one definition: a graph input, a constant (``Value.data`` set) or the
+output of one node; each value knows its uses ``(node, input index)``. Passes
+mutate the graph only through the methods here (or the rewriter built on them),
+which keep the use lists exact; ``compiler.ir.verifier`` checks that they are.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler.ir.types import DType, QuantParams, TensorType
+
+
+@dataclass(frozen=True)
+class Use:
+    """One use of a value: input ``index`` of ``node``."""
+
+    node: Node
+    index: int
+
+
+class Value:
+    """An SSA value: a graph input, a constant, or a node output."""
+
+    def __init__(self, name: str, type: TensorType, data: np.ndarray | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.data = data
+        self.producer: Node | None = None
+        self.uses: list[Use] = []
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.type.dtype
+
+    @property
+    def quant(self) -> QuantParams | None:
+        return self.type.quant
+
+    def users(self) -> list[Node]:
+        """Distinct consuming nodes, in use order."""
+        seen: dict[int, Node] = {}
+        for use in self.uses:
+            seen.setdefault(id(use.node), use.node)
+        return list(seen.values())
+
+    def set_type(self, type: TensorType) -> None:
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, {self.type})"
+
+
+class Node:
+    """An operation: ``outputs = op(inputs; attrs)``. Absent optional inputs are None."""
+
+    def __init__(self, op: str, name: str, attrs: dict[str, Any] | None = None) -> None:
+        self.op = op
+        self.name = name
+        self.attrs: dict[str, Any] = dict(attrs or {})
+        self.inputs: list[Value | None] = []
+        self.outputs: list[Value] = []
+        self.graph: Graph | None = None
+        self.meta: dict[str, Any] = {}
+
+    def input(self, index: int) -> Value | None:
+        return self.inputs[index] if index < len(self.inputs) else None
+
+    def const_input(self, index: int) -> np.ndarray | None:
+        """The constant data of input ``index``, or None if absent or not constant."""
+        value = self.input(index)
+        return None if value is None else value.data
+
+    @property
+    def output(self) -> Value:
+        return self.outputs[0]
+
+    def set_input(self, index: int, value: Value | None) -> None:
+        old = self.inputs[index]
+        if old is not None:
+            old.uses.remove(Use(self, index))
+        self.inputs[index] = value
+        if value is not None:
+            value.uses.append(Use(self, index))
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """The attribute ``key``; else the op's registered default; else ``default``."""
+        if key in self.attrs:
+            return self.attrs[key]
+        from compiler.ir.ops import OPS
+
+        opdef = OPS.get(self.op)
+        if opdef is not None and opdef.attrs.get(key) is not None:
+            return opdef.attrs[key]
+        return default
+
+    def __repr__(self) -> str:
+        return f"Node({self.op}, {self.name!r})"
+
+    # Use identity semantics so nodes can live in sets and dicts.
+    __hash__ = object.__hash__
+
+
+class Graph:
+    """A dataflow graph with named, unique values and a topological node list."""
+
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self.inputs: list[Value] = []
+        self.outputs: list[Value] = []
+        self.values: dict[str, Value] = {}
+        self.meta: dict[str, Any] = {}
+        self._node_names: set[str] = set()
+        self._counter = itertools.count()
+
+    # ---- naming -------------------------------------------------------------------
+    def unique_value_name(self, hint: str) -> str:
+        hint = hint or "v"
+        if hint not in self.values:
+            return hint
+        for i in itertools.count(1):
+            candidate = f"{hint}_{i}"
+            if candidate not in self.values:
+                return candidate
+        raise AssertionError("unreachable")
+
+    def unique_node_name(self, hint: str) -> str:
+        hint = hint or "node"
+        if hint not in self._node_names:
+            return hint
+        for i in itertools.count(1):
+            candidate = f"{hint}_{i}"
+            if candidate not in self._node_names:
+                return candidate
+        raise AssertionError("unreachable")
+
+    def _register(self, value: Value) -> Value:
+        if value.name in self.values:
+            raise ValueError(f"value name {value.name!r} already defined")
+        self.values[value.name] = value
+        return value
+
+    # ---- construction -------------------------------------------------------------
+    def add_input(self, name: str, type: TensorType) -> Value:
+        value = self._register(Value(self.unique_value_name(name), type))
+        self.inputs.append(value)
+        return value
+
+    def add_constant(self, data: np.ndarray, name: str = "const",
+                     quant: QuantParams | None = None) -> Value:
+        array = np.array(data, order="C", copy=True)  # keeps 0-d arrays 0-d
+        array.setflags(write=False)
+        type = TensorType(DType.from_numpy(array.dtype), tuple(int(d) for d in array.shape), quant)
+        return self._register(Value(self.unique_value_name(name), type, array))
+
+    def add_node(self, op: str, inputs: Sequence[Value | None], attrs: dict[str, Any] | None = None,
+                 *, name: str | None = None, output_types: Sequence[TensorType] | None = None,
+                 output_names: Sequence[str] | None = None, num_outputs: int = 1,
+                 before: Node | None = None, after: Node | None = None) -> Node:
+        """Create a node; output types come from the op registry unless given.
+
+        The node is appended, or placed just before ``before`` / just after ``after``.
+        """
+        node = Node(op, self.unique_node_name(name or op.lower()), attrs)
+        self._node_names.add(node.name)
+        node.graph = self
+        for index, value in enumerate(inputs):
+            node.inputs.append(value)
+            if value is not None:
+                value.uses.append(Use(node, index))
+        if output_types is None:
+            from compiler.ir.ops import infer_types
+
+            output_types = infer_types(node)
+        count = len(output_types) if output_types is not None else num_outputs
+        names = list(output_names) if output_names else [
+            f"{node.name}_out{i}" if count > 1 else node.name for i in range(count)]
+        for type, out_name in zip(output_types, names, strict=True):
+            value = self._register(Value(self.unique_value_name(out_name), type))
+            value.producer = node
+            node.outputs.append(value)
+        if before is not None:
+            self.nodes.insert(self.nodes.index(before), node)
+        elif after is not None:
+            self.nodes.insert(self.nodes.index(after) + 1, node)
+        else:
+            self.nodes.append(node)
+        return node
+
+    # ---- mutation -----------------------------------------------------------------
+    def replace_all_uses(self, old: Value, new: Value) -> None:
+        """Point every use of ``old`` (including graph outputs) at ``new``."""
+        if old is new:
+            return
+        for use in list(old.uses):
+            use.node.set_input(use.index, new)
+        self.outputs = [new if v is old else v for v in self.outputs]
+
+    def remove_node(self, node: Node) -> None:
+        """Remove ``node``; its outputs must be unused and not graph outputs."""
+        for out in node.outputs:
+            if out.uses or out in self.outputs:
+                raise ValueError(f"cannot remove {node.name}: output {out.name} is still used")
+        for index in range(len(node.inputs)):
+            node.set_input(index, None)
+        for out in node.outputs:
+            del self.values[out.name]
+        self.nodes.remove(node)
+        self._node_names.discard(node.name)
+        node.graph = None
+
+    def remove_value(self, value: Value) -> None:
+        """Drop an unused constant or graph input from the value table."""
+        if value.uses or value in self.outputs or value.producer is not None:
+            raise ValueError(f"cannot remove value {value.name}: still in use")
+        del self.values[value.name]
+        if value in self.inputs:
+            self.inputs.remove(value)
+
+    def rename_value(self, value: Value, name: str) -> None:
+        if name == value.name:
+            return
+        del self.values[value.name]
+        value.name = self.unique_value_name(name)
+        self.values[value.name] = value
+
+    # ---- queries --------------------------------------------------------------------
+    def constants(self) -> list[Value]:
+        return [v for v in self.values.values() if v.is_constant]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def find(self, op: str) -> list[Node]:
+        return [n for n in self.nodes if n.op == op]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self.nodes))
+
+    def sort(self) -> None:
+        """Re-establish a topological order, stable with respect to the current order.
+
+        Raises ValueError naming a node on a cycle if there is one.
+        """
+        position = {id(n): i for i, n in enumerate(self.nodes)}
+        pending = {id(n): sum(1 for v in n.inputs if v is not None and v.producer is not None)
+                   for n in self.nodes}
+        import heapq
+
+        ready = [(position[id(n)], n) for n in self.nodes if pending[id(n)] == 0]
+        heapq.heapify(ready)
+        order: list[Node] = []
+        while ready:
+            _, node = heapq.heappop(ready)
+            order.append(node)
+            for out in node.outputs:
+                for use in out.uses:
+                    key = id(use.node)
+                    pending[key] -= 1
+                    if pending[key] == 0:
+                        heapq.heappush(ready, (position[key], use.node))
+        if len(order) != len(self.nodes):
+            stuck = [n for n in self.nodes if pending[id(n)] > 0]
+            raise ValueError(f"graph has a cycle through node {stuck[0].name!r} ({stuck[0].op})")
+        self.nodes = order
+
+    def parameter_bytes(self) -> int:
+        return sum(v.type.nbytes for v in self.constants() if v.uses)
+
+    def copy(self) -> Graph:
+        """A deep copy (constant arrays are shared: they are read-only)."""
+        clone = Graph(self.name)
+        clone.meta = dict(self.meta)
+        mapping: dict[int, Value] = {}
+
+        def twin(value: Value) -> Value:
+            new = Value(value.name, value.type, value.data)
+            new.meta = dict(value.meta)
+            clone.values[new.name] = new
+            mapping[id(value)] = new
+            return new
+
+        for value in self.values.values():
+            if value.producer is None:
+                twin(value)
+        clone.inputs = [mapping[id(v)] for v in self.inputs]
+        for node in self.nodes:
+            new_node = Node(node.op, node.name, node.attrs)
+            new_node.meta = dict(node.meta)
+            new_node.graph = clone
+            clone._node_names.add(node.name)
+            for index, value in enumerate(node.inputs):
+                mapped = None if value is None else mapping[id(value)]
+                new_node.inputs.append(mapped)
+                if mapped is not None:
+                    mapped.uses.append(Use(new_node, index))
+            for out in node.outputs:
+                new_out = twin(out)
+                new_out.producer = new_node
+                new_node.outputs.append(new_out)
+            clone.nodes.append(new_node)
+        clone.outputs = [mapping[id(v)] for v in self.outputs]
+        return clone
+
+
+def live_values(graph: Graph) -> Iterable[Value]:
+    """Values referenced by a node or a graph output."""
+    seen: dict[str, Value] = {}
+    for node in graph.nodes:
+        for value in [*node.inputs, *node.outputs]:
+            if value is not None:
+                seen.setdefault(value.name, value)
+    for value in [*graph.inputs, *graph.outputs]:
+        seen.setdefault(value.name, value)
+    return seen.values()

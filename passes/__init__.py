@@ -1,0 +1,15 @@
+"""The passes: one module per pass, named after it (``fold_batchnorm`` is ``fold-batchnorm``).
+
+Importing this package registers every built-in pass.
+"""
+
+from passes import (  # noqa: F401
+    eliminate_dead,
+    fold_batchnorm,
+    fold_constants,
+    fold_pad,
+    fuse_activation,
+    infer_shapes,
+    lower_fc,
+    to_nhwc,
+)

@@ -1,0 +1,36 @@
+"""``eliminate-dead``: remove nodes whose results nobody uses, no-op nodes, unused constants.
+
+A node is dead when none of its outputs is used or is a graph output; removing
+it may make its producers dead, so removal runs from the graph's end backwards.
+``Identity`` nodes are bypassed (their users read the input directly; an
+Identity producing a graph output renames its input to keep the output's name).
+Unused constants are dropped from the value table. Graph inputs always stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.ir.core import Graph
+from compiler.pipeline import Pass, PassContext, register_pass
+from compiler.rewriter import bypass
+
+
+@register_pass
+@dataclass(frozen=True)
+class EliminateDead(Pass):
+    name = "eliminate-dead"
+    summary = "remove unused nodes and constants and bypass Identity"
+
+    def run(self, graph: Graph, ctx: PassContext) -> None:
+        for node in list(graph.nodes):
+            if node.op == "Identity" and node.inputs[0] is not None and not (
+                    node.inputs[0] in graph.inputs and node.output in graph.outputs):
+                bypass(graph, node)
+        for node in reversed(list(graph.nodes)):
+            if not any(out.uses or out in graph.outputs for out in node.outputs):
+                ctx.remark(node, "removed: result unused")
+                graph.remove_node(node)
+        for value in list(graph.values.values()):
+            if value.is_constant and not value.uses and value not in graph.outputs:
+                graph.remove_value(value)

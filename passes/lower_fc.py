@@ -1,0 +1,87 @@
+"""``lower-fc``: Gemm and MatMul with a constant weight become ``FullyConnected``.
+
+``FullyConnected(x, W, b)`` computes ``y = x @ W.T + b`` with ``W`` of shape [N, K],
+the TFLite FULLY_CONNECTED layout. Gemm (transA=0, constant B and C):
+``W = alpha * (B if transB else B.T)``, ``b = beta * C`` (C broadcast to [N]).
+MatMul with a constant 2-D right operand: ``W = B.T``; a following Add of a
+constant broadcastable to [N] (and the MatMul's only user) becomes the bias.
+Not handled: transA=1, non-constant weights (left to the backend, which will
+name them), a C that varies along M.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compiler.ir.core import Graph, Node
+from compiler.pipeline import Pass, PassContext, register_pass
+from compiler.rewriter import Reject, sole_user
+
+
+def _bias_vector(data: np.ndarray, n: int) -> np.ndarray | None:
+    """``data`` as a length-``n`` vector if it broadcasts to [.., n] without varying rows."""
+    if data.size == 1:
+        return np.full(n, data.reshape(-1)[0], np.float32)
+    if data.shape[-1] == n and data.size == n:
+        return data.reshape(n).astype(np.float32)
+    return None
+
+
+def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
+    """Replace a Gemm/MatMul by an equivalent FullyConnected node, or say why not."""
+    x, b = node.inputs[0], node.inputs[1]
+    assert x is not None and b is not None
+    if b.data is None or b.data.ndim != 2:
+        return Reject("the weight operand is not a constant matrix")
+    bias: np.ndarray | None = None
+    absorbed: Node | None = None
+    if node.op == "Gemm":
+        if node.attr("transA", 0):
+            return Reject("transA=1 is not supported")
+        weight = b.data if node.attr("transB", 0) else b.data.T
+        weight = weight * np.float32(node.attr("alpha", 1.0))
+        c = node.const_input(2)
+        if node.input(2) is not None and c is None:
+            return Reject("the C operand is not constant")
+        if c is not None:
+            bias = _bias_vector(c * np.float32(node.attr("beta", 1.0)), weight.shape[0])
+            if bias is None:
+                return Reject(f"C of shape {c.shape} varies along M")
+    else:
+        weight = b.data.T
+        user = sole_user(node.output, graph)
+        if user is not None and user.op == "Add":
+            other = user.inputs[1] if user.inputs[0] is node.output else user.inputs[0]
+            if other is not None and other.data is not None and other.shape[-1:] == (
+                    weight.shape[0],) and len(other.shape) <= len(node.output.shape):
+                bias = _bias_vector(other.data, weight.shape[0])
+                absorbed = user if bias is not None else None
+    inputs = [x, graph.add_constant(np.ascontiguousarray(weight, np.float32), b.name + "_fc")]
+    if bias is not None:
+        inputs.append(graph.add_constant(bias, (node.input(2) or b).name + "_bias"))
+    last = absorbed or node
+    fc = graph.add_node("FullyConnected", inputs, name=node.name, after=last)
+    fc.meta.update(node.meta)
+    old = last.output
+    graph.replace_all_uses(old, fc.output)
+    if absorbed is not None:
+        graph.remove_node(absorbed)
+    graph.remove_node(node)
+    graph.rename_value(fc.output, old.name)
+    return fc
+
+
+@register_pass
+@dataclass(frozen=True)
+class LowerFC(Pass):
+    name = "lower-fc"
+    summary = "Gemm / MatMul(+Add) with constant weights -> FullyConnected"
+
+    def run(self, graph: Graph, ctx: PassContext) -> None:
+        for node in list(graph.nodes):
+            if node.graph is graph and node.op in ("Gemm", "MatMul"):
+                result = lower_to_fc(graph, node)
+                if isinstance(result, Reject):
+                    ctx.remark(node, f"not lowered: {result.reason}")

@@ -1,0 +1,283 @@
+"""``to-nhwc``: one global layout conversion from ONNX's NCHW to TFLite's NHWC.
+
+Each value gets a *physical permutation* ``p``: its stored array equals the
+ONNX (logical) array transposed by ``p`` (``phys = logical.transpose(p)``);
+``p = (0, 2, 3, 1)`` is NHWC. Walking the graph in order:
+
+* rank-4 graph inputs become NHWC (option ``inputs=nchw`` keeps them);
+* spatial ops (Conv, ConvTranspose, pools, BatchNormalization) take NHWC inputs,
+  get ``layout="NHWC"`` and OHWI weights, and produce NHWC;
+* elementwise ops keep their input's permutation; constant operands are
+  broadcast to the full rank and transposed once, at compile time;
+* axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose) are
+  remapped through ``p``; a Transpose that becomes the identity disappears;
+* Flatten/Reshape/Squeeze/Unsqueeze become a plain ``Reshape`` when the
+  permutation does not change the order of non-unit dims in memory; a Flatten
+  (or Reshape to [1, K]) whose users are all FullyConnected is handled by
+  permuting the FC weight columns instead of the data;
+* anything else gets its input transposed back to the logical layout.
+
+The inserted Transposes are the only runtime cost; for convolutional nets
+ending in Flatten/GlobalAveragePool + FC there are none. Graph outputs stay in
+their physical layout unless ``outputs=nchw``; ``graph.meta["io_perms"]`` records
+each interface tensor's permutation so callers can transpose data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from compiler.ir.core import Graph, Node, Value
+from compiler.ir.ops import infer_types
+from compiler.pipeline import Pass, PassContext, register_pass
+from compiler.rewriter import bypass
+
+Perm = tuple[int, ...]
+NHWC: Perm = (0, 2, 3, 1)
+SPATIAL = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool")
+ELEMENTWISE_UNARY = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Clip",
+                     "Identity", "Exp", "Sqrt", "Neg", "Abs", "Cast")
+ELEMENTWISE_BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min")
+RESHAPES = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
+
+
+def identity(rank: int) -> Perm:
+    return tuple(range(rank))
+
+
+def inverse(p: Perm) -> Perm:
+    return tuple(int(i) for i in np.argsort(p))
+
+
+def memory_order_kept(logical_shape: tuple[int, ...], p: Perm) -> bool:
+    """True if non-unit dims keep their relative order under ``p`` (same bytes in memory)."""
+    order = [axis for axis in p if logical_shape[axis] != 1]
+    return order == sorted(order)
+
+
+class LayoutRewriter:
+    def __init__(self, graph: Graph, ctx: PassContext) -> None:
+        self.graph, self.ctx = graph, ctx
+        self.perms: dict[int, Perm] = {}
+        self.cache: dict[tuple[int, Perm], Value] = {}
+
+    def perm(self, value: Value) -> Perm:
+        return self.perms.get(id(value), identity(value.type.rank))
+
+    def set_perm(self, value: Value, p: Perm) -> None:
+        if p == identity(len(p)):
+            self.perms.pop(id(value), None)
+        else:
+            self.perms[id(value)] = p
+
+    def convert(self, value: Value, target: Perm, user: Node) -> Value:
+        """``value`` in permutation ``target``: a transposed constant or a Transpose node."""
+        current = self.perm(value)
+        if current == target:
+            return value
+        key = (id(value), target)
+        if key in self.cache:
+            return self.cache[key]
+        inv = inverse(current)
+        step = tuple(inv[t] for t in target)
+        if value.is_constant:
+            new = self.graph.add_constant(np.ascontiguousarray(value.data.transpose(step)),
+                                          value.name + "_t")
+        else:
+            node = self.graph.add_node("Transpose", [value], {"perm": step},
+                                       name=value.name + "_transpose", before=user)
+            self.ctx.remark(node, f"inserted: {user.name} ({user.op}) needs layout {target}")
+            new = node.output
+        self.set_perm(new, target)
+        self.cache[key] = new
+        return new
+
+    def use(self, node: Node, index: int, target: Perm) -> None:
+        value = node.inputs[index]
+        if value is not None:
+            node.set_input(index, self.convert(value, target, node))
+
+    def retype(self, node: Node, p: Perm) -> None:
+        node.output.set_type(infer_types(node)[0])
+        self.set_perm(node.output, p)
+
+    # ---- per-op handling --------------------------------------------------------------
+    def visit(self, node: Node) -> None:
+        rank_in = node.inputs[0].type.rank if node.inputs and node.inputs[0] is not None else 0
+        p = self.perm(node.inputs[0]) if rank_in else ()
+        if node.op in SPATIAL or (node.op == "BatchNormalization" and rank_in == 4):
+            self.spatial(node)
+        elif node.op in ELEMENTWISE_UNARY:
+            self.retype(node, p)
+        elif node.op in ELEMENTWISE_BINARY:
+            self.binary(node)
+        elif node.op == "Concat":
+            self.concat(node)
+        elif node.op == "Transpose":
+            self.transpose(node, p)
+        elif node.op in RESHAPES:
+            self.reshape_like(node, p)
+        elif node.op in ("Softmax", "ReduceMean", "Pad") and p != identity(rank_in):
+            self.axis_op(node, p)
+        else:
+            for index in range(len(node.inputs)):
+                if node.inputs[index] is not None:
+                    self.use(node, index, identity(node.inputs[index].type.rank))
+            for out in node.outputs:
+                out.set_type(infer_types(node)[node.outputs.index(out)])
+
+    def spatial(self, node: Node) -> None:
+        self.use(node, 0, NHWC)
+        node.attrs["layout"] = "NHWC"
+        weight = node.input(1)
+        if node.op in ("Conv", "ConvTranspose") and weight is not None:
+            if weight.data is None:
+                raise RuntimeError(f"{node.name}: weights must be constant to change layout")
+            order = (0, 2, 3, 1) if node.op == "Conv" else (1, 2, 3, 0)
+            new = self.graph.add_constant(np.ascontiguousarray(weight.data.transpose(order)),
+                                          weight.name + "_nhwc")
+            node.set_input(1, new)
+        self.retype(node, NHWC)
+
+    def binary(self, node: Node) -> None:
+        out_rank = node.output.type.rank
+        target = identity(out_rank)
+        for value in node.inputs:
+            if value is not None and not value.is_constant and value.type.rank == out_rank:
+                if self.perm(value) != target:
+                    target = self.perm(value)
+                    break
+        for index, value in enumerate(node.inputs):
+            if value is None:
+                continue
+            if value.is_constant and value.type.rank < out_rank:
+                full = value.data.reshape((1,) * (out_rank - value.type.rank) + value.shape)
+                value = self.graph.add_constant(full, value.name + "_r")
+                node.set_input(index, value)
+            if value.type.rank != out_rank:
+                target = identity(out_rank)  # a lower-rank activation: fall back to logical
+        for index in range(len(node.inputs)):
+            self.use(node, index, target)
+        self.retype(node, target)
+
+    def concat(self, node: Node) -> None:
+        perms = {self.perm(v) for v in node.inputs if v is not None and not v.is_constant}
+        target = perms.pop() if len(perms) == 1 else identity(node.output.type.rank)
+        for index in range(len(node.inputs)):
+            self.use(node, index, target)
+        axis = node.attr("axis") % node.output.type.rank
+        node.attrs["axis"] = target.index(axis)
+        self.retype(node, target)
+
+    def transpose(self, node: Node, p: Perm) -> None:
+        rank = len(p)
+        logical = node.attr("perm") or tuple(reversed(range(rank)))
+        inv = inverse(p)
+        composed = tuple(inv[q] for q in logical)
+        if composed == identity(rank):
+            out = node.output
+            self.set_perm(node.inputs[0], p)
+            bypass(self.graph, node)
+            self.ctx.remark(node.name, "removed: cancels the layout permutation")
+            del out
+            return
+        node.attrs["perm"] = composed
+        self.retype(node, identity(rank))
+
+    def axis_op(self, node: Node, p: Perm) -> None:
+        rank = len(p)
+        if node.op == "Softmax":
+            node.attrs["axis"] = p.index(node.attr("axis") % rank)
+            self.retype(node, p)
+        elif node.op == "Pad":
+            pads = node.attr("pads")
+            node.attrs["pads"] = tuple(pads[a] for a in p) + tuple(pads[rank + a] for a in p)
+            self.retype(node, p)
+        else:  # ReduceMean
+            axes = node.attr("axes")
+            axes = tuple(range(rank)) if axes is None else tuple(a % rank for a in axes)
+            node.attrs["axes"] = tuple(sorted(p.index(a) for a in axes))
+            if node.attr("keepdims", 1):
+                self.retype(node, p)
+            else:
+                kept = [a for a in p if a not in axes]
+                self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+
+    def reshape_like(self, node: Node, p: Perm) -> None:
+        x = node.inputs[0]
+        logical_in = tuple(x.shape[i] for i in inverse(p))
+        logical_out = node.output.shape
+        if p == identity(len(p)):
+            self.retype(node, identity(len(logical_out)))
+            return
+        if memory_order_kept(logical_in, p):
+            self.to_reshape(node, logical_out)
+            return
+        users = node.output.users()
+        if (len(logical_out) == 2 and logical_out[0] == logical_in[0] == 1 and users
+                and node.output not in self.graph.outputs
+                and all(u.op == "FullyConnected" and u.inputs[0] is node.output
+                        and u.const_input(1) is not None for u in users)):
+            columns = np.arange(logical_out[1]).reshape(logical_in).transpose(p).reshape(-1)
+            for user in users:
+                weight = user.inputs[1]
+                permuted = np.ascontiguousarray(weight.data[:, columns])
+                user.set_input(1, self.graph.add_constant(permuted, weight.name + "_nhwc"))
+            self.ctx.remark(node, "FC weight columns permuted instead of transposing data")
+            self.to_reshape(node, logical_out)
+            return
+        self.use(node, 0, identity(len(p)))
+        self.retype(node, identity(len(logical_out)))
+
+    def to_reshape(self, node: Node, shape: tuple[int, ...]) -> None:
+        """Turn ``node`` into ``Reshape(x, shape)`` on the physical data."""
+        target = self.graph.add_constant(np.array(shape, np.int64), node.name + "_shape")
+        node.op = "Reshape"
+        node.attrs = {}
+        for index in range(1, len(node.inputs)):
+            node.set_input(index, None)
+        del node.inputs[1:]
+        node.inputs.append(None)
+        node.set_input(1, target)
+        self.retype(node, identity(len(shape)))
+
+
+@register_pass
+@dataclass(frozen=True)
+class ToNHWC(Pass):
+    name = "to-nhwc"
+    summary = "convert the whole graph to NHWC once, with no Transpose between convs"
+    inputs: Literal["nhwc", "nchw"] = "nhwc"
+    outputs: Literal["nhwc", "nchw"] = "nhwc"
+
+    def run(self, graph: Graph, ctx: PassContext) -> None:
+        rewriter = LayoutRewriter(graph, ctx)
+        io_perms: dict[str, list[int]] = {}
+        if self.inputs == "nhwc":
+            for value in graph.inputs:
+                if value.type.rank == 4:
+                    shape = value.shape
+                    value.set_type(value.type.with_shape([shape[a] for a in NHWC]))
+                    rewriter.set_perm(value, NHWC)
+                    io_perms[value.name] = list(NHWC)
+        for node in list(graph.nodes):
+            if node.graph is graph:
+                rewriter.visit(node)
+        for index, value in enumerate(list(graph.outputs)):
+            p = rewriter.perm(value)
+            if p == identity(len(p)):
+                continue
+            if self.outputs == "nchw":
+                inv = inverse(p)
+                node = graph.add_node("Transpose", [value], {"perm": inv},
+                                      name=value.name + "_to_nchw")
+                graph.outputs[index] = node.output
+                name = value.name
+                graph.rename_value(value, name + "_nhwc")
+                graph.rename_value(node.output, name)
+            else:
+                io_perms[value.name] = list(p)
+        graph.meta["io_perms"] = io_perms
