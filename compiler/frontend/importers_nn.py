@@ -13,7 +13,6 @@ import onnx
 from compiler.frontend.context import Attrs, ImportContext, importer, node_attrs
 from compiler.ir.core import Value
 
-
 # ---- spatial ops ------------------------------------------------------------------------
 
 def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw: tuple[int, int],

@@ -299,7 +299,8 @@ def _concat(node: Node) -> list[TensorType]:
     axis = _normalize_axis(node.attr("axis"), types[0].rank, node)
     for t in types[1:]:
         if t.rank != types[0].rank or any(
-                a != b for i, (a, b) in enumerate(zip(t.shape, types[0].shape)) if i != axis):
+                a != b for i, (a, b) in enumerate(zip(t.shape, types[0].shape, strict=True))
+                if i != axis):
             raise ShapeError(f"shapes {types[0].shape} and {t.shape} differ off axis {axis}")
     shape = list(types[0].shape)
     shape[axis] = sum(t.shape[axis] for t in types)

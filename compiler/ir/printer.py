@@ -8,7 +8,7 @@ their values. Attributes print sorted by key. Example::
 
     graph @main(%arg0: tensor<1x1x8x8xf32>) {
       %c0 = const tensor<4x1x3x3xf32> #9f2c01ab
-      %0 = Conv(%arg0, %c0) {activation="RELU", group=1, layout="NCHW", ...} : tensor<1x4x8x8xf32>  # conv1
+      %0 = Conv(%arg0, %c0) {activation="RELU", group=1, ...} : tensor<1x4x8x8xf32>  # conv1
       return %0
     }
 """

@@ -1,5 +1,6 @@
 """Pass infrastructure: ``Pass``, the registry, pipeline specs and the ``PassManager``."""
 
+from compiler.pipeline.manager import PassManager
 from compiler.pipeline.pass_base import (
     PASSES,
     Pass,
@@ -8,7 +9,6 @@ from compiler.pipeline.pass_base import (
     get_pass_class,
     register_pass,
 )
-from compiler.pipeline.manager import PassManager
 from compiler.pipeline.spec import format_pipeline, parse_pipeline
 
 __all__ = ["PASSES", "Pass", "PassContext", "PassManager", "RewriteFailure", "format_pipeline",

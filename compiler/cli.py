@@ -1,0 +1,153 @@
+"""The ``microlith`` command line: ``compile``, ``passes``, ``inspect``.
+
+Errors a user can cause print one line, ``error: <message>``, and exit with 2;
+no traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from compiler.diagnostics import MicrolithError, UsageError
+
+EXIT_USAGE = 2
+
+
+def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """``name=1,3,32,32`` -> ("name", (1, 3, 32, 32))."""
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or any(d <= 0 for d in shape):
+        raise UsageError(f"--input-shape {text!r}: expected NAME=D0,D1,... with positive dims")
+    return name, shape
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="microlith",
+                                     description="Compile ONNX models for microcontrollers.")
+    parser.add_argument("--version", action="version", version=f"microlith {_version()}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show Python tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    comp = sub.add_parser("compile", help="compile an ONNX model to a .tflite flatbuffer")
+    comp.add_argument("model", help="input .onnx file")
+    comp.add_argument("-o", "--output", required=True, help="output .tflite file")
+    comp.add_argument("--target", default="tflite", choices=["tflite"])
+    comp.add_argument("--pipeline", help="pass pipeline overriding the default "
+                      "(see `microlith passes`)")
+    comp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                      help="pin an input's shape (repeatable)")
+    comp.add_argument("--print-ir-after-all", action="store_true",
+                      help="print the IR after every pass (stderr)")
+    comp.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
+                      help="print the IR after the named pass (repeatable)")
+    comp.add_argument("--verify-each", action="store_true", help="verify the IR after each pass")
+    comp.add_argument("--remarks", action="store_true",
+                      help="list what each pass rewrote or refused, and why")
+    comp.add_argument("-v", "--verbose", action="store_true", help="per-pass timing and sizes")
+    comp.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    sub.add_parser("passes", help="list every pass with its options and the default pipeline")
+
+    insp = sub.add_parser("inspect", help="summarize an .onnx or .tflite file")
+    insp.add_argument("file")
+    insp.add_argument("--tensors", action="store_true", help="list every tensor")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("microlith")
+    except Exception:  # not installed (running from a checkout)
+        return "dev"
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.driver import CompileOptions, check_output_path, compile_onnx, write_atomic
+
+    check_output_path(args.output)
+    options = CompileOptions(
+        target=args.target, pipeline=args.pipeline,
+        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
+        print_ir_after=tuple(args.print_ir_after), timing=args.verbose)
+    result = compile_onnx(args.model, options)
+    write_atomic(args.output, result.output)
+    if args.remarks:
+        for pass_name, node, message in result.remarks:
+            print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)
+    if args.verbose and result.timing is not None:
+        print(f"pipeline: {result.pipeline}", file=sys.stderr)
+        print(result.timing.report(), file=sys.stderr)
+        print("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items()),
+              file=sys.stderr)
+    if not args.quiet:
+        total = sum(result.seconds.values())
+        print(f"wrote {args.output} ({len(result.output):,} bytes, "
+              f"{len(result.graph.nodes)} ops, {total:.2f} s)")
+    return 0
+
+
+def cmd_passes(args: argparse.Namespace) -> int:
+    import dataclasses
+    import typing
+
+    from compiler.pipeline.pass_base import all_passes
+    from compiler.pipeline.spec import format_option
+    from passes.pipelines import PIPELINES
+
+    for name, cls in all_passes().items():
+        print(f"{name:<18} {cls.summary}")
+        hints = typing.get_type_hints(cls)
+        for f in cls.option_fields():
+            hint = hints[f.name]
+            kind = ("|".join(map(str, typing.get_args(hint))) if typing.get_origin(hint)
+                    is typing.Literal else getattr(hint, "__name__", str(hint)))
+            default = format_option(f.default) if f.default is not dataclasses.MISSING else "-"
+            print(f"{'':<18}   {f.name.replace('_', '-')}: {kind} = {default}")
+    print()
+    for mode, spec in PIPELINES.items():
+        print(f"default pipeline ({mode}):\n  {spec}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from compiler.inspect_model import inspect_file
+
+    print(inspect_file(args.file, list_tensors=args.tensors), end="")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except MicrolithError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.traceback:
+            raise
+        where = getattr(args, "model", None) or getattr(args, "file", "")
+        print(f"error: internal error while processing {where}: {type(exc).__name__}: {exc} "
+              "(rerun with --traceback and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

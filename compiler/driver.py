@@ -1,0 +1,116 @@
+"""The compile driver: ONNX file -> IR -> pipeline -> target bytes, written atomically.
+
+The CLI and the Python API both go through ``compile_onnx``; nothing here prints
+except the instruments the caller asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from compiler.diagnostics import UsageError, WarningSink, stderr_warning
+from compiler.frontend.onnx_import import load_onnx
+from compiler.ir.core import Graph
+from compiler.pipeline import PassContext, PassManager
+from compiler.pipeline.manager import Instrument, PrintIR, Timing
+
+TARGETS = ("tflite",)
+
+
+@dataclass
+class CompileOptions:
+    """Everything that changes what ``compile_onnx`` produces or prints."""
+
+    target: str = "tflite"
+    pipeline: str | None = None  # None: the default pipeline for the target
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    verify_each: bool = False
+    print_ir_after_all: bool = False
+    print_ir_after: tuple[str, ...] = ()
+    timing: bool = False
+    ir_stream: TextIO | None = None  # where printed IR goes (default: stderr)
+    warn: WarningSink = stderr_warning
+
+
+@dataclass
+class CompileResult:
+    graph: Graph
+    pipeline: str
+    output: bytes
+    remarks: list[tuple[str, str, str]]
+    timing: Timing | None
+    seconds: dict[str, float]
+
+
+def default_pipeline_for(target: str) -> str:
+    from passes.pipelines import default_pipeline
+
+    return default_pipeline("float")
+
+
+def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = None
+                 ) -> CompileResult:
+    """Import, run the pipeline and emit for ``options.target``."""
+    options = options or CompileOptions()
+    if options.target not in TARGETS:
+        raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
+    spec = options.pipeline or default_pipeline_for(options.target)
+    instruments: list[Instrument] = []
+    stream = options.ir_stream or sys.stderr
+    if options.print_ir_after_all or options.print_ir_after:
+        instruments.append(PrintIR(() if options.print_ir_after_all else options.print_ir_after,
+                                   stream))
+    timing = Timing() if options.timing else None
+    if timing is not None:
+        instruments.append(timing)
+    manager = PassManager.from_spec(spec, instruments=instruments,
+                                    verify_each=options.verify_each)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    graph = load_onnx(path, options.input_shapes, warn=options.warn)
+    seconds["import"] = time.perf_counter() - start
+    ctx = PassContext(warn=options.warn)
+    start = time.perf_counter()
+    manager.run(graph, ctx)
+    seconds["passes"] = time.perf_counter() - start
+    start = time.perf_counter()
+    output = emit(graph, options.target)
+    seconds["emit"] = time.perf_counter() - start
+    return CompileResult(graph, manager.spec, output, ctx.remarks, timing, seconds)
+
+
+def emit(graph: Graph, target: str) -> bytes:
+    from backends.tflite import emit_tflite
+
+    return emit_tflite(graph)
+
+
+def check_output_path(path: str | os.PathLike[str]) -> None:
+    """Fail early (before any work) when the output cannot be written."""
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{os.fspath(path)}: output directory does not exist")
+    if os.path.isdir(os.fspath(path)):
+        raise UsageError(f"{os.fspath(path)}: is a directory")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{os.fspath(path)}: output directory is not writable")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write via a temporary file in the same directory and rename: never a partial file."""
+    check_output_path(path)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".microlith-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

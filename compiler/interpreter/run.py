@@ -1,0 +1,133 @@
+"""Execute a graph with the numpy float kernels.
+
+``run_graph`` walks ``graph.nodes`` in order (they are kept topologically sorted),
+reads constants from ``Value.data``, runs each node's kernel from ``KERNELS`` and
+casts its outputs to the output values' dtypes. An array is dropped as soon as the
+last node using it has run (unless ``keep_all``), so peak memory follows the live
+activations rather than the whole graph.
+
+Inputs may carry a leading batch dimension different from the typed one (for
+calibration over many samples); all other dimensions must match the IR types. When
+every input has exactly its typed shape, every node output is checked against its
+IR type as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from compiler.interpreter.float_kernels import KERNELS
+from compiler.ir.core import Graph, Node, Value
+
+Observer = Callable[[Node, list[np.ndarray]], None]
+
+
+class InterpreterError(RuntimeError):
+    """The graph could not be run; the message names the input or node at fault."""
+
+
+def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *, keep_all: bool = False,
+              observer: Observer | None = None) -> dict[str, np.ndarray]:
+    """Run ``graph`` on ``inputs`` (by input value name).
+
+    Returns the graph outputs by value name, or every value (inputs, used constants
+    and node outputs) when ``keep_all``. ``observer(node, outputs)`` is called after
+    each node with its (dtype-cast) output arrays.
+    """
+    env, exact = _bind_inputs(graph, inputs)
+    last_use = _last_uses(graph)
+    pinned = {id(v) for v in graph.outputs}
+    for step, node in enumerate(graph.nodes):
+        args = [None if v is None else _fetch(v, env) for v in node.inputs]
+        outputs = _execute(node, args, exact)
+        for value, array in zip(node.outputs, outputs, strict=True):
+            env[value.name] = array
+        if observer is not None:
+            observer(node, outputs)
+        del args, outputs
+        if not keep_all:
+            for value in [*node.inputs, *node.outputs]:
+                if (value is not None and id(value) not in pinned
+                        and last_use.get(id(value), step) <= step):
+                    env.pop(value.name, None)
+    if keep_all:
+        for value in graph.values.values():
+            if value.is_constant and (value.uses or id(value) in pinned):
+                env.setdefault(value.name, value.data)
+        return env
+    return {value.name: _fetch(value, env) for value in graph.outputs}
+
+
+def _bind_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]
+                 ) -> tuple[dict[str, np.ndarray], bool]:
+    """Check and convert the feeds; also report whether all shapes are exactly typed."""
+    expected = {v.name: v for v in graph.inputs}
+    missing = [name for name in expected if name not in inputs]
+    if missing:
+        raise InterpreterError(f"missing graph input(s) {', '.join(map(repr, missing))}")
+    extra = [name for name in inputs if name not in expected]
+    if extra:
+        raise InterpreterError(f"unknown graph input(s) {', '.join(map(repr, extra))}; "
+                               f"the graph takes {sorted(expected)}")
+    env: dict[str, np.ndarray] = {}
+    exact = True
+    for name, value in expected.items():
+        array = np.asarray(inputs[name])
+        typed = value.shape
+        if array.ndim != len(typed) or array.shape[1:] != typed[1:]:
+            raise InterpreterError(f"input {name!r} has shape {array.shape}, expected {typed} "
+                                   f"(only the leading batch dimension may differ)")
+        exact = exact and array.shape == typed
+        try:
+            env[name] = array.astype(value.dtype.numpy, copy=False)
+        except (TypeError, ValueError) as exc:
+            raise InterpreterError(f"input {name!r} cannot be converted to {value.dtype}: "
+                                   f"{exc}") from None
+    return env, exact
+
+
+def _last_uses(graph: Graph) -> dict[int, int]:
+    """For each value (by id), the index of the last node reading it."""
+    last: dict[int, int] = {}
+    for step, node in enumerate(graph.nodes):
+        for value in node.inputs:
+            if value is not None:
+                last[id(value)] = step
+    return last
+
+
+def _fetch(value: Value, env: dict[str, np.ndarray]) -> np.ndarray:
+    if value.data is not None:
+        return value.data
+    try:
+        return env[value.name]
+    except KeyError:
+        where = "" if value.producer is None else f" (produced by %{value.producer.name})"
+        raise InterpreterError(f"value {value.name!r}{where} is used before it is "
+                               f"computed: is the graph topologically sorted?") from None
+
+
+def _execute(node: Node, args: list[np.ndarray | None], exact: bool) -> list[np.ndarray]:
+    """Run one node's kernel; wrap any failure with the node's name and op."""
+    where = f"while executing %{node.name} ({node.op})"
+    kernel = KERNELS.get(node.op)
+    if kernel is None:
+        raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
+    try:
+        results = kernel(node, args)
+        if len(results) != len(node.outputs):
+            raise ValueError(f"kernel returned {len(results)} outputs for "
+                             f"{len(node.outputs)} values")
+        outputs = [np.asarray(r).astype(v.dtype.numpy, copy=False)
+                   for r, v in zip(results, node.outputs, strict=True)]
+    except InterpreterError:
+        raise
+    except Exception as exc:  # every kernel failure gets the node context
+        raise InterpreterError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    for array, value in zip(outputs, node.outputs, strict=True):
+        if array.ndim != value.type.rank or (exact and array.shape != value.shape):
+            raise InterpreterError(f"{where}: kernel produced shape {array.shape} for "
+                                   f"{value.name!r}, whose IR type is {value.type}")
+    return outputs
