@@ -1,0 +1,32 @@
+# Fresh-machine entry points (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint zoo clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.core
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.core
+	mkdir -p out
+	$(BIN)/microlith compile examples/lenet_digits.onnx -o out/lenet_digits.tflite -v
+	$(BIN)/microlith inspect out/lenet_digits.tflite
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check compiler passes backends tools tests
+
+zoo: $(VENV)/.test
+	$(BIN)/python tools/make_zoo.py --out tests/zoo
+
+clean:
+	rm -rf out .pytest_cache
