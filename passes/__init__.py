@@ -10,6 +10,7 @@ from passes import (  # noqa: F401
     fold_pad,
     fuse_activation,
     infer_shapes,
+    legalize_tflite,
     lower_fc,
     to_nhwc,
 )

@@ -6,7 +6,7 @@ CANONICALIZE = ("infer-shapes,fold-constants,eliminate-dead,lower-fc,fold-batchn
                 "fuse-activation,to-nhwc,fold-pad,eliminate-dead")
 
 PIPELINES: dict[str, str] = {
-    "float": CANONICALIZE,
+    "float": CANONICALIZE + ",legalize-tflite",
 }
 
 
