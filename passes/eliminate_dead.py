@@ -3,7 +3,9 @@
 A node is dead when none of its outputs is used or is a graph output; removing
 it may make its producers dead, so removal runs from the graph's end backwards.
 ``Identity`` nodes are bypassed (their users read the input directly; an
-Identity producing a graph output renames its input to keep the output's name).
+Identity producing a graph output renames its input to keep the output's name,
+and stays when the input has a name of its own to keep: a graph input or output,
+or a constant).
 Unused constants are dropped from the value table. Graph inputs always stay.
 """
 
@@ -11,9 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph
+from compiler.ir.core import Graph, Value
 from compiler.pipeline import Pass, PassContext, register_pass
 from compiler.rewriter import bypass
+
+
+def _can_take_name(graph: Graph, value: Value) -> bool:
+    """Whether ``value`` can be renamed to a graph output's name (it has no name to keep)."""
+    return not (value in graph.inputs or value in graph.outputs or value.is_constant)
 
 
 @register_pass
@@ -25,7 +32,7 @@ class EliminateDead(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> None:
         for node in list(graph.nodes):
             if node.op == "Identity" and node.inputs[0] is not None and not (
-                    node.inputs[0] in graph.inputs and node.output in graph.outputs):
+                    node.output in graph.outputs and not _can_take_name(graph, node.inputs[0])):
                 bypass(graph, node)
         for node in reversed(list(graph.nodes)):
             if not any(out.uses or out in graph.outputs for out in node.outputs):

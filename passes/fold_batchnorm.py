@@ -4,8 +4,10 @@ With ``s = gamma / sqrt(var + eps)`` per channel, ``BN(y) = s * (y - mean) + bet
 After ``y = conv(x, W) + b`` this is ``conv(x, W * s) + (b - mean) * s + beta``:
 ``s`` scales output channel ``c`` of the weights (axis 0 of Conv OIHW/OHWI and
 FullyConnected [N, K]; axis 1 of ConvTranspose [C_in, C_out, kH, kW]). Gemm and
-MatMul are lowered to FullyConnected first. The linear op's output must have the
-BN as its only user (otherwise the unnormalized value is still needed).
+MatMul are lowered to FullyConnected first (so they must be lowerable), and these
+three fold only in 2-D, where their output channel (last axis) is BN's axis 1. The
+linear op's output must have the BN as its only user (otherwise the unnormalized
+value is still needed).
 A BN with no foldable producer becomes ``Mul(x, s) + Add(.., beta - mean * s)``
 with constants shaped to broadcast along the channel axis.
 """
@@ -20,7 +22,7 @@ from compiler.ir.core import Graph, Node, Value
 from compiler.ir.opdefs import spatial_axes
 from compiler.pipeline import Pass, PassContext, register_pass
 from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
-from passes.lower_fc import lower_to_fc
+from passes.lower_fc import lower_to_fc, plan_fc
 
 FOLD_INTO = ("Conv", "ConvTranspose", "FullyConnected", "Gemm", "MatMul")
 
@@ -59,9 +61,14 @@ class FoldIntoLinear(RewriteRule):
         weight = source.input(1)
         if weight is None or weight.data is None:
             return Reject(f"{source.name} weights are not constant")
-        if source.op in ("Gemm", "MatMul"):
+        if source.op in ("Gemm", "MatMul", "FullyConnected"):
+            # Their channel is the last axis; BN's is axis 1: the same only in 2-D.
             if len(source.output.shape) != 2:
                 return Reject(f"{source.name} output is not 2-D")
+            if source.op != "FullyConnected":
+                plan = plan_fc(node.graph, source)
+                if isinstance(plan, Reject):
+                    return Reject(f"{source.name} cannot become FullyConnected: {plan.reason}")
         elif channel_axis(node, len(node.output.shape)) != channel_axis(
                 source, len(source.output.shape)):
             return Reject("BN and producer disagree on the channel axis")

@@ -4,7 +4,8 @@
 the TFLite FULLY_CONNECTED layout. Gemm (transA=0, constant B and C):
 ``W = alpha * (B if transB else B.T)``, ``b = beta * C`` (C broadcast to [N]).
 MatMul with a constant 2-D right operand: ``W = B.T``; a following Add of a
-constant broadcastable to [N] (and the MatMul's only user) becomes the bias.
+constant broadcastable to [N] (and the MatMul's only user) becomes the bias; a
+fused activation on that Add (if ``fuse-activation`` ran first) moves to the FC.
 Not handled: transA=1, non-constant weights (left to the backend, which will
 name them), a C that varies along M.
 """
@@ -29,8 +30,17 @@ def _bias_vector(data: np.ndarray, n: int) -> np.ndarray | None:
     return None
 
 
-def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
-    """Replace a Gemm/MatMul by an equivalent FullyConnected node, or say why not."""
+@dataclass
+class FCPlan:
+    """How a Gemm/MatMul becomes FullyConnected: weight [N, K], bias, absorbed Add."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    absorbed: Node | None
+
+
+def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
+    """Decide whether ``node`` (Gemm/MatMul) can be lowered; does not change the graph."""
     x, b = node.inputs[0], node.inputs[1]
     assert x is not None and b is not None
     if b.data is None or b.data.ndim != 2:
@@ -58,11 +68,29 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
                     weight.shape[0],) and len(other.shape) <= len(node.output.shape):
                 bias = _bias_vector(other.data, weight.shape[0])
                 absorbed = user if bias is not None else None
-    inputs = [x, graph.add_constant(np.ascontiguousarray(weight, np.float32), b.name + "_fc")]
-    if bias is not None:
-        inputs.append(graph.add_constant(bias, (node.input(2) or b).name + "_bias"))
+    return FCPlan(weight, bias, absorbed)
+
+
+def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
+    """Replace a Gemm/MatMul by an equivalent FullyConnected node, or say why not.
+
+    An absorbed bias Add hands its fused activation (if any) to the FullyConnected.
+    """
+    plan = plan_fc(graph, node)
+    if isinstance(plan, Reject):
+        return plan
+    x, b = node.inputs[0], node.inputs[1]
+    assert x is not None and b is not None
+    inputs = [x, graph.add_constant(np.ascontiguousarray(plan.weight, np.float32),
+                                    b.name + "_fc")]
+    if plan.bias is not None:
+        inputs.append(graph.add_constant(plan.bias, (node.input(2) or b).name + "_bias"))
+    absorbed = plan.absorbed
     last = absorbed or node
-    fc = graph.add_node("FullyConnected", inputs, name=node.name, after=last)
+    attrs = {}
+    if absorbed is not None and absorbed.attr("activation", "NONE") != "NONE":
+        attrs["activation"] = absorbed.attr("activation")
+    fc = graph.add_node("FullyConnected", inputs, attrs, name=node.name, after=last)
     fc.meta.update(node.meta)
     old = last.output
     graph.replace_all_uses(old, fc.output)
@@ -70,6 +98,7 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
         graph.remove_node(absorbed)
     graph.remove_node(node)
     graph.rename_value(fc.output, old.name)
+    graph.rename_node(fc, node.name)
     return fc
 
 

@@ -20,7 +20,8 @@ ONNX (logical) array transposed by ``p`` (``phys = logical.transpose(p)``);
 The inserted Transposes are the only runtime cost; for convolutional nets
 ending in Flatten/GlobalAveragePool + FC there are none. Graph outputs stay in
 their physical layout unless ``outputs=nchw``; ``graph.meta["io_perms"]`` records
-each interface tensor's permutation so callers can transpose data.
+each interface tensor's permutation so callers can transpose data. Its presence
+marks a converted graph: running the pass again does nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from compiler.ir.core import Graph, Node, Value
-from compiler.ir.ops import infer_types
+from compiler.ir.ops import ShapeError, infer_types
 from compiler.pipeline import Pass, PassContext, register_pass
 from compiler.rewriter import bypass
 
@@ -134,12 +135,13 @@ class LayoutRewriter:
         node.attrs["layout"] = "NHWC"
         weight = node.input(1)
         if node.op in ("Conv", "ConvTranspose") and weight is not None:
-            if weight.data is None:
-                raise RuntimeError(f"{node.name}: weights must be constant to change layout")
             order = (0, 2, 3, 1) if node.op == "Conv" else (1, 2, 3, 0)
-            new = self.graph.add_constant(np.ascontiguousarray(weight.data.transpose(order)),
-                                          weight.name + "_nhwc")
-            node.set_input(1, new)
+            if weight.data is None:  # run-time weights: transpose them like data
+                self.use(node, 1, order)
+            else:
+                new = self.graph.add_constant(
+                    np.ascontiguousarray(weight.data.transpose(order)), weight.name + "_nhwc")
+                node.set_input(1, new)
         self.retype(node, NHWC)
 
     def binary(self, node: Node) -> None:
@@ -159,8 +161,10 @@ class LayoutRewriter:
                 node.set_input(index, value)
             if value.type.rank != out_rank:
                 target = identity(out_rank)  # a lower-rank activation: fall back to logical
-        for index in range(len(node.inputs)):
-            self.use(node, index, target)
+        for index, value in enumerate(node.inputs):
+            if value is not None:  # a lower-rank operand broadcasts in its logical layout
+                self.use(node, index, target if value.type.rank == out_rank
+                         else identity(value.type.rank))
         self.retype(node, target)
 
     def concat(self, node: Node) -> None:
@@ -178,11 +182,16 @@ class LayoutRewriter:
         inv = inverse(p)
         composed = tuple(inv[q] for q in logical)
         if composed == identity(rank):
-            out = node.output
-            self.set_perm(node.inputs[0], p)
-            bypass(self.graph, node)
-            self.ctx.remark(node.name, "removed: cancels the layout permutation")
-            del out
+            # The output's logical array *is* the input's physical one: identity perm.
+            x = node.inputs[0]
+            if len(x.uses) == 1 and x not in self.graph.outputs and x.producer is not None:
+                bypass(self.graph, node)
+                self.set_perm(x, identity(rank))
+                self.ctx.remark(node.name, "removed: cancels the layout permutation")
+            else:  # x keeps perm p for its other readers; a no-op node relabels it
+                node.op, node.attrs = "Identity", {}
+                self.retype(node, identity(rank))
+                self.ctx.remark(node, "made Identity: cancels the layout permutation")
             return
         node.attrs["perm"] = composed
         self.retype(node, identity(rank))
@@ -254,6 +263,9 @@ class ToNHWC(Pass):
     outputs: Literal["nhwc", "nchw"] = "nhwc"
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
+        if "io_perms" in graph.meta:  # converted already: a second run would re-permute
+            ctx.remark(graph.name, "skipped: the graph was already converted by to-nhwc")
+            return
         rewriter = LayoutRewriter(graph, ctx)
         io_perms: dict[str, list[int]] = {}
         if self.inputs == "nhwc":
@@ -265,7 +277,10 @@ class ToNHWC(Pass):
                     io_perms[value.name] = list(NHWC)
         for node in list(graph.nodes):
             if node.graph is graph:
-                rewriter.visit(node)
+                try:
+                    rewriter.visit(node)
+                except ShapeError as exc:
+                    raise self.fail(node, str(exc)) from None
         for index, value in enumerate(list(graph.outputs)):
             p = rewriter.perm(value)
             if p == identity(len(p)):

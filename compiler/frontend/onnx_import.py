@@ -32,6 +32,7 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     model = onnx_loader.read_model(path)
     model = onnx_loader.upgrade_opset(model, path)
     onnx_loader.check_supported(model, path, supported_ops())
+    onnx_loader.check_single_assignment(model, path)
     ordered = onnx_loader.check_acyclic(model, path)
     onnx_loader.pin_input_shapes(model, path, dict(input_shapes or {}))
     model = onnx_loader.infer_onnx_shapes(model, path)
@@ -92,6 +93,7 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
     for init in model.graph.initializer:
         _add_constant(ctx, init.name, numpy_helper.to_array(init))
     initializers = {init.name for init in model.graph.initializer}
+    output_names = {proto.name for proto in model.graph.output}
     for proto in model.graph.input:
         if proto.name in initializers:
             continue
@@ -106,7 +108,11 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
             continue
         if node.op_type == "Identity" and ctx.values.get(node.input[0]) is not None and \
                 ctx.values[node.input[0]].is_constant:
-            ctx.values[node.output[0]] = ctx.values[node.input[0]]  # alias, no node
+            source = ctx.values[node.input[0]]
+            if node.output[0] in output_names:  # a graph output keeps its own name
+                ctx.values[node.output[0]] = graph.add_constant(source.data, node.output[0])
+            else:
+                ctx.values[node.output[0]] = source  # alias, no node
             continue
         for input_name in node.input:
             if input_name and input_name not in ctx.values:

@@ -3,13 +3,14 @@
 Order of checks (each failing with one ``FrontendError`` line naming the file,
 node or tensor): the file exists and parses; the opset is 13 or newer (older
 models are converted with ``onnx.version_converter``); every op is supported
-(all unsupported ops listed at once); the graph is acyclic; every graph input has
-a static shape (batch pinned to 1, other dims from ``input_shapes``); ONNX shape
-inference (with data propagation) succeeds.
+(all unsupported ops listed at once); every tensor is defined once (SSA); the
+graph is acyclic; every graph input has a static shape (batch pinned to 1, other
+dims from ``input_shapes``); ONNX shape inference (with data propagation) succeeds.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable
 
@@ -85,8 +86,30 @@ def check_supported(model: onnx.ModelProto, path: str, supported: Iterable[str])
         raise FrontendError(f"{path}: unsupported ops: {listing}")
 
 
+def check_single_assignment(model: onnx.ModelProto, path: str) -> None:
+    """Every tensor has one definition: a graph input, an initializer or one node output.
+
+    ONNX requires SSA form; without this check a second producer silently wins.
+    """
+    defined = {value.name: "graph input" for value in model.graph.input}
+    defined.update({init.name: "initializer" for init in model.graph.initializer})
+    for index, node in enumerate(model.graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            here = f"node {node.name or f'#{index}'!r}"
+            if out in defined:
+                raise FrontendError(f"{path}: tensor {out!r} is defined twice, by "
+                                    f"{defined[out]} and by {here} (ONNX graphs are SSA)")
+            defined[out] = here
+
+
 def check_acyclic(model: onnx.ModelProto, path: str) -> list[onnx.NodeProto]:
-    """Return the nodes in topological order; a cycle is an error naming its nodes."""
+    """Return the nodes in topological order; a cycle is an error naming its nodes.
+
+    The model's own node list is put in that order too: ONNX shape inference reads
+    the nodes in list order and fails on a graph that is not sorted.
+    """
     producers: dict[str, int] = {}
     for index, node in enumerate(model.graph.node):
         for out in node.output:
@@ -101,8 +124,12 @@ def check_acyclic(model: onnx.ModelProto, path: str) -> list[onnx.NodeProto]:
     try:
         cycle = nx.find_cycle(deps)
     except nx.NetworkXNoCycle:
-        order = nx.lexicographical_topological_sort(deps)
-        return [model.graph.node[i] for i in order]
+        order = list(nx.lexicographical_topological_sort(deps))
+        if order != sorted(order):
+            nodes = [copy.deepcopy(model.graph.node[i]) for i in order]
+            del model.graph.node[:]
+            model.graph.node.extend(nodes)
+        return list(model.graph.node)
     names = [model.graph.node[a].name or f"#{a}" for a, _ in cycle]
     raise FrontendError(f"{path}: graph has a cycle through nodes {' -> '.join(names)}")
 
@@ -141,9 +168,12 @@ def pin_input_shapes(model: onnx.ModelProto, path: str,
                 dim.dim_value = 1
                 continue
             label = dim.dim_param or "?"
+            if dim.HasField("dim_value"):  # 0 or negative: an empty tensor, not a dynamic one
+                label = str(dim.dim_value)
             example = ",".join(str(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0
                                else "N" for d in dims)
-            raise FrontendError(f"{path}: input {value.name!r} has dynamic dimension {label!r} "
+            kind = "invalid" if dim.HasField("dim_value") else "dynamic"
+            raise FrontendError(f"{path}: input {value.name!r} has {kind} dimension {label!r} "
                                 f"at axis {axis}; pin it with --input-shape "
                                 f"{value.name}={example}")
 

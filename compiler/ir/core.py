@@ -9,6 +9,7 @@ which keep the use lists exact; ``compiler.ir.verifier`` checks that they are.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -235,6 +236,14 @@ class Graph:
         if value in self.inputs:
             self.inputs.remove(value)
 
+    def rename_node(self, node: Node, name: str) -> None:
+        """Give ``node`` the name ``name`` (made unique)."""
+        if name == node.name:
+            return
+        self._node_names.discard(node.name)
+        node.name = self.unique_node_name(name)
+        self._node_names.add(node.name)
+
     def rename_value(self, value: Value, name: str) -> None:
         if name == value.name:
             return
@@ -281,8 +290,8 @@ class Graph:
                     if pending[key] == 0:
                         heapq.heappush(ready, (position[key], use.node))
         if len(order) != len(self.nodes):
-            stuck = [n for n in self.nodes if pending[id(n)] > 0]
-            raise ValueError(f"graph has a cycle through node {stuck[0].name!r} ({stuck[0].op})")
+            raise ValueError(_unsortable([n for n in self.nodes if pending[id(n)] > 0],
+                                         set(position)))
         self.nodes = order
 
     def parameter_bytes(self) -> int:
@@ -291,12 +300,12 @@ class Graph:
     def copy(self) -> Graph:
         """A deep copy (constant arrays are shared: they are read-only)."""
         clone = Graph(self.name)
-        clone.meta = dict(self.meta)
+        clone.meta = copy.deepcopy(self.meta)
         mapping: dict[int, Value] = {}
 
         def twin(value: Value) -> Value:
             new = Value(value.name, value.type, value.data)
-            new.meta = dict(value.meta)
+            new.meta = copy.deepcopy(value.meta)
             clone.values[new.name] = new
             mapping[id(value)] = new
             return new
@@ -306,8 +315,8 @@ class Graph:
                 twin(value)
         clone.inputs = [mapping[id(v)] for v in self.inputs]
         for node in self.nodes:
-            new_node = Node(node.op, node.name, node.attrs)
-            new_node.meta = dict(node.meta)
+            new_node = Node(node.op, node.name, copy.deepcopy(node.attrs))
+            new_node.meta = copy.deepcopy(node.meta)
             new_node.graph = clone
             clone._node_names.add(node.name)
             for index, value in enumerate(node.inputs):
@@ -322,6 +331,28 @@ class Graph:
             clone.nodes.append(new_node)
         clone.outputs = [mapping[id(v)] for v in self.outputs]
         return clone
+
+
+def _unsortable(stuck: list[Node], members: set[int]) -> str:
+    """Why the nodes a topological sort could not place cannot be ordered.
+
+    Every stuck node reads a value whose producer was not placed: either another
+    stuck node or a node outside ``members`` (the ids of the graph's nodes).
+    Walking stuck producers from any stuck node must revisit one, which lies on a
+    cycle (the first stuck node may only be downstream of the cycle).
+    """
+    stuck_ids = {id(n) for n in stuck}
+    node, seen = stuck[0], set()
+    while id(node) not in seen:
+        seen.add(id(node))
+        producers = [v.producer for v in node.inputs if v is not None and v.producer is not None]
+        inside = [p for p in producers if id(p) in stuck_ids]
+        if not inside:
+            outside = next(p for p in producers if id(p) not in members)
+            return (f"node {node.name!r} ({node.op}) reads the output of {outside.name!r}, "
+                    "which is not in the graph")
+        node = inside[0]
+    return f"graph has a cycle through node {node.name!r} ({node.op})"
 
 
 def live_values(graph: Graph) -> Iterable[Value]:

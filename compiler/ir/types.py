@@ -79,6 +79,8 @@ class QuantParams:
             raise ValueError("scale and zero_point must have the same length")
         if self.axis is None and len(self.scale) != 1:
             raise ValueError("per-tensor quantization takes exactly one scale")
+        if not self.scale:
+            raise ValueError("per-axis quantization needs at least one scale")
         if any(not np.isfinite(s) or s <= 0 for s in self.scale):
             raise ValueError(f"quantization scales must be finite and positive: {self.scale}")
 

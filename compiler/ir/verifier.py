@@ -17,9 +17,10 @@ class VerificationError(ValueError):
 def verify(graph: Graph) -> None:
     """Check every invariant; raise ``VerificationError`` on the first violation."""
     defined: set[int] = {id(v) for v in graph.inputs}
-    for value in graph.values.values():
-        if graph.values.get(value.name) is not value:
-            raise VerificationError(f"value table is inconsistent at {value.name!r}")
+    for key, value in graph.values.items():
+        if value.name != key:
+            raise VerificationError(f"value table is inconsistent at {key!r} "
+                                    f"(holds value {value.name!r})")
         if value.is_constant:
             if value.producer is not None:
                 raise VerificationError(f"constant {value.name!r} has a producer")
@@ -45,13 +46,15 @@ def verify(graph: Graph) -> None:
         for index, value in enumerate(node.inputs):
             if value is None:
                 continue
+            if graph.values.get(value.name) is not value:
+                raise VerificationError(f"{where}: input {index} {value.name!r} is not in the "
+                                        "graph")
             if id(value) not in defined:
                 raise VerificationError(
                     f"{where}: input {index} {value.name!r} is used before it is defined")
-            if Use(node, index) not in value.uses:
-                raise VerificationError(f"{where}: use list of {value.name!r} misses it")
-            if graph.values.get(value.name) is not value:
-                raise VerificationError(f"{where}: input {value.name!r} is not in the graph")
+            if value.uses.count(Use(node, index)) != 1:
+                raise VerificationError(f"{where}: use list of {value.name!r} holds input "
+                                        f"{index} {value.uses.count(Use(node, index))} times")
         for value in node.outputs:
             if value.producer is not node:
                 raise VerificationError(f"{where}: output {value.name!r} has another producer")
@@ -68,6 +71,9 @@ def verify(graph: Graph) -> None:
             if value.shape != type.shape:
                 raise VerificationError(f"{where}: output {value.name!r} has shape "
                                         f"{value.shape}, inference gives {type.shape}")
+            if value.dtype != type.dtype:
+                raise VerificationError(f"{where}: output {value.name!r} has element type "
+                                        f"{value.dtype}, inference gives {type.dtype}")
     for value in graph.values.values():
         for use in value.uses:
             if use.node.graph is not graph or use.node.input(use.index) is not value:

@@ -86,9 +86,15 @@ def parse_pipeline(spec: str) -> list[Pass]:
                 if "=" not in part:
                     raise UsageError(f"{name}: option {part.strip()!r} needs key=value")
                 key, value = part.split("=", 1)
-                options[key.strip()] = value
+                key = key.strip()
+                if key.replace("-", "_") in {k.replace("-", "_") for k in options}:
+                    raise UsageError(f"{name}: option {key!r} is given twice")
+                options[key] = value
         passes.append(make_pass(name, options))
         pos = match.end()
+        if spec[match.start():pos].rstrip().endswith(",") and not spec[pos:].strip():
+            raise UsageError(f"bad pipeline syntax: trailing ',' after {name!r} "
+                             f"(expected another pass name)")
     if not passes:
         raise UsageError("empty pipeline")
     return passes
