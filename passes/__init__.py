@@ -4,12 +4,15 @@ Importing this package registers every built-in pass.
 """
 
 from passes import (  # noqa: F401
+    calibrate,
     eliminate_dead,
     fold_batchnorm,
     fold_constants,
     fold_pad,
     fuse_activation,
+    fuse_requantize,
     infer_shapes,
+    insert_qdq,
     legalize_tflite,
     lower_fc,
     to_nhwc,

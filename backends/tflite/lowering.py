@@ -71,15 +71,16 @@ class LowerContext:
                                               data, _quant(value.quant))
         return self.index[id(value)]
 
-    def const(self, array: np.ndarray, name: str) -> int:
+    def const(self, array: np.ndarray, name: str, quant: QuantParams | None = None) -> int:
         """A new constant tensor (e.g. a shape operand or a re-laid-out weight)."""
         array = np.ascontiguousarray(array)
-        return self._add(name, list(array.shape), array.dtype.name, array.tobytes(), None)
+        return self._add(name, list(array.shape), array.dtype.name, array.tobytes(),
+                         _quant(quant))
 
     def activation(self, like: Value, name: str, shape: Sequence[int] | None = None) -> int:
-        """A new intermediate tensor with ``like``'s dtype (for multi-op lowerings)."""
+        """A new intermediate tensor with ``like``'s dtype and quantization."""
         return self._add(name, list(like.shape if shape is None else shape),
-                         like.dtype.numpy.name, None, None)
+                         like.dtype.numpy.name, None, _quant(like.quant))
 
     def _add(self, name: str, shape: Sequence[int], dtype: str, data: bytes | None,
              quant: TflQuant | None) -> int:

@@ -17,6 +17,7 @@ from backends.tflite.lowering import LowerContext, lowers
 from backends.tflite.padding import tflite_padding
 from compiler.ir.core import Node
 from compiler.ir.opdefs import spatial_axes
+from compiler.ir.types import QuantParams
 
 FLOAT_LOWEST = float(np.finfo(np.float32).min)
 
@@ -42,17 +43,24 @@ def _spatial(ctx: LowerContext, node: Node, kernel: tuple[int, int],
     shape = [x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3]]
     padded = ctx.activation(x, f"{node.name}_pad", shape)
     pads_t = ctx.const(paddings, f"{node.name}_paddings")
-    if pad_value == 0.0:
+    if pad_value == 0.0:  # PAD fills with the zero point: real 0 for quantized tensors
         ctx.emit("PAD", [ctx.tensor(x), pads_t], [padded])
     else:
-        value = ctx.const(np.array([pad_value], np.float32), f"{node.name}_pad_value")
+        if x.quant is not None:
+            lowest = np.array([np.iinfo(x.dtype.numpy).min], x.dtype.numpy)
+            value = ctx.const(lowest, f"{node.name}_pad_value", x.quant)
+        else:
+            value = ctx.const(np.array([pad_value], np.float32), f"{node.name}_pad_value")
         ctx.emit("PADV2", [ctx.tensor(x), pads_t, value], [padded])
     return padded, "VALID"
 
 
 def _bias(ctx: LowerContext, node: Node, channels: int, index: int = 2) -> int:
+    """The bias tensor; float graphs get explicit zeros, quantized ones omit it (-1)."""
     if node.input(index) is not None:
         return ctx.tensor(node.input(index))
+    if node.inputs[0].quant is not None:
+        return -1
     return ctx.const(np.zeros(channels, np.float32), f"{node.name}_bias")
 
 
@@ -75,7 +83,10 @@ def conv(ctx: LowerContext, node: Node) -> None:
         ctx.emit("CONV_2D", [x_t, ctx.tensor(w), _bias(ctx, node, out_c)],
                  [ctx.tensor(node.output)], _conv_options(node, padding, act))
     elif group == in_c and in_per_group == 1:
-        weights = ctx.const(np.ascontiguousarray(w.data.transpose(3, 1, 2, 0)), w.name + "_dw")
+        quant = None if w.quant is None else QuantParams(w.quant.scale, w.quant.zero_point,
+                                                         3 if w.quant.axis is not None else None)
+        weights = ctx.const(np.ascontiguousarray(w.data.transpose(3, 1, 2, 0)), w.name + "_dw",
+                            quant)
         options = _conv_options(node, padding, act)
         options["depth_multiplier"] = out_c // in_c
         ctx.emit("DEPTHWISE_CONV_2D", [x_t, weights, _bias(ctx, node, out_c)],
@@ -93,17 +104,30 @@ def _grouped_conv(ctx: LowerContext, node: Node, x_t: int, padding: str, group: 
                             [*x_shape[:3], x_shape[3] // group]) for g in range(group)]
     axis = ctx.const(np.array(3, np.int32), f"{node.name}_split_axis")
     ctx.emit("SPLIT", [axis, x_t], parts, {"num_splits": group})
-    bias = node.const_input(2)
+    bias = node.input(2)
     results = []
     for g in range(group):
-        weights = ctx.const(np.ascontiguousarray(w.data[g * per_out:(g + 1) * per_out]),
-                            f"{w.name}_g{g}")
-        b = np.zeros(per_out, np.float32) if bias is None else bias[g * per_out:(g + 1) * per_out]
+        part = slice(g * per_out, (g + 1) * per_out)
+        weights = ctx.const(np.ascontiguousarray(w.data[part]), f"{w.name}_g{g}",
+                            _slice_quant(w.quant, part))
+        if bias is not None:
+            b = ctx.const(bias.data[part], f"{node.name}_bias_g{g}", _slice_quant(bias.quant, part))
+        elif w.quant is not None:
+            b = -1
+        else:
+            b = ctx.const(np.zeros(per_out, np.float32), f"{node.name}_bias_g{g}")
         result = ctx.activation(out, f"{node.name}_out{g}", [*out.shape[:3], per_out])
-        ctx.emit("CONV_2D", [parts[g], weights, ctx.const(b, f"{node.name}_bias_g{g}")],
+        ctx.emit("CONV_2D", [parts[g], weights, b],
                  [result], _conv_options(node, padding, node.attr("activation", "NONE")))
         results.append(result)
     ctx.emit("CONCATENATION", results, [ctx.tensor(out)], {"axis": 3})
+
+
+def _slice_quant(quant: QuantParams | None, part: slice) -> QuantParams | None:
+    """Per-axis parameters restricted to channels ``part`` (per-tensor ones unchanged)."""
+    if quant is None or quant.axis is None:
+        return quant
+    return QuantParams(quant.scale[part], quant.zero_point[part], quant.axis)
 
 
 def _conv_transpose_check(node: Node) -> str | None:
@@ -271,9 +295,35 @@ def transpose(ctx: LowerContext, node: Node) -> None:
 
 @lowers("Concat")
 def concat(ctx: LowerContext, node: Node) -> None:
+    """CONCATENATION; a fused activation becomes an op of its own after it.
+
+    The TFLite and TFLite-Micro CONCATENATION kernels refuse any
+    ``fused_activation_function`` but NONE (checked in their Prepare).
+    """
     axis = node.attr("axis") % node.output.type.rank
-    ctx.emit("CONCATENATION", [ctx.tensor(v) for v in node.inputs], [ctx.tensor(node.output)],
-             {"axis": axis, "fused_activation_function": node.attr("activation", "NONE")})
+    activation = node.attr("activation", "NONE")
+    out = ctx.tensor(node.output)
+    joined = out if activation == "NONE" else ctx.activation(node.output, f"{node.name}_concat")
+    ctx.emit("CONCATENATION", [ctx.tensor(v) for v in node.inputs], [joined],
+             {"axis": axis, "fused_activation_function": "NONE"})
+    if activation != "NONE":
+        _standalone_activation(ctx, node, joined, out, activation)
+
+
+def _standalone_activation(ctx: LowerContext, node: Node, x_t: int, out_t: int,
+                           activation: str) -> None:
+    """``activation`` as separate op(s) from tensor ``x_t`` to ``out_t``."""
+    if activation in ("RELU", "RELU6"):
+        ctx.emit(activation, [x_t], [out_t])
+        return
+    if activation != "RELU_N1_TO_1":
+        raise ValueError(f"{node.name}: unknown activation {activation!r}")
+    # As Clip(-1, 1) is lowered: TFLite-Micro has no RELU_N1_TO_1 kernel.
+    clamped = ctx.activation(node.output, f"{node.name}_maximum")
+    ctx.emit("MAXIMUM", [x_t, ctx.const(np.array(-1.0, np.float32),
+                                        f"{node.name}_maximum_bound")], [clamped])
+    ctx.emit("MINIMUM", [clamped, ctx.const(np.array(1.0, np.float32),
+                                            f"{node.name}_minimum_bound")], [out_t])
 
 
 @lowers("Pad")
@@ -288,3 +338,13 @@ def pad(ctx: LowerContext, node: Node) -> None:
     else:
         inputs.append(ctx.const(np.array([value], np.float32), f"{node.name}_value"))
         ctx.emit("PADV2", inputs, [ctx.tensor(node.output)])
+
+
+@lowers("QuantizeLinear")
+def quantize(ctx: LowerContext, node: Node) -> None:
+    ctx.emit("QUANTIZE", [ctx.tensor(node.inputs[0])], [ctx.tensor(node.output)])
+
+
+@lowers("DequantizeLinear")
+def dequantize(ctx: LowerContext, node: Node) -> None:
+    ctx.emit("DEQUANTIZE", [ctx.tensor(node.inputs[0])], [ctx.tensor(node.output)])

@@ -19,6 +19,7 @@ import numpy as np
 from compiler.interpreter import (  # noqa: F401  (importing registers their kernels)
     matmul_kernels,
     nn_kernels,
+    quant_kernels,
     tensor_kernels,
 )
 from compiler.interpreter.registry import KERNELS, Kernel, need, register

@@ -101,3 +101,4 @@ def infer_types(node: Node) -> list[TensorType]:
 def _ensure_loaded() -> None:
     if not OPS:
         import compiler.ir.opdefs  # noqa: F401  (registers the ops)
+        import compiler.ir.opdefs_quant  # noqa: F401

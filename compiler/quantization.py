@@ -1,0 +1,94 @@
+"""Quantization parameters per the TFLite int8 spec.
+
+Activations: asymmetric per-tensor int8 over [-128, 127]. The range [lo, hi] is
+first widened to include 0; ``scale = (hi - lo) / 255`` and the zero point is the
+nudged ``round(-128 - lo / scale)`` clamped to [-128, 127], so real 0 is exactly
+representable. Weights: symmetric int8 over [-127, 127], zero point 0, per channel
+along ``axis``: ``scale[c] = max|W[c]| / 127``. Bias: int32 with
+``scale[c] = s_in * s_w[c]`` (float32 product) and zero point 0. Scales are float32
+values because that is what the flatbuffer stores and what kernels compute from.
+A zero range (a constant-zero tensor or weight channel) gets scale 1 (any scale
+represents 0 exactly) instead of dividing by zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir.types import QuantParams
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round half away from zero (C's round(), which TFLite uses)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def activation_params(lo: float, hi: float, qmin: int = INT8_MIN,
+                      qmax: int = INT8_MAX) -> QuantParams:
+    """Asymmetric per-tensor parameters covering [min(lo, 0), max(hi, 0)]."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise ValueError(f"range [{lo}, {hi}] is not finite")
+    if hi - lo <= 0.0:
+        return QuantParams((1.0,), (qmin,))
+    scale = f32((hi - lo) / (qmax - qmin))
+    if scale <= 0.0:  # range below float32 resolution
+        scale = float(np.finfo(np.float32).tiny)
+    zero_point = qmin - lo / scale
+    zero_point = int(min(max(round_half_away(np.float64(zero_point)), qmin), qmax))
+    return QuantParams((scale,), (zero_point,))
+
+
+def fixed_params(scale: float, zero_point: int) -> QuantParams:
+    return QuantParams((f32(scale),), (int(zero_point),))
+
+
+def quantize_weights(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric int8 weights (per channel along ``axis``, per tensor if None)."""
+    w = np.asarray(weights, np.float64)
+    if axis is None:
+        max_abs = np.array([np.abs(w).max(initial=0.0)])
+        shape = [1] * w.ndim
+    else:
+        reduce = tuple(i for i in range(w.ndim) if i != axis)
+        max_abs = np.abs(w).max(axis=reduce, initial=0.0)
+        shape = [1] * w.ndim
+        shape[axis] = -1
+    scales = np.where(max_abs > 0, max_abs / 127.0, 1.0).astype(np.float32)
+    q = round_half_away(w / scales.astype(np.float64).reshape(shape))
+    q = np.clip(q, -127, 127).astype(np.int8)
+    params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
+    return q, params
+
+
+def quantize_bias(bias: np.ndarray, input_scale: float,
+                  weight_scales: tuple[float, ...]) -> tuple[np.ndarray, QuantParams]:
+    """int32 bias with scale s_in * s_w[c]: per channel (axis 0) when the weights are."""
+    scales = (np.float32(input_scale) * np.asarray(weight_scales, np.float32)).astype(np.float32)
+    q = round_half_away(np.asarray(bias, np.float64) / scales.astype(np.float64))
+    q = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
+    axis = 0 if len(scales) > 1 else None
+    return q, QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
+
+
+def quantize_array(x: np.ndarray, params: QuantParams, dtype: type = np.int8) -> np.ndarray:
+    """Per-tensor affine quantization with round-half-away and saturation."""
+    info = np.iinfo(dtype)
+    q = round_half_away(np.asarray(x, np.float64) / params.scale[0]) + params.zero_point[0]
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, params: QuantParams, axis: int | None = None) -> np.ndarray:
+    scale = np.asarray(params.scale, np.float32)
+    zero = np.asarray(params.zero_point, np.int64)
+    if params.axis is not None:
+        shape = [1] * q.ndim
+        shape[params.axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return ((q.astype(np.int64) - zero) * scale).astype(np.float32)

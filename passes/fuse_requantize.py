@@ -1,0 +1,78 @@
+"""``fuse-requantize``: ``DQ -> op -> Q`` islands become integer kernels.
+
+For a node whose every input is a ``DequantizeLinear`` output and whose output
+feeds exactly one ``QuantizeLinear`` (and nothing else), the node reads the int8
+values directly and its output takes the Q's int8 type; the Q disappears and
+the orphaned DQs are removed. The integer semantics are the TFLite int8
+kernels': int32 accumulation of ``(x - zp_x) * w`` plus the int32 bias, then the
+effective multiplier ``M = s_x * s_w[c] / s_y`` applied as a Q31 fixed-point
+multiplier and shift (``QuantizeMultiplier``, Jacob et al. 2018), plus ``zp_y``,
+clamped to the fused activation's quantized range. Multipliers are derived from
+the scales in the value types (as TFLite-Micro derives them from the
+flatbuffer), so nothing here can disagree with the emitted model.
+Nodes left in float (``insert-qdq{fallback=float}``) keep their DQ/Q, which
+become DEQUANTIZE/QUANTIZE ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.ir.core import Graph, Node
+from compiler.pipeline import Pass, PassContext, register_pass
+from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, sole_user
+from passes.insert_qdq import INT8_OPS
+
+
+class FuseIsland(RewriteRule):
+    root_ops = tuple(sorted(INT8_OPS))
+
+    def match(self, node: Node) -> Match | Reject:
+        sources = []
+        for value in node.inputs:
+            if value is None or (value.is_constant and not value.dtype.is_float):
+                sources.append(value)  # absent, or an integer operand such as a shape
+                continue
+            dq = value.producer
+            if dq is None or dq.op != "DequantizeLinear":
+                return Reject(f"input {value.name!r} is not dequantized")
+            sources.append(dq.inputs[0])
+        q = sole_user(node.output, node.graph)
+        if q is None or q.op != "QuantizeLinear" or q.output.dtype.value != "i8":
+            return Reject("output is not quantized to int8 by a single QuantizeLinear")
+        return Match(node, {"q": q}, {"sources": sources})
+
+    def rewrite(self, graph: Graph, match: Match) -> None:
+        node, q = match.root, match.nodes["q"]
+        for index, source in enumerate(match.data["sources"]):
+            node.set_input(index, source)
+        quantized = q.output
+        # a graph output keeps its interface name; otherwise the op keeps its own
+        name = quantized.name if quantized in graph.outputs else node.output.name
+        node.output.set_type(quantized.type)
+        graph.replace_all_uses(quantized, node.output)
+        graph.remove_node(q)
+        graph.rename_value(node.output, name)
+        _remove_dead_dequantize(graph)
+
+
+def _remove_dead_dequantize(graph: Graph) -> None:
+    for node in list(graph.nodes):
+        if node.op == "DequantizeLinear" and not node.output.uses and \
+                node.output not in graph.outputs:
+            graph.remove_node(node)
+
+
+@register_pass
+@dataclass(frozen=True)
+class FuseRequantize(Pass):
+    name = "fuse-requantize"
+    summary = "turn DQ -> op -> Q islands into integer kernels (fixed-point requantization)"
+    requires = ("insert-qdq",)
+
+    def run(self, graph: Graph, ctx: PassContext) -> None:
+        apply_rules(graph, [FuseIsland()], ctx)
+        _remove_dead_dequantize(graph)
+        for value in list(graph.values.values()):
+            if value.is_constant and not value.uses and value not in graph.outputs:
+                graph.remove_value(value)
