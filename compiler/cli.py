@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="summarize an .onnx or .tflite file")
     insp.add_argument("file")
     insp.add_argument("--tensors", action="store_true", help="list every tensor")
+    insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                      help="pin a dynamic input's shape of an .onnx file (repeatable)")
     return parser
 
 
@@ -90,9 +92,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items()),
               file=sys.stderr)
     if not args.quiet:
+        from backends.tflite.flatbuffer import parse_model
+
         total = sum(result.seconds.values())
-        print(f"wrote {args.output} ({len(result.output):,} bytes, "
-              f"{len(result.graph.nodes)} ops, {total:.2f} s)")
+        ops = len(parse_model(result.output).operators)  # of the file, not IR nodes
+        print(f"wrote {args.output} ({len(result.output):,} bytes, {ops} ops, {total:.2f} s)")
     return 0
 
 
@@ -122,7 +126,8 @@ def cmd_passes(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from compiler.inspect_model import inspect_file
 
-    print(inspect_file(args.file, list_tensors=args.tensors), end="")
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
     return 0
 
 

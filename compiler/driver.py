@@ -59,7 +59,9 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     options = options or CompileOptions()
     if options.target not in TARGETS:
         raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
-    spec = options.pipeline or default_pipeline_for(options.target)
+    # An explicit "" is the user's pipeline too (refused as empty), not "use the default".
+    spec = options.pipeline if options.pipeline is not None else \
+        default_pipeline_for(options.target)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr
     if options.print_ir_after_all or options.print_ir_after:
@@ -70,6 +72,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
         instruments.append(timing)
     manager = PassManager.from_spec(spec, instruments=instruments,
                                     verify_each=options.verify_each)
+    check_pass_names(options.print_ir_after, "--print-ir-after")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     graph = load_onnx(path, options.input_shapes, warn=options.warn)
@@ -82,6 +85,24 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     output = emit(graph, options.target)
     seconds["emit"] = time.perf_counter() - start
     return CompileResult(graph, manager.spec, output, ctx.remarks, timing, seconds)
+
+
+def check_pass_names(names: tuple[str, ...], flag: str) -> None:
+    """Refuse unknown pass names given to an instrument option (a typo would print nothing)."""
+    from compiler.pipeline import get_pass_class
+
+    for name in names:
+        try:
+            get_pass_class(name)
+        except UsageError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+
+
+def _new_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def emit(graph: Graph, target: str) -> bytes:
@@ -102,15 +123,27 @@ def check_output_path(path: str | os.PathLike[str]) -> None:
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write via a temporary file in the same directory and rename: never a partial file."""
+    """Write via a temporary file in the same directory and rename: never a partial file.
+
+    The temporary file is created with mode 0o600; it gets the usual mode of a new
+    file (0o666 minus the umask) before the rename, like a plain ``open()`` would.
+    An ``OSError`` (disk full, ...) becomes a one-line ``UsageError`` naming ``path``.
+    """
     check_output_path(path)
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".microlith-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".microlith-",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:  # e.g. disk full: the user's problem, not an internal error
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise

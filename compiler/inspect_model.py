@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from compiler.diagnostics import FrontendError
+from compiler.diagnostics import FrontendError, UsageError
 from compiler.liveness import lifetimes, peak_live_bytes
 
 
@@ -23,12 +23,16 @@ def _is_tflite(path: str) -> bool:
     return len(head) == 8 and head[4:8] == b"TFL3"
 
 
-def inspect_file(path: str, list_tensors: bool = False) -> str:
+def inspect_file(path: str, list_tensors: bool = False,
+                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
+    """The report text; ``input_shapes`` pins dynamic inputs of an .onnx file."""
     if not os.path.isfile(path):
         raise FrontendError(f"{path}: no such file")
     if _is_tflite(path):
+        if input_shapes:
+            raise UsageError(f"{path}: --input-shape applies to .onnx files only")
         return _inspect_tflite(path, list_tensors)
-    return _inspect_onnx(path, list_tensors)
+    return _inspect_onnx(path, list_tensors, input_shapes or {})
 
 
 def _fmt_quant(scale: list[float] | tuple[float, ...], zero: list[int] | tuple[int, ...],
@@ -87,10 +91,11 @@ def _inspect_tflite(path: str, list_tensors: bool) -> str:
     return _report("tflite", path, ops, rows, params, (peak, at, where), io, list_tensors)
 
 
-def _inspect_onnx(path: str, list_tensors: bool) -> str:
+def _inspect_onnx(path: str, list_tensors: bool,
+                  input_shapes: dict[str, tuple[int, ...]]) -> str:
     from compiler.frontend.onnx_import import load_onnx
 
-    graph = load_onnx(path, warn=lambda message: None)
+    graph = load_onnx(path, input_shapes, warn=lambda message: None)
     ops = Counter(node.meta.get("onnx_op", node.op) for node in graph.nodes)
     sizes = {v.name: v.type.nbytes for v in graph.values.values()}
     steps = [([v.name for v in n.inputs if v is not None and not v.is_constant],
