@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--remarks", action="store_true",
                       help="list what each pass rewrote or refused, and why")
     comp.add_argument("-v", "--verbose", action="store_true", help="per-pass timing and sizes")
-    comp.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    comp.add_argument("-q", "--quiet", action="store_true",
+                      help="print nothing on success (and no progress bar)")
+    _add_quantize_arguments(comp)
 
     sub.add_parser("passes", help="list every pass with its options and the default pipeline")
 
@@ -61,6 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
     return parser
+
+
+def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    group = parser.add_argument_group("quantization (TFLite full-integer post-training mode)")
+    if not required:
+        group.add_argument("--quantize", choices=["int8"],
+                           help="quantize weights and activations to int8")
+    group.add_argument("--calibration-data", metavar="PATH", required=required,
+                       help="representative inputs: .npz (one array per input, first axis = "
+                       "samples, ONNX layout), .npy, or a directory of .npy files")
+    group.add_argument("--calibration-method", default="minmax",
+                       choices=["minmax", "percentile", "entropy", "mse"],
+                       help="how activation ranges are chosen (default: minmax)")
+    group.add_argument("--calibration-cache", metavar="JSON",
+                       help="reuse/store calibrated ranges so re-quantizing skips the data")
+    group.add_argument("--io-dtype", choices=["int8", "uint8", "float32"],
+                       help="model input/output type (default int8 with --quantize int8; "
+                       "float32 adds QUANTIZE/DEQUANTIZE at the edges)")
+    group.add_argument("--fallback", choices=["none", "float"], default="none",
+                       help="float: keep ops without int8 kernels in float (listed); "
+                       "none: refuse them (default)")
 
 
 def _version() -> str:
@@ -80,9 +103,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         target=args.target, pipeline=args.pipeline,
         input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
         verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
-        print_ir_after=tuple(args.print_ir_after), timing=args.verbose)
+        print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
+        quantize=args.quantize, calibration_data=args.calibration_data,
+        calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
+        io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet)
     result = compile_onnx(args.model, options)
     write_atomic(args.output, result.output)
+    fallback = result.graph.meta.get("float_fallback") or []
+    if fallback and not args.quiet:
+        print(f"note: kept in float (no int8 kernel): {', '.join(fallback)}", file=sys.stderr)
     if args.remarks:
         for pass_name, node, message in result.remarks:
             print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from compiler.diagnostics import UsageError, WarningSink, stderr_warning
 from compiler.frontend.onnx_import import load_onnx
@@ -20,6 +20,9 @@ from compiler.pipeline import PassContext, PassManager
 from compiler.pipeline.manager import Instrument, PrintIR, Timing
 
 TARGETS = ("tflite",)
+QUANTIZE_MODES = (None, "int8")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+IO_DTYPES = ("int8", "uint8", "float32")
 
 
 @dataclass
@@ -35,6 +38,14 @@ class CompileOptions:
     timing: bool = False
     ir_stream: TextIO | None = None  # where printed IR goes (default: stderr)
     warn: WarningSink = stderr_warning
+    quantize: str | None = None  # None (float) or "int8"
+    # a .npz / .npy / directory path, a CalibrationSet, or a representative_dataset iterable
+    calibration_data: Any = None
+    calibration_method: str = "minmax"
+    calibration_cache: str | None = None  # JSON of ranges; reused when model and data match
+    io_dtype: str | None = None  # int8 | uint8 | float32; default int8 when quantizing
+    fallback: str = "none"  # "float" keeps ops without int8 kernels in float
+    quiet: bool = False  # no progress bar
 
 
 @dataclass
@@ -47,10 +58,59 @@ class CompileResult:
     seconds: dict[str, float]
 
 
-def default_pipeline_for(target: str) -> str:
-    from passes.pipelines import default_pipeline
+def default_pipeline_for(options: CompileOptions) -> str:
+    from passes.pipelines import default_pipeline, int8_pipeline
 
+    if options.quantize == "int8":
+        return int8_pipeline(options.calibration_method, options.io_dtype or "int8",
+                             options.fallback)
     return default_pipeline("float")
+
+
+def check_quantize_options(options: CompileOptions) -> None:
+    """Refuse inconsistent quantization options before any work is done."""
+    if options.quantize not in QUANTIZE_MODES:
+        raise UsageError(f"unknown quantization mode {options.quantize!r} (modes: int8)")
+    if options.calibration_method not in CALIBRATION_METHODS:
+        raise UsageError(f"unknown calibration method {options.calibration_method!r} "
+                         f"(methods: {', '.join(CALIBRATION_METHODS)})")
+    if options.io_dtype is not None and options.io_dtype not in IO_DTYPES:
+        raise UsageError(f"unknown --io-dtype {options.io_dtype!r} "
+                         f"(choices: {', '.join(IO_DTYPES)})")
+    if options.fallback not in ("none", "float"):
+        raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
+    if options.quantize is None:
+        if options.calibration_data is not None or options.io_dtype not in (None, "float32"):
+            raise UsageError("--calibration-data and --io-dtype need --quantize int8")
+        return
+    if options.calibration_data is None and not (
+            options.calibration_cache and os.path.isfile(options.calibration_cache)):
+        raise UsageError("--quantize int8 needs --calibration-data (representative inputs) "
+                         "or an existing --calibration-cache for this model")
+
+
+def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]:
+    """The ``PassContext.options`` the calibrate pass reads, data loaded and checked."""
+    from compiler.calibration import CalibrationSet
+    from compiler.calibration.data import (
+        calibration_set_from_iterable,
+        input_specs_from_graph,
+        load_calibration_file,
+    )
+
+    data = options.calibration_data
+    if data is not None and not isinstance(data, CalibrationSet):
+        specs = input_specs_from_graph(graph)
+        if isinstance(data, str | os.PathLike):
+            data = load_calibration_file(data, specs)
+        else:
+            data = calibration_set_from_iterable(data, specs)
+    context: dict[str, Any] = {"quiet": options.quiet}
+    if data is not None:
+        context["calibration_data"] = data
+    if options.calibration_cache:
+        context["calibration_cache"] = os.fspath(options.calibration_cache)
+    return context
 
 
 def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = None
@@ -59,9 +119,10 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     options = options or CompileOptions()
     if options.target not in TARGETS:
         raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
+    check_quantize_options(options)
     # An explicit "" is the user's pipeline too (refused as empty), not "use the default".
     spec = options.pipeline if options.pipeline is not None else \
-        default_pipeline_for(options.target)
+        default_pipeline_for(options)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr
     if options.print_ir_after_all or options.print_ir_after:
@@ -78,6 +139,8 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     graph = load_onnx(path, options.input_shapes, warn=options.warn)
     seconds["import"] = time.perf_counter() - start
     ctx = PassContext(warn=options.warn)
+    if options.quantize is not None or "calibrate" in spec:
+        ctx.options.update(calibration_context(graph, options))
     start = time.perf_counter()
     manager.run(graph, ctx)
     seconds["passes"] = time.perf_counter() - start

@@ -1,4 +1,8 @@
-"""Execute a graph with the numpy float kernels.
+"""Execute a graph: float nodes with the numpy float kernels, quantized nodes exactly.
+
+Nodes whose outputs are quantized integers (and Quantize/DequantizeLinear) run
+the integer-exact kernels of ``int8_graph_kernels``, which reproduce
+TFLite-Micro's int8 arithmetic bit for bit; everything else runs in float32.
 
 ``run_graph`` walks ``graph.nodes`` in order (they are kept topologically sorted),
 reads constants from ``Value.data``, runs each node's kernel from ``KERNELS`` and
@@ -19,6 +23,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from compiler.interpreter.float_kernels import KERNELS
+from compiler.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS, is_integer_node
 from compiler.ir.core import Graph, Node, Value
 
 Observer = Callable[[Node, list[np.ndarray]], None]
@@ -112,7 +117,7 @@ def _fetch(value: Value, env: dict[str, np.ndarray]) -> np.ndarray:
 def _execute(node: Node, args: list[np.ndarray | None], exact: bool) -> list[np.ndarray]:
     """Run one node's kernel; wrap any failure with the node's name and op."""
     where = f"while executing %{node.name} ({node.op})"
-    kernel = KERNELS.get(node.op)
+    kernel = INT8_GRAPH_KERNELS.get(node.op) if is_integer_node(node) else KERNELS.get(node.op)
     if kernel is None:
         raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
     try:
