@@ -11,7 +11,8 @@ int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
 symmetric per-channel (axis 0 of OHWI / [N, K]); bias int32 with
 ``scale = s_in * s_w[c]``; other constant operands asymmetric per-tensor from
 their own min/max. Ops that need equal input and output parameters (pools,
-reshapes, pad, transpose, concat) share one range, the union of their members'.
+reshapes, pad, transpose, concat, max/min) share one range, the union of their
+members'.
 Logistic and Softmax outputs are fixed at scale 1/256, zero point -128; Tanh at
 1/128, 0. ``io_dtype`` picks the model interface: int8 (inputs/outputs are the
 quantized tensors), uint8 (zero point + 128, converted at the edges) or float32
@@ -41,6 +42,8 @@ from compiler.quantization import (
 WEIGHTED = ("Conv", "FullyConnected")
 SAME_AS_INPUT = ("MaxPool", "AveragePool", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
                  "Identity", "Transpose", "Pad")
+# ops whose int8 kernels need every operand and the result on one scale / zero point
+SHARED_PARAMS = (*SAME_AS_INPUT, "Concat", "Max", "Min")
 FIXED_OUTPUT = {"Sigmoid": (1 / 256, -128), "Softmax": (1 / 256, -128), "Tanh": (1 / 128, 0)}
 INT8_OPS = frozenset((*WEIGHTED, *SAME_AS_INPUT, *FIXED_OUTPUT, "Concat", "Add", "Sub", "Mul",
                       "GlobalAveragePool", "ReduceMean", "HardSwish", "LeakyRelu", "Relu",
@@ -125,7 +128,7 @@ class InsertQDQ(Pass):
         fixed: dict[int, QuantParams] = {}
         for node in nodes:
             acts = [v for v in node.inputs if v is not None and not v.is_constant]
-            if node.op in SAME_AS_INPUT or node.op == "Concat":
+            if node.op in SHARED_PARAMS:
                 for v in acts:
                     groups.union(id(v), id(node.output))
             if node.op in FIXED_OUTPUT:
@@ -159,7 +162,7 @@ class InsertQDQ(Pass):
                 q, qp = quantize_bias(value.data, x_params.scale[0], w_scales)
                 node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
                 continue
-            elif node.op in SAME_AS_INPUT or node.op == "Concat":
+            elif node.op in SHARED_PARAMS:
                 qp = params[id(node.output)]
                 q = quantize_array(value.data, qp)
             else:

@@ -333,11 +333,18 @@ def pad(ctx: LowerContext, node: Node) -> None:
     paddings = np.array([[pads[i], pads[i + rank]] for i in range(rank)], np.int32)
     inputs = [ctx.tensor(node.inputs[0]), ctx.const(paddings, f"{node.name}_paddings")]
     value = float(node.attr("value", 0.0))
-    if value == 0.0:
-        ctx.emit("PAD", inputs, [ctx.tensor(node.output)])
+    out = node.output
+    if value == 0.0:  # PAD fills with the zero point, i.e. real 0 when quantized
+        ctx.emit("PAD", inputs, [ctx.tensor(out)])
+        return
+    if out.quant is not None:
+        from compiler.quantization import quantize_array
+
+        fill = quantize_array(np.array([value], np.float32), out.quant, out.dtype.numpy)
+        inputs.append(ctx.const(fill, f"{node.name}_value", out.quant))
     else:
         inputs.append(ctx.const(np.array([value], np.float32), f"{node.name}_value"))
-        ctx.emit("PADV2", inputs, [ctx.tensor(node.output)])
+    ctx.emit("PADV2", inputs, [ctx.tensor(out)])
 
 
 @lowers("QuantizeLinear")
