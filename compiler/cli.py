@@ -1,4 +1,4 @@
-"""The ``microlith`` command line: ``compile``, ``passes``, ``inspect``.
+"""The ``microlith`` command line: ``compile``, ``passes``, ``inspect``, ``debug``.
 
 Errors a user can cause print one line, ``error: <message>``, and exit with 2;
 no traceback and no partial output file.
@@ -27,6 +27,21 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     return name, shape
 
 
+def parse_bytes(text: str) -> int:
+    """``65536``, ``64K``/``64k`` (KiB) or ``1M`` (MiB) -> bytes."""
+    units = {"k": 1024, "m": 1024 * 1024}
+    body, unit = (text[:-1], units[text[-1].lower()]) if text[-1:].lower() in units else (
+        text, 1)
+    try:
+        value = int(body) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a byte count (e.g. 65536, 64K, "
+                                         "1M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microlith",
                                      description="Compile ONNX models for microcontrollers.")
@@ -37,8 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="compile an ONNX model to a .tflite flatbuffer")
     comp.add_argument("model", help="input .onnx file")
-    comp.add_argument("-o", "--output", required=True, help="output .tflite file")
-    comp.add_argument("--target", default="tflite", choices=["tflite"])
+    comp.add_argument("-o", "--output", required=True,
+                      help="output .tflite file (tflite), or directory (c, c-array)")
+    comp.add_argument("--target", default="tflite", choices=["tflite", "c", "c-array"],
+                      help="tflite: flatbuffer; c: standalone C99 (int8); c-array: the "
+                      ".tflite as a C array + TFLite-Micro op resolver")
+    comp.add_argument("--c-prefix", default="model", metavar="NAME",
+                      help="C target: file and symbol prefix (default: model)")
+    comp.add_argument("--ram-limit", type=parse_bytes, metavar="BYTES",
+                      help="C target: fail if the arena needs more (e.g. 64K)")
+    comp.add_argument("--flash-limit", type=parse_bytes, metavar="BYTES",
+                      help="C target: fail if weights + code estimate need more (e.g. 1M)")
     comp.add_argument("--pipeline", help="pass pipeline overriding the default "
                       "(see `microlith passes`)")
     comp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -62,6 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--tensors", action="store_true", help="list every tensor")
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
+
+    dbg = sub.add_parser("debug", help="per-layer float vs int8 error table: where quantization "
+                         "loses accuracy")
+    dbg.add_argument("model", help="input .onnx file")
+    dbg.add_argument("--calibration-data", metavar="PATH", required=True,
+                     help="representative inputs, as for compile --quantize int8")
+    dbg.add_argument("--data", metavar="PATH",
+                     help="evaluation inputs in the same format (default: the calibration "
+                     "data); an .npz may add a 'labels' array of integer class ids, one per "
+                     "sample, for top-1 accuracy")
+    dbg.add_argument("--calibration-method", default="minmax",
+                     choices=["minmax", "percentile", "entropy", "mse"],
+                     help="how activation ranges are chosen (default: minmax)")
+    dbg.add_argument("--fallback", choices=["none", "float"], default="none",
+                     help="float: keep ops without int8 kernels in float (not listed)")
+    dbg.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                     help="pin an input's shape (repeatable)")
+    dbg.add_argument("--top", type=int, default=20, metavar="N",
+                     help="show the N worst layers (default 20; 0: all)")
+    dbg.add_argument("--samples", type=int, default=0, metavar="N",
+                     help="evaluate the first N samples only (default 0: all)")
+    dbg.add_argument("--json", metavar="PATH", help="also write the whole table as JSON")
+    dbg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -96,9 +143,20 @@ def _version() -> str:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from compiler.driver import CompileOptions, check_output_path, compile_onnx, write_atomic
+    from compiler.driver import (
+        DIRECTORY_TARGETS,
+        CompileOptions,
+        check_output_dir,
+        check_output_path,
+        compile_onnx,
+        write_atomic,
+        write_directory,
+    )
 
-    check_output_path(args.output)
+    if args.target in DIRECTORY_TARGETS:
+        check_output_dir(args.output)
+    else:
+        check_output_path(args.output)
     options = CompileOptions(
         target=args.target, pipeline=args.pipeline,
         input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
@@ -106,9 +164,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
-        io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet)
+        io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
+        c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
     result = compile_onnx(args.model, options)
-    write_atomic(args.output, result.output)
+    if args.target in DIRECTORY_TARGETS:
+        write_directory(args.output, result.files)
+    else:
+        write_atomic(args.output, result.output)
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
         print(f"note: kept in float (no int8 kernel): {', '.join(fallback)}", file=sys.stderr)
@@ -120,7 +182,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(result.timing.report(), file=sys.stderr)
         print("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items()),
               file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet and args.target == "c":
+        sizes = result.sizes
+        total = sum(result.seconds.values())
+        print(f"wrote {args.output}/ ({', '.join(sorted(result.files))}, {total:.2f} s)")
+        print(f"flash: ~{sizes['flash']:,} bytes (weights and tables {sizes['weights']:,} + "
+              f"code estimate); RAM: {sizes['arena']:,} bytes arena (liveness lower bound "
+              f"{sizes['lower_bound']:,})")
+    elif not args.quiet:
         from backends.tflite.flatbuffer import parse_model
 
         total = sum(result.seconds.values())
@@ -160,7 +229,33 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect}
+def cmd_debug(args: argparse.Namespace) -> int:
+    import json
+
+    from compiler.driver import check_output_path, write_atomic
+    from compiler.quant_debug import DebugOptions, debug_quantization
+
+    if args.top < 0 or args.samples < 0:
+        raise UsageError("--top and --samples must be >= 0 (0: all)")
+    if args.json:
+        check_output_path(args.json)
+    options = DebugOptions(
+        calibration_data=args.calibration_data, data=args.data,
+        calibration_method=args.calibration_method, fallback=args.fallback,
+        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        samples=args.samples, quiet=args.quiet)
+    report = debug_quantization(args.model, options)
+    print(report.table(args.top), end="")
+    print()
+    print(report.summary(), end="")
+    if args.json:
+        payload = {"model": args.model, **report.as_json()}
+        write_atomic(args.json, (json.dumps(payload, indent=2) + "\n").encode())
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect,
+            "debug": cmd_debug}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
