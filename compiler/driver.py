@@ -19,7 +19,8 @@ from compiler.ir.core import Graph
 from compiler.pipeline import PassContext, PassManager
 from compiler.pipeline.manager import Instrument, PrintIR, Timing
 
-TARGETS = ("tflite",)
+TARGETS = ("tflite", "c", "c-array")
+DIRECTORY_TARGETS = ("c", "c-array")
 QUANTIZE_MODES = (None, "int8")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
 IO_DTYPES = ("int8", "uint8", "float32")
@@ -46,16 +47,21 @@ class CompileOptions:
     io_dtype: str | None = None  # int8 | uint8 | float32; default int8 when quantizing
     fallback: str = "none"  # "float" keeps ops without int8 kernels in float
     quiet: bool = False  # no progress bar
+    c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
+    ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
+    flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
 
 
 @dataclass
 class CompileResult:
     graph: Graph
     pipeline: str
-    output: bytes
+    output: bytes  # the .tflite (targets tflite and c-array); empty for c
     remarks: list[tuple[str, str, str]]
     timing: Timing | None
     seconds: dict[str, float]
+    files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
+    sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
 
 
 def default_pipeline_for(options: CompileOptions) -> str:
@@ -63,7 +69,7 @@ def default_pipeline_for(options: CompileOptions) -> str:
 
     if options.quantize == "int8":
         return int8_pipeline(options.calibration_method, options.io_dtype or "int8",
-                             options.fallback)
+                             options.fallback, target=options.target)
     return default_pipeline("float")
 
 
@@ -79,6 +85,9 @@ def check_quantize_options(options: CompileOptions) -> None:
                          f"(choices: {', '.join(IO_DTYPES)})")
     if options.fallback not in ("none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
+    if options.target == "c" and options.quantize != "int8":
+        raise UsageError("--target c emits integer kernels: add --quantize int8 and "
+                         "--calibration-data")
     if options.quantize is None:
         if options.calibration_data is not None or options.io_dtype not in (None, "float32"):
             raise UsageError("--calibration-data and --io-dtype need --quantize int8")
@@ -145,9 +154,10 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     manager.run(graph, ctx)
     seconds["passes"] = time.perf_counter() - start
     start = time.perf_counter()
-    output = emit(graph, options.target)
+    result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
+    emit(result, options, os.path.splitext(os.path.basename(os.fspath(path)))[0])
     seconds["emit"] = time.perf_counter() - start
-    return CompileResult(graph, manager.spec, output, ctx.remarks, timing, seconds)
+    return result
 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:
@@ -168,10 +178,87 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def emit(graph: Graph, target: str) -> bytes:
+def emit(result: CompileResult, options: CompileOptions, model_name: str) -> None:
+    """Fill ``result.output`` / ``result.files`` for ``options.target``."""
     from backends.tflite import emit_tflite
 
-    return emit_tflite(graph)
+    if options.target == "c":
+        from backends.c.emitter import emit_c
+
+        sources = emit_c(result.graph, options.c_prefix, model_name + ".onnx")
+        result.files = sources.files
+        result.sizes = {"arena": sources.arena_bytes, "lower_bound": sources.lower_bound,
+                        "weights": sources.weight_bytes, "flash": sources.flash_estimate}
+        check_size_limits(result, options)
+        return
+    result.output = emit_tflite(result.graph)
+    if options.target == "c-array":
+        from backends.c_array import c_array_files
+
+        result.files = c_array_files(result.output, f"{options.c_prefix}_data")
+
+
+def check_size_limits(result: CompileResult, options: CompileOptions) -> None:
+    """--ram-limit / --flash-limit: fail naming the largest tensors or constants."""
+    sizes, plan = result.sizes, result.graph.meta.get("memory_plan")
+    if options.ram_limit is not None and sizes["arena"] > options.ram_limit and plan:
+        biggest = sorted(plan.sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        names = ", ".join(f"{name} ({size:,} B)" for name, size in biggest)
+        raise UsageError(f"model needs {sizes['arena']:,} bytes of RAM (arena; lower bound "
+                         f"{sizes['lower_bound']:,}) but --ram-limit is "
+                         f"{options.ram_limit:,}; largest tensors: {names}")
+    if options.flash_limit is not None and sizes["flash"] > options.flash_limit:
+        consts = sorted(((v.name, v.type.nbytes) for v in result.graph.constants() if v.uses),
+                        key=lambda kv: (-kv[1], kv[0]))[:3]
+        names = ", ".join(f"{name} ({size:,} B)" for name, size in consts)
+        raise UsageError(f"model needs about {sizes['flash']:,} bytes of flash (weights "
+                         f"{sizes['weights']:,} + code estimate) but --flash-limit is "
+                         f"{options.flash_limit:,}; largest constants: {names}")
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> None:
+    """A directory output: its parent must exist; an existing path must be a directory."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{path}: parent directory does not exist")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{path}: exists and is not a directory")
+
+
+def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None:
+    """Write ``files`` into ``path``: a new directory appears whole (renamed into place);
+    in an existing one each file is replaced atomically."""
+    check_output_dir(path)
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        for name, text in sorted(files.items()):
+            write_atomic(os.path.join(path, name), text.encode())
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        for name, text in sorted(files.items()):
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.rename(tmp, path)
+    except BaseException as exc:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def check_output_path(path: str | os.PathLike[str]) -> None:

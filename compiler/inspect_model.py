@@ -26,6 +26,8 @@ def _is_tflite(path: str) -> bool:
 def inspect_file(path: str, list_tensors: bool = False,
                  input_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
     """The report text; ``input_shapes`` pins dynamic inputs of an .onnx file."""
+    if os.path.isdir(path):
+        return _inspect_c_dir(path)
     if not os.path.isfile(path):
         raise FrontendError(f"{path}: no such file")
     if _is_tflite(path):
@@ -115,3 +117,29 @@ def _inspect_onnx(path: str, list_tensors: bool,
     io = [f"input  {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.inputs]
     io += [f"output {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.outputs]
     return _report("onnx", path, ops, rows, params, (peak, at, where), io, list_tensors)
+
+
+def _inspect_c_dir(path: str) -> str:
+    """A C target output directory: the memory plan (offsets, lifetimes, lower bound)."""
+    import json
+
+    plans = sorted(f for f in os.listdir(path) if f.endswith("_memory_plan.json"))
+    if not plans:
+        raise FrontendError(f"{path}: not a microlith C output directory (no *_memory_plan.json)")
+    lines = []
+    for name in plans:
+        with open(os.path.join(path, name)) as handle:
+            plan = json.load(handle)
+        arena, lower = plan["arena_size"], plan["lower_bound"]
+        ratio = arena / lower if lower else 1.0
+        lines.append(f"{os.path.join(path, name)}: arena {arena:,} bytes, liveness lower bound "
+                     f"{lower:,} bytes ({ratio:.2f}x), alignment {plan['alignment']}")
+        tensors = sorted(plan["tensors"].items(), key=lambda kv: (kv[1]["offset"], kv[0]))
+        width = max([len(t) for t, _ in tensors] + [6])
+        lines.append(f"  {'tensor':<{width}}  {'offset':>8}  {'bytes':>8}  live steps")
+        for tensor, info in tensors:
+            lines.append(f"  {tensor:<{width}}  {info['offset']:>8}  {info['size']:>8}  "
+                         f"{info['first']}..{info['last']}")
+        for node, info in plan.get("scratch", {}).items():
+            lines.append(f"  scratch for {node}: offset {info['offset']}, {info['size']} bytes")
+    return "\n".join(lines) + "\n"

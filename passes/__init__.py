@@ -13,7 +13,9 @@ from passes import (  # noqa: F401
     fuse_requantize,
     infer_shapes,
     insert_qdq,
+    legalize_c,
     legalize_tflite,
     lower_fc,
+    plan_memory,
     to_nhwc,
 )

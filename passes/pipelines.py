@@ -3,7 +3,8 @@
 ``float``: canonicalize for TFLite (NHWC, folded BN, fused activations), then
 legalize. ``int8``: the TFLite converter's full-integer post-training mode:
 the same canonicalization, calibration on representative data, Q/DQ per the
-TFLite int8 spec, and integer kernels. ``int8_pipeline`` fills in the options
+TFLite int8 spec, and integer kernels. ``c``: the int8 pipeline ending in C
+legalization and static memory planning. ``int8_pipeline`` fills in the options
 the CLI exposes (calibration method, interface dtype, float fallback).
 """
 
@@ -14,7 +15,7 @@ CANONICALIZE = ("infer-shapes,fold-constants,eliminate-dead,lower-fc,fold-batchn
 
 
 def int8_pipeline(method: str = "minmax", io_dtype: str = "int8", fallback: str = "none",
-                  percentile: float | None = None) -> str:
+                  percentile: float | None = None, target: str = "tflite") -> str:
     """The int8 pipeline string; options equal to their defaults are left out."""
     calibrate = "calibrate"
     options = [] if method == "minmax" else [f"method={method}"]
@@ -26,12 +27,14 @@ def int8_pipeline(method: str = "minmax", io_dtype: str = "int8", fallback: str 
     if fallback != "none":
         qdq_options.append(f"fallback={fallback}")
     insert = "insert-qdq" + ("{" + ",".join(qdq_options) + "}" if qdq_options else "")
-    return f"{CANONICALIZE},{calibrate},{insert},fuse-requantize,eliminate-dead,legalize-tflite"
+    tail = "legalize-c,plan-memory" if target == "c" else "legalize-tflite"
+    return f"{CANONICALIZE},{calibrate},{insert},fuse-requantize,eliminate-dead,{tail}"
 
 
 PIPELINES: dict[str, str] = {
     "float": CANONICALIZE + ",legalize-tflite",
     "int8": int8_pipeline(),
+    "c": int8_pipeline(target="c"),
 }
 
 

@@ -1,0 +1,215 @@
+"""IR graph (int8, planned) -> ``model.h``, ``model.c`` and the kernel header.
+
+``model.c`` holds one static arena (``<PREFIX>_ARENA_SIZE`` bytes, offsets from
+``plan-memory``), the weights and parameter tables as ``static const`` arrays
+(flash), and ``<prefix>_invoke`` calling one kernel per node with literal
+arguments, so the C compiler can specialize each layer. ``model.h`` is the whole
+API: input/output pointers into the arena, their byte sizes, scales, zero points
+and shapes as macros. No malloc, no stdio; libm is never needed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from backends.c.render_context import CTYPES, RenderContext
+from compiler.diagnostics import BackendError
+from compiler.ir.core import Graph, Value
+from compiler.memory_plan import MemoryPlan
+
+KERNEL_HEADER = "microlith_kernels.h"
+PLAN_SUFFIX = "_memory_plan.json"  # read by `microlith inspect OUTDIR`
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class CSources:
+    """The generated files (name -> text) and size figures."""
+
+    files: dict[str, str]
+    arena_bytes: int
+    weight_bytes: int
+    lower_bound: int
+
+    @property
+    def flash_estimate(self) -> int:
+        """Weights and tables plus a code estimate (kernels + one call per layer)."""
+        return self.weight_bytes + code_estimate(self.files.get("model.c", ""))
+
+
+def code_estimate(model_c: str) -> int:
+    """A rough Thumb-2 code size: 4 KiB of kernels plus 96 bytes per kernel call."""
+    return 4096 + 96 * model_c.count("mlk_")
+
+
+def check_prefix(prefix: str) -> None:
+    if not _IDENT.match(prefix):
+        raise BackendError(f"--c-prefix {prefix!r} is not a C identifier")
+
+
+def _ctype(value: Value) -> str:
+    return CTYPES[value.dtype.numpy.name]
+
+
+def kernel_header_text() -> str:
+    return importlib.resources.files("backends.c").joinpath("kernels", KERNEL_HEADER).read_text()
+
+
+def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> CSources:
+    """Render the planned graph; raise BackendError listing every unsupported node."""
+    from backends.c.render_ops import RENDERERS, check_c_supported
+
+    check_prefix(prefix)
+    plan: MemoryPlan | None = graph.meta.get("memory_plan")
+    if plan is None:
+        raise BackendError("the graph has no memory plan (run plan-memory last)")
+    problems = []
+    for node in graph.nodes:
+        reason = "no C kernel" if node.op not in RENDERERS else check_c_supported(node)
+        if reason:
+            problems.append(f"{node.name} ({node.op}): {reason}")
+    if problems:
+        raise BackendError("C target cannot emit: " + "; ".join(problems))
+    upper = prefix.upper()
+    arena = f"{prefix}_arena"
+
+    def tensor_expr(value: Value) -> str:
+        if value.is_constant:
+            return ctx.const_array(value.name, np.asarray(value.data))
+        return f"(({_ctype(value)} *)&{arena}[{plan.offsets[value.name]}])"
+
+    def scratch_expr(node, nbytes: int) -> str:  # noqa: ANN001
+        offset, size = plan.scratch[node.name]
+        if nbytes > size:
+            raise BackendError(f"{node.name}: scratch of {nbytes} bytes was not planned")
+        return f"((void *)&{arena}[{offset}])"
+
+    ctx = RenderContext(tensor_expr, scratch_expr, prefix)
+    body: list[str] = []
+    for node in graph.nodes:
+        outs = ", ".join(f"{v.name} {list(v.shape)}" for v in node.outputs)
+        body.append(f"    /* {node.name} ({node.op}) -> {_comment(outs)} */")
+        statements = RENDERERS[node.op](ctx, node).strip("\n")
+        body.extend("    " + line if line else "" for line in statements.splitlines())
+    weight_bytes = sum(_array_bytes(d) for d in ctx.declarations)
+    model_c = _model_c(graph, prefix, upper, arena, ctx.declarations, body, plan, source_name)
+    header = _model_h(graph, prefix, upper, plan, source_name)
+    plan_json = json.dumps(plan.to_json(), indent=1, sort_keys=True) + "\n"
+    return CSources({f"{prefix}.h": header, f"{prefix}.c": model_c,
+                     KERNEL_HEADER: kernel_header_text(),
+                     f"{prefix}{PLAN_SUFFIX}": plan_json}, plan.arena_size, weight_bytes,
+                    plan.lower_bound)
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
+
+
+def _array_bytes(declaration: str) -> int:
+    match = re.match(r"static const (\w+) \w+\[(\d+)\]", declaration)
+    if not match:
+        return 0
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
+    return sizes[match.group(1)] * int(match.group(2))
+
+
+def _switch(name: str, ret: str, cases: list[str], default: str) -> str:
+    lines = [f"{ret} {name}(int index)", "{", "    switch (index) {"]
+    lines += [f"    case {i}: return {c};" for i, c in enumerate(cases)]
+    lines += [f"    default: return {default};", "    }", "}"]
+    return "\n".join(lines)
+
+
+def _model_c(graph: Graph, prefix: str, upper: str, arena: str, declarations: list[str],
+             body: list[str], plan: MemoryPlan, source: str) -> str:
+    parts = [
+        f"/* Generated by microlith from {_comment(source)}. Do not edit. */",
+        f'#include "{prefix}.h"',
+        f'#include "{KERNEL_HEADER}"',
+        "",
+        f"/* One working buffer for every activation (lower bound {plan.lower_bound} bytes). */",
+        f"static uint8_t {arena}[{upper}_ARENA_SIZE] MICROLITH_ALIGN(16);",
+        "",
+        *[d + "\n" for d in declarations],
+        _switch(f"{prefix}_input", "void *",
+                [f"&{arena}[{plan.offsets[v.name]}]" for v in graph.inputs], "0"),
+        "",
+        _switch(f"{prefix}_output", "const void *",
+                [f"&{arena}[{plan.offsets[v.name]}]" for v in graph.outputs], "0"),
+        "",
+        _switch(f"{prefix}_input_bytes", "size_t",
+                [f"{v.type.nbytes}u" for v in graph.inputs], "0u"),
+        "",
+        _switch(f"{prefix}_output_bytes", "size_t",
+                [f"{v.type.nbytes}u" for v in graph.outputs], "0u"),
+        "",
+        f"int {prefix}_invoke(void)",
+        "{",
+        *body,
+        "    return 0;",
+        "}",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _io_macros(kind: str, values: list[Value], upper: str) -> list[str]:
+    lines = [f"#define {upper}_NUM_{kind}S {len(values)}"]
+    for i, value in enumerate(values):
+        name = f"{upper}_{kind}{i}"
+        lines.append(f"/* {kind.lower()} {i}: {_comment(value.name)} */")
+        lines.append(f"#define {name}_BYTES {value.type.nbytes}u")
+        lines.append(f"#define {name}_TYPE {_ctype(value)}")
+        lines.append(f"#define {name}_RANK {value.type.rank}")
+        for axis, dim in enumerate(value.shape):
+            lines.append(f"#define {name}_DIM{axis} {dim}")
+        lines.append(f"#define {name}_SHAPE {{{', '.join(str(d) for d in value.shape)}}}")
+        if value.quant is not None:
+            lines.append(f"#define {name}_SCALE {float(np.float32(value.quant.scale[0]))!r}f")
+            lines.append(f"#define {name}_ZERO_POINT {value.quant.zero_point[0]}")
+    return lines
+
+
+def _model_h(graph: Graph, prefix: str, upper: str, plan: MemoryPlan, source: str) -> str:
+    guard = f"{upper}_H"
+    lines = [
+        f"/* Generated by microlith from {_comment(source)}. Do not edit. */",
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "",
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "",
+        "#ifdef __cplusplus",
+        'extern "C" {',
+        "#endif",
+        "",
+        f"/* The single static working buffer, in bytes (liveness lower bound "
+        f"{plan.lower_bound}). */",
+        f"#define {upper}_ARENA_SIZE {plan.arena_size}u",
+        "",
+        *_io_macros("INPUT", graph.inputs, upper),
+        "",
+        *_io_macros("OUTPUT", graph.outputs, upper),
+        "",
+        "/* Pointers into the arena; write inputs, call invoke, read outputs. */",
+        f"void *{prefix}_input(int index);",
+        f"const void *{prefix}_output(int index);",
+        f"size_t {prefix}_input_bytes(int index);",
+        f"size_t {prefix}_output_bytes(int index);",
+        "/* Runs the model once; returns 0 on success. */",
+        f"int {prefix}_invoke(void);",
+        "",
+        "#ifdef __cplusplus",
+        "}",
+        "#endif",
+        "",
+        f"#endif /* {guard} */",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""``legalize-c``: check that every node has a C kernel, reporting all problems at once.
+
+The C target emits integer kernels only (plus QUANTIZE/DEQUANTIZE at float
+interface edges), so a float model or a float-fallback op is named here with
+the reason, before any file is written. The graph is not changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.diagnostics import BackendError
+from compiler.ir.core import Graph
+from compiler.pipeline import Pass, PassContext, register_pass
+
+
+@register_pass
+@dataclass(frozen=True)
+class LegalizeC(Pass):
+    name = "legalize-c"
+    summary = "check every op has an int8 C kernel (all problems at once)"
+
+    def run(self, graph: Graph, ctx: PassContext) -> None:
+        from backends.c.render_ops import RENDERERS, check_c_supported
+
+        problems = []
+        for node in graph.nodes:
+            reason = "no C kernel" if node.op not in RENDERERS else check_c_supported(node)
+            if reason:
+                problems.append(f"{node.name} ({node.op}): {reason}")
+        if problems:
+            raise BackendError("C target cannot emit: " + "; ".join(problems))
