@@ -1,22 +1,39 @@
 """Benchmark the zoo: compile each model and measure it against real runtimes.
 
     python tools/bench.py [--json out/bench.json] [--only NAME] [--samples N]
+                          [--skip-float] [--skip-int8]
 
-For every ``tests/zoo/*.onnx``: ONNX node count, TFLite op count (and PAD /
+float: for every ``tests/zoo/*.onnx``: ONNX node count, TFLite op count (and PAD /
 TRANSPOSE counts), ``.tflite`` bytes, compile seconds (best of 3), and the max
 abs difference against onnxruntime of LiteRT (reference kernels) and
 TFLite-Micro on real inputs (held-out digits for the trained models, seeded
-random data for the helper models). Prints a table and writes JSON.
+random data for the helper models).
+
+int8: for every trained zoo model, ``--quantize int8`` with 300 training images as
+calibration data: top-1 of the float model (onnxruntime) and of our int8 model
+(TFLite-Micro) on the 450 held-out images and their argmax agreement, ``.tflite``
+bytes and the ratio to the float ``.tflite``, the smallest TFLite-Micro arena that
+allocates (bisection) for our float and int8 models, compile seconds (best of 3).
+Side by side: onnxruntime's ``quantize_static`` (QDQ, per-channel, QInt8
+activations and weights, MinMax on the same 300 images) run by onnxruntime, and the
+TFLite converter (full-integer, same data) when ``tensorflow`` and ``onnx2tf`` are
+importable (otherwise a note says it was skipped). The issue's targets are
+reported, not asserted.
+
+Prints the tables (progress goes to stderr) and writes everything to the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +45,14 @@ from compiler.driver import CompileOptions, compile_onnx  # noqa: E402
 from tools.digits import load_digits_split  # noqa: E402
 
 ZOO = os.path.join(ROOT, "tests", "zoo")
+TRAINED = ("lenet", "dscnn", "resnet8", "mobilenet_v1", "mlp_sigmoid")
+N_CALIBRATION = 300  # training images used as calibration data (ours and the peers')
+SIZE_TARGET = 0.3  # int8 .tflite <= 0.3x float for models over 10k parameters
+BIG_MODEL_PARAMS = 10_000
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def model_inputs(path: str, shape: tuple[int, ...], samples: int) -> np.ndarray:
@@ -101,30 +126,376 @@ def bench_model(path: str, samples: int) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- int8
+
+
+def digits_for(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(300 calibration images, 450 test images, test labels) in the model's ONNX layout."""
+    x_train, _, x_test, y_test = (load_digits_split(8, "flat") if name == "mlp_sigmoid"
+                                  else load_digits_split(16, "NCHW"))
+    return x_train[:N_CALIBRATION], x_test, y_test
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """As TFLite quantizes a float input: round-half-away(x / scale) in float32, + zp, clamp."""
+    v = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
+    info = np.iinfo(dtype)
+    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """Silence fds 1 and 2 (TFLite-Micro logs failed allocations from C++)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def tflm_allocates(data: bytes, arena_size: int) -> bool:
+    """Whether TFLite-Micro allocates ``data`` in ``arena_size`` bytes.
+
+    Tried in a forked child where ``fork`` exists: for some sizes just too small,
+    TFLite-Micro's Python runtime crashes (a failed tail allocation leaves "available"
+    negative and the next one segfaults) instead of raising, and a crash of the child
+    counts as "does not allocate".
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    if not hasattr(os, "fork"):
+        try:
+            with silenced():
+                runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+            return True
+        except RuntimeError:
+            return False
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child: no Python cleanup, just the verdict
+        code = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def tflm_arena_bytes(data: bytes, feed: np.ndarray) -> int:
+    """The smallest ``arena_size`` TFLite-Micro allocates ``data`` in (bisection).
+
+    The model is also invoked once at that size on ``feed`` (one sample, batch 1).
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    lo, hi = 0, 1024  # lo never allocates (nothing fits in 0 bytes), hi does
+    while not tflm_allocates(data, hi):
+        lo, hi = hi, hi * 2
+        if hi > 1 << 28:
+            raise RuntimeError("TFLite-Micro does not allocate the model even in 256 MiB")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if tflm_allocates(data, mid) else (mid, hi)
+    interp = runtime.Interpreter.from_bytes(data, arena_size=hi)
+    interp.set_input(feed, 0)
+    interp.invoke()
+    return hi
+
+
+def tflm_outputs(data: bytes, feeds: np.ndarray) -> np.ndarray:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 22)
+    outs = []
+    for x in feeds:
+        interp.set_input(x[None], 0)
+        interp.invoke()
+        outs.append(interp.get_output(0)[0].copy())
+    return np.stack(outs)
+
+
+def top1(outputs: np.ndarray) -> np.ndarray:
+    return outputs.reshape(len(outputs), -1).argmax(axis=1)
+
+
+def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
+    """(best wall-clock seconds of ``n`` runs, the last result)."""
+    seconds, result = [], None
+    for _ in range(n):
+        start = time.perf_counter()
+        result = fn()
+        seconds.append(time.perf_counter() - start)
+    return min(seconds), result
+
+
+def ort_session(path: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def ort_outputs(path: str, xs: np.ndarray) -> np.ndarray:
+    session = ort_session(path)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[None]})[0] for x in xs])
+
+
+def ort_quantize_peer(path: str, x_cal: np.ndarray, x_test: np.ndarray, labels: np.ndarray,
+                      float_top1: np.ndarray) -> dict:
+    """onnxruntime ``quantize_static``: QDQ, per-channel, QInt8/QInt8, MinMax; run by ORT.
+
+    The model first goes through ``quant_pre_process`` (shape inference and ORT's graph
+    optimizations, which fold BatchNormalization into the convolutions), as
+    onnxruntime's quantization guide asks.
+    """
+    import logging
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = ort_session(path).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.samples = iter(x_cal)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.samples, None)
+            return None if x is None else {input_name: x[None]}
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static logs advice through the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepared, qdq = os.path.join(tmp, "model_pre.onnx"), os.path.join(tmp, "model_qdq.onnx")
+            start = time.perf_counter()
+            quant_pre_process(path, prepared)
+            quantize_static(prepared, qdq, Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+            seconds = time.perf_counter() - start
+            got = top1(ort_outputs(qdq, x_test))
+            size = os.path.getsize(qdq)
+    finally:
+        root.setLevel(level)
+    return {"top1": round(100 * float(np.mean(got == labels)), 2),
+            "agreement": round(float(np.mean(got == float_top1)), 4),
+            "onnx_bytes": size, "quantize_s": round(seconds, 3)}
+
+
+def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
+                          x_test: np.ndarray, labels: np.ndarray, float_top1: np.ndarray
+                          ) -> dict:
+    """The TFLite converter's full-integer mode (ONNX -> onnx2tf -> TF), run by TFLite-Micro."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return {"skipped": "tensorflow is not installed"}
+    try:
+        import onnx2tf
+    except ImportError:
+        return {"skipped": "onnx2tf is not installed (the TFLite converter needs a TF model)"}
+
+    def to_nhwc(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x if perm is None else x.transpose(perm))
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx2tf.convert(input_onnx_file_path=path, output_folder_path=tmp,
+                            non_verbose=True)
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([to_nhwc(x[None])] for x in x_cal)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+            data = converter.convert()
+        from ai_edge_litert.interpreter import Interpreter
+
+        scale, zero_point = Interpreter(model_content=data).get_input_details()[0]["quantization"]
+        feeds = quantize_input(to_nhwc(x_test), scale, zero_point, "int8")
+        got = top1(tflm_outputs(data, feeds))
+        return {"top1": round(100 * float(np.mean(got == labels)), 2),
+                "agreement": round(float(np.mean(got == float_top1)), 4),
+                "tflite_bytes": len(data), "arena_bytes": tflm_arena_bytes(data, feeds[:1])}
+    except Exception as exc:  # a peer failing is a finding, not a crash of the benchmark
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def bench_int8(name: str) -> dict:
+    import onnx
+
+    path = os.path.join(ZOO, f"{name}.onnx")
+    x_cal, x_test, labels = digits_for(name)
+    options = CompileOptions(quantize="int8", calibration_data=x_cal, quiet=True,
+                             warn=lambda message: None)
+    progress(f"  {name}: compiling int8 (best of 3)")
+    compile_s, result = best_of(3, lambda: compile_onnx(path, options))
+    float_data = compile_onnx(path, CompileOptions(warn=lambda message: None)).output
+    data, graph = result.output, result.graph
+    perm = graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
+    x_phys = np.ascontiguousarray(x_test if perm is None else x_test.transpose(perm))
+    quant = graph.inputs[0].quant
+    feeds = quantize_input(x_phys, quant.scale[0], quant.zero_point[0], "int8")
+    progress(f"  {name}: onnxruntime float and TFLite-Micro int8 on {len(x_test)} images")
+    float_top1 = top1(ort_outputs(path, x_test))
+    int8_top1 = top1(tflm_outputs(data, feeds))
+    progress(f"  {name}: TFLite-Micro arena bisection")
+    arena_float = tflm_arena_bytes(float_data, x_phys[:1])
+    arena_int8 = tflm_arena_bytes(data, feeds[:1])
+    progress(f"  {name}: onnxruntime quantize_static")
+    ort_peer = ort_quantize_peer(path, x_cal, x_test, labels, float_top1)
+    progress(f"  {name}: TFLite converter")
+    tf_peer = tflite_converter_peer(path, perm, x_cal, x_test, labels, float_top1)
+    params = int(sum(np.prod(i.dims, dtype=np.int64)
+                     for i in onnx.load(path).graph.initializer))
+    return {
+        "model": name,
+        "params": params,
+        "samples": len(x_test),
+        "calibration_samples": len(x_cal),
+        "float_top1": round(100 * float(np.mean(float_top1 == labels)), 2),
+        "int8_top1": round(100 * float(np.mean(int8_top1 == labels)), 2),
+        "agreement": round(float(np.mean(int8_top1 == float_top1)), 4),
+        "float_bytes": len(float_data),
+        "int8_bytes": len(data),
+        "size_ratio": round(len(data) / len(float_data), 4),
+        "arena_float": arena_float,
+        "arena_int8": arena_int8,
+        "compile_s": round(compile_s, 4),
+        "ort_qdq": ort_peer,
+        "tflite_converter": tf_peer,
+    }
+
+
+def int8_targets(rows: list[dict]) -> list[dict]:
+    """The issue's targets, per model: met (True/False) or not measurable (None, with why)."""
+    out = []
+    for row in rows:
+        ort_peer, tf_peer = row["ort_qdq"], row["tflite_converter"]
+        tf_why = tf_peer.get("skipped") or tf_peer.get("error")
+        checks = {
+            "accuracy >= onnxruntime QDQ": row["int8_top1"] >= ort_peer["top1"],
+            "agreement >= onnxruntime QDQ": row["agreement"] >= ort_peer["agreement"],
+            "accuracy >= TFLite converter":
+                None if tf_why else row["int8_top1"] >= tf_peer["top1"],
+            "agreement >= TFLite converter":
+                None if tf_why else row["agreement"] >= tf_peer["agreement"],
+            "arena <= TFLite converter":
+                None if tf_why else row["arena_int8"] <= tf_peer["arena_bytes"],
+        }
+        if row["params"] > BIG_MODEL_PARAMS:
+            checks[f"size <= {SIZE_TARGET}x float"] = row["size_ratio"] <= SIZE_TARGET
+        for target, met in checks.items():
+            out.append({"model": row["model"], "target": target, "met": met,
+                        "note": f"not measured: {tf_why}" if met is None else ""})
+    return out
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for cells in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+
+
+def print_int8(rows: list[dict], targets: list[dict]) -> None:
+    def peer(row: dict, key: str, field: str, fmt: str) -> str:
+        value = row[key].get(field)
+        return "n/a" if value is None else format(value, fmt)
+
+    header = ["model", "float_top1", "int8_top1", "agree", "ort_qdq_top1", "ort_qdq_agree",
+              "tf_top1", "tf_agree", "float_bytes", "int8_bytes", "ratio", "arena_float",
+              "arena_int8", "arena_tf", "compile_s"]
+    table = [[r["model"], f"{r['float_top1']:.2f}", f"{r['int8_top1']:.2f}",
+              f"{r['agreement']:.4f}", peer(r, "ort_qdq", "top1", ".2f"),
+              peer(r, "ort_qdq", "agreement", ".4f"), peer(r, "tflite_converter", "top1", ".2f"),
+              peer(r, "tflite_converter", "agreement", ".4f"), str(r["float_bytes"]),
+              str(r["int8_bytes"]), f"{r['size_ratio']:.3f}", str(r["arena_float"]),
+              str(r["arena_int8"]), peer(r, "tflite_converter", "arena_bytes", "d"),
+              f"{r['compile_s']:.3f}"] for r in rows]
+    print_table(header, table)
+    notes = sorted({r["tflite_converter"].get("skipped") or r["tflite_converter"].get("error")
+                    or "" for r in rows} - {""})
+    for note in notes:
+        print(f"note: TFLite converter columns n/a: {note}")
+    print()
+    print_table(["model", "target", "met"],
+                [[t["model"], t["target"],
+                  t["note"] if t["met"] is None else ("yes" if t["met"] else "NO")]
+                 for t in targets])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=os.path.join("out", "bench.json"))
     parser.add_argument("--only", help="benchmark one zoo model by name")
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=200,
+                        help="inputs compared with onnxruntime in the float section")
+    parser.add_argument("--skip-float", action="store_true", help="skip the float section")
+    parser.add_argument("--skip-int8", action="store_true", help="skip the int8 section")
     args = parser.parse_args()
     names = sorted(f for f in os.listdir(ZOO) if f.endswith(".onnx"))
     if args.only:
         names = [n for n in names if n == args.only + ".onnx"]
-    rows = []
-    for name in names:
-        print(f"benchmarking {name} ...", file=sys.stderr)
-        rows.append(bench_model(os.path.join(ZOO, name), args.samples))
-    header = ["model", "onnx_nodes", "tflite_ops", "pad", "transpose", "tflite_bytes",
-              "compile_s", "max_abs_litert", "max_abs_tflm"]
-    widths = [max(len(h), 14) if h == "model" else len(h) for h in header]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in rows:
-        cells = [f"{row[h]:.2e}" if h.startswith("max_abs") else str(row[h]) for h in header]
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+        if not names:
+            parser.error(f"--only {args.only}: no such zoo model")
+    report: dict = {}
+    if not args.skip_float:
+        rows = []
+        for name in names:
+            progress(f"float: benchmarking {name} ...")
+            rows.append(bench_model(os.path.join(ZOO, name), args.samples))
+        header = ["model", "onnx_nodes", "tflite_ops", "pad", "transpose", "tflite_bytes",
+                  "compile_s", "max_abs_litert", "max_abs_tflm"]
+        print("float")
+        print_table(header, [[f"{row[h]:.2e}" if h.startswith("max_abs") else str(row[h])
+                              for h in header] for row in rows])
+        report["float"] = rows
+    if not args.skip_int8:
+        int8_names = [n for n in TRAINED if n + ".onnx" in names]
+        rows = []
+        for name in int8_names:
+            progress(f"int8: benchmarking {name} ...")
+            rows.append(bench_int8(name))
+        if rows:
+            targets = int8_targets(rows)
+            if "float" in report:
+                print()
+            print(f"int8 (top-1 % on {rows[0]['samples']} held-out digits; calibration: "
+                  f"{N_CALIBRATION} training images; agreement = argmax equal to the float "
+                  "model's)")
+            print_int8(rows, targets)
+            report["int8"] = rows
+            report["int8_targets"] = targets
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as handle:
-        json.dump({"float": rows}, handle, indent=2, sort_keys=True)
-    print(f"wrote {args.json}", file=sys.stderr)
+        json.dump(report, handle, indent=2, sort_keys=True)
+    progress(f"wrote {args.json}")
     return 0
 
 

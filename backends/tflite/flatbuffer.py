@@ -302,11 +302,36 @@ def _check_model(model: TflModel) -> None:
 # --------------------------------------------------------------------------- writer
 
 
-def _write_quant(b: flatbuffers.Builder, q: TflQuant) -> int:
-    mn = None if q.min is None else b.CreateNumpyVector(np.asarray(q.min, "<f4").reshape(-1))
-    mx = None if q.max is None else b.CreateNumpyVector(np.asarray(q.max, "<f4").reshape(-1))
-    scale = b.CreateNumpyVector(np.asarray(q.scale, "<f4").reshape(-1))
-    zero_point = b.CreateNumpyVector(np.asarray(q.zero_point, "<i8").reshape(-1))
+class _Shared:
+    """Offsets of vectors and tables already written, keyed by content.
+
+    FlatBuffers references are plain offsets, so identical shape vectors, scale and
+    zero-point vectors and whole quantization tables are written once and shared
+    (both runtimes' verifiers accept it). Per-channel int64 zero points make this
+    worth it: a conv's weights and bias carry identical all-zero vectors.
+    """
+
+    def __init__(self, b: flatbuffers.Builder) -> None:
+        self.b = b
+        self.offsets: dict[tuple[str, bytes], int] = {}
+
+    def vector(self, kind: str, array: np.ndarray) -> int:
+        key = (kind + array.dtype.str, array.tobytes())
+        if key not in self.offsets:
+            self.offsets[key] = self.b.CreateNumpyVector(array)
+        return self.offsets[key]
+
+
+def _write_quant(shared: _Shared, q: TflQuant) -> int:
+    b = shared.b
+    key = ("quant", repr((q.min, q.max, [float(np.float32(s)) for s in q.scale],
+                          list(q.zero_point), q.quantized_dimension)).encode())
+    if key in shared.offsets:
+        return shared.offsets[key]
+    mn = None if q.min is None else shared.vector("min", np.asarray(q.min, "<f4").reshape(-1))
+    mx = None if q.max is None else shared.vector("max", np.asarray(q.max, "<f4").reshape(-1))
+    scale = shared.vector("scale", np.asarray(q.scale, "<f4").reshape(-1))
+    zero_point = shared.vector("zp", np.asarray(q.zero_point, "<i8").reshape(-1))
     b.StartObject(7)
     if mn is not None:
         b.PrependUOffsetTRelativeSlot(0, mn, 0)
@@ -315,13 +340,16 @@ def _write_quant(b: flatbuffers.Builder, q: TflQuant) -> int:
     b.PrependUOffsetTRelativeSlot(2, scale, 0)
     b.PrependUOffsetTRelativeSlot(3, zero_point, 0)
     b.PrependInt32Slot(6, int(q.quantized_dimension), 0)
-    return b.EndObject()
+    shared.offsets[key] = b.EndObject()
+    return shared.offsets[key]
 
 
-def _write_tensor(b: flatbuffers.Builder, t: TflTensor, buffer_index: int) -> int:
+def _write_tensor(shared: _Shared, t: TflTensor, buffer_index: int) -> int:
+    b = shared.b
     name = b.CreateString(t.name)
-    shape = _int_vector(b, [int(d) for d in t.shape])
-    quant = _write_quant(b, t.quant) if t.quant is not None and _has_quant(t.quant) else None
+    shape = shared.vector("shape", np.asarray([int(d) for d in t.shape], "<i4").reshape(-1))
+    quant = _write_quant(shared, t.quant) if t.quant is not None and _has_quant(t.quant) \
+        else None
     b.StartObject(9)
     b.PrependUOffsetTRelativeSlot(0, shape, 0)
     b.PrependInt8Slot(1, int(DTYPE_TO_TENSOR_TYPE[t.dtype]), 0)
@@ -389,8 +417,10 @@ def serialize_model(model: TflModel) -> bytes:
         buffer_data.append(model.metadata[name])
     buffers = [_write_buffer(b, data) for data in buffer_data]
 
+    shared = _Shared(b)
     tensors = [
-        _write_tensor(b, t, idx) for t, idx in zip(model.tensors, tensor_buffer, strict=True)
+        _write_tensor(shared, t, idx)
+        for t, idx in zip(model.tensors, tensor_buffer, strict=True)
     ]
 
     opcode_keys: dict[tuple[str, int], int] = {}

@@ -151,7 +151,18 @@ def leaky_relu(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
 
 @kernel("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 def reshape(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    return [q8.reshape(args[0], node.output.shape)]
+    """Reshape to the IR output type; a batch dimension the type keeps is kept from the array.
+
+    Like the float kernel: when the typed input and output agree on dimension 0 and
+    the array's leading dimension differs from it (a batch of samples run at once),
+    the target is ``(N, *typed_out[1:])``.
+    """
+    x, typed_in, out_shape = args[0], node.inputs[0].shape, node.output.shape
+    if (x.ndim == len(typed_in) and x.ndim > 0 and len(out_shape) > 0
+            and x.shape[0] != typed_in[0] and typed_in[0] == out_shape[0]
+            and x.shape[1:] == tuple(typed_in[1:])):
+        out_shape = (x.shape[0], *out_shape[1:])
+    return [q8.reshape(x, out_shape)]
 
 
 @kernel("Transpose")
