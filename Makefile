@@ -20,6 +20,7 @@ demo: $(VENV)/.core
 	$(BIN)/microlith inspect out/lenet_digits.tflite
 
 test: $(VENV)/.test
+	sh tools/mcu/install_toolchain.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test

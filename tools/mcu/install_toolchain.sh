@@ -1,0 +1,51 @@
+#!/bin/sh
+# Install what tools/mcu needs to build and run C for the Cortex-M4 board:
+# arm-none-eabi-gcc (+ binutils, newlib) and qemu-system-arm, with apt-get,
+# only if arm-none-eabi-gcc or qemu-system-arm is missing. Non-interactive;
+# runs apt-get directly as root, else through sudo -n. Exits non-zero with a
+# message saying what to do when it cannot install.
+set -eu
+
+PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+
+say() { printf 'install_toolchain: %s\n' "$*"; }
+fail() { printf 'install_toolchain: error: %s\n' "$*" >&2; exit 1; }
+
+missing=""
+for tool in arm-none-eabi-gcc qemu-system-arm; do
+    if command -v "$tool" >/dev/null 2>&1; then
+        say "found $tool: $(command -v "$tool")"
+    else
+        missing="$missing $tool"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    say "nothing to install"
+    exit 0
+fi
+say "missing:$missing"
+
+command -v apt-get >/dev/null 2>&1 ||
+    fail "apt-get not found; install $PACKAGES with your package manager"
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO="sudo -n"
+else
+    fail "need root (or password-less sudo) to run apt-get install $PACKAGES"
+fi
+
+APT="env DEBIAN_FRONTEND=noninteractive apt-get"
+say "running: ${SUDO:+$SUDO }apt-get update"
+$SUDO $APT update -q || fail "apt-get update failed"
+say "running: ${SUDO:+$SUDO }apt-get install -y --no-install-recommends $PACKAGES"
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+$SUDO $APT install -y -q --no-install-recommends $PACKAGES ||
+    fail "apt-get install $PACKAGES failed"
+
+for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm; do
+    command -v "$tool" >/dev/null 2>&1 || fail "$tool still missing after installing $PACKAGES"
+done
+say "installed: $(arm-none-eabi-gcc --version | head -n 1); $(qemu-system-arm --version | head -n 1)"
