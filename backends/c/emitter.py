@@ -91,9 +91,7 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
 
     ctx = RenderContext(tensor_expr, scratch_expr, prefix)
     body: list[str] = []
-    for node in graph.nodes:
-        outs = ", ".join(f"{v.name} {list(v.shape)}" for v in node.outputs)
-        body.append(f"    /* {node.name} ({node.op}) -> {_comment(outs)} */")
+    for node in graph.nodes:  # each renderer starts with a comment naming the node
         statements = RENDERERS[node.op](ctx, node).strip("\n")
         body.extend("    " + line if line else "" for line in statements.splitlines())
     weight_bytes = sum(_array_bytes(d) for d in ctx.declarations)
