@@ -17,7 +17,11 @@ $(VENV)/.test: pyproject.toml $(VENV)/.core
 demo: $(VENV)/.core
 	mkdir -p out
 	$(BIN)/microlith compile examples/lenet_digits.onnx -o out/lenet_digits.tflite -v
-	$(BIN)/microlith inspect out/lenet_digits.tflite
+	$(BIN)/microlith compile examples/lenet_digits.onnx -o out/lenet_digits_int8.tflite \
+		--quantize int8 --calibration-data examples/digits_calibration.npz
+	$(BIN)/microlith compile examples/lenet_digits.onnx --target c -o out/lenet_digits_c \
+		--quantize int8 --calibration-data examples/digits_calibration.npz
+	$(BIN)/microlith inspect out/lenet_digits_int8.tflite
 
 test: $(VENV)/.test
 	sh tools/mcu/install_toolchain.sh
