@@ -129,6 +129,10 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     if options.target not in TARGETS:
         raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
     check_quantize_options(options)
+    if options.target in DIRECTORY_TARGETS:  # before any work, naming the option
+        from backends.c.emitter import check_prefix
+
+        check_prefix(options.c_prefix)
     # An explicit "" is the user's pipeline too (refused as empty), not "use the default".
     spec = options.pipeline if options.pipeline is not None else \
         default_pipeline_for(options)

@@ -23,10 +23,19 @@ class LegalizeC(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> None:
         from backends.c.render_ops import RENDERERS, check_c_supported
 
+        kept_in_float = set(graph.meta.get("float_fallback") or ())
         problems = []
         for node in graph.nodes:
+            label = f"{node.name} ({node.op})"
+            if label in kept_in_float:
+                problems.append(label)
+                continue
             reason = "no C kernel" if node.op not in RENDERERS else check_c_supported(node)
             if reason:
-                problems.append(f"{node.name} ({node.op}): {reason}")
+                problems.append(f"{label}: {reason}")
+        if kept_in_float & set(problems):
+            raise BackendError(
+                "C target is integer-only and cannot emit the ops --fallback float kept in "
+                "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems))
         if problems:
             raise BackendError("C target cannot emit: " + "; ".join(problems))
