@@ -57,8 +57,9 @@ from compiler.ir.core import Graph
 from compiler.memory_plan import MemoryPlan
 from passes.pipelines import int8_pipeline
 from tools.mcu import run as board
+from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
 
-tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "tests" / "zoo"
@@ -159,15 +160,6 @@ def samples(name: str) -> tuple[np.ndarray, np.ndarray]:
     return x_train[:N_CALIBRATION], x_test
 
 
-def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str = "int8"
-                   ) -> np.ndarray:
-    """As TFLite: round-half-away(x / scale) in float32, + zero point, clamp to ``dtype``."""
-    v = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
-    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)
-    info = np.iinfo(dtype)
-    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
-
-
 def stress_inputs(shape: Sequence[int]) -> np.ndarray:
     """Saturated and random int8 inputs: they reach clamps real images never reach."""
     rng = np.random.default_rng(7)
@@ -243,16 +235,6 @@ def write_files(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
-def run_tflm(data: bytes, feeds: np.ndarray) -> np.ndarray:
-    interp = tflm_runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
-    outs = []
-    for x in feeds:
-        interp.set_input(x[None], 0)
-        interp.invoke()
-        outs.append(interp.get_output(0).reshape(-1).copy())
-    return np.stack(outs)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CModel]:
     root = tmp_path_factory.mktemp("c_models")
@@ -263,14 +245,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CModel]:
         tflite = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(
             quantize="int8", calibration_data=calibration, quiet=True)).output
         graph = result.graph
-        perm = graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
-        physical = np.ascontiguousarray(x_test if perm is None else x_test.transpose(perm))
+        physical = to_physical(x_test, input_perm(graph))
         quant = graph.inputs[0].quant
         feeds = np.concatenate([quantize_input(physical, quant.scale[0], quant.zero_point[0]),
                                 stress_inputs(physical.shape[1:])])
         ours = run_graph(graph, {graph.inputs[0].name: feeds})[graph.outputs[0].name]
         model = CModel(name, result, tflite, parse_model(tflite),
-                       write_files(root / name, result.files), feeds, run_tflm(tflite, feeds),
+                       write_files(root / name, result.files), feeds,
+                       run_tflm(tflite, feeds, flatten=True),
                        np.asarray(ours).reshape(len(feeds), -1))
         out[name] = model
     return out
@@ -360,9 +342,7 @@ def test_interface_dtypes(tmp_path: Path, name: str, io_dtype: str) -> None:
     result = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(target="c", **options))
     tflite = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(**options)).output
     graph = result.graph
-    perm = graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
-    physical = np.ascontiguousarray(x_test[:100] if perm is None else
-                                    x_test[:100].transpose(perm))
+    physical = to_physical(x_test[:100], input_perm(graph))
     if io_dtype == "float32":
         noise = np.random.default_rng(3).standard_normal((20, *physical.shape[1:])) * 4
         feeds = np.concatenate([physical, noise.astype(np.float32)])
@@ -373,7 +353,7 @@ def test_interface_dtypes(tmp_path: Path, name: str, io_dtype: str) -> None:
         feeds = np.concatenate([quantize_input(physical, quant.scale[0], quant.zero_point[0],
                                                "uint8"), stress])
     assert graph.inputs[0].dtype.numpy == np.dtype(io_dtype)
-    want = run_tflm(tflite, feeds)
+    want = run_tflm(tflite, feeds, flatten=True)
     directory = write_files(tmp_path / "out", result.files)
     exe = host_build(directory, graph.inputs[0].name, "O2", tmp_path / "build")
     got = host_outputs(exe, feeds, want.dtype)

@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from backends.tflite.flatbuffer import TflModel, parse_model
 from passes.pipelines import PIPELINES
+from tools.runtimes import NCHW_TO_NHWC, litert_interpreter, litert_invoke, to_physical
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "tests" / "zoo"
@@ -269,7 +270,7 @@ def test_remarks_and_verify_each(work: Path) -> None:
 def test_pipeline_override_keeps_nchw_input(work: Path) -> None:
     """``to-nhwc{inputs=nchw}``: the .tflite takes NCHW data and computes the same logits."""
     ort = pytest.importorskip("onnxruntime")
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    pytest.importorskip("ai_edge_litert.interpreter")
     pipeline = DEFAULT_PIPELINE.replace("to-nhwc", "to-nhwc{inputs=nchw}")
     proc = run("compile", ZOO / "lenet.onnx", "-o", "lenet.tflite", "--pipeline", pipeline,
                "-v", cwd=work)
@@ -281,12 +282,7 @@ def test_pipeline_override_keeps_nchw_input(work: Path) -> None:
     x = np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32)
     session = ort.InferenceSession(str(ZOO / "lenet.onnx"), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"input": x})[0]
-    interp = litert.Interpreter(model_path=str(work / "lenet.tflite"),
-                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], x)
-    interp.invoke()
-    got = interp.get_tensor(interp.get_output_details()[0]["index"])
+    got = litert_invoke(litert_interpreter((work / "lenet.tflite").read_bytes()), x)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 
 
@@ -581,17 +577,12 @@ def test_dynamic_dimension_needs_input_shape(work: Path) -> None:
     assert model.tensors[model.outputs[0]].shape == [1, 10, 12, 4]
     assert model.tensors[model.inputs[0]].name == "image"
     ort = pytest.importorskip("onnxruntime")
-    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    pytest.importorskip("ai_edge_litert.interpreter")
     x = np.random.default_rng(2).standard_normal((1, 3, 10, 12)).astype(np.float32)
     session = ort.InferenceSession(str(work / "dyn.onnx"), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {"image": x})[0].transpose(0, 2, 3, 1)
-    interp = litert.Interpreter(model_path=str(work / "out.tflite"),
-                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"],
-                      np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
-    interp.invoke()
-    got = interp.get_tensor(interp.get_output_details()[0]["index"])
+    expected = to_physical(session.run(None, {"image": x})[0], NCHW_TO_NHWC)
+    got = litert_invoke(litert_interpreter((work / "out.tflite").read_bytes()),
+                        to_physical(x, NCHW_TO_NHWC))
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 
 

@@ -37,6 +37,7 @@ from compiler.quant_debug import (
 )
 from compiler.quantization import dequantize_array, quantize_array
 from tools.digits import load_digits_split
+from tools.runtimes import NCHW_TO_NHWC, to_physical
 
 REPO = Path(__file__).resolve().parents[1]
 LENET = REPO / "tests" / "zoo" / "lenet.onnx"
@@ -82,7 +83,7 @@ def numpy_metrics(f: np.ndarray, q: np.ndarray, scale: float) -> tuple[float, fl
 def both_runs(float_graph: Graph, int8_graph: Graph, x: np.ndarray
               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Our own run of the two graphs on NCHW images: (float env, int8 env, int8 input)."""
-    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    nhwc = to_physical(x, NCHW_TO_NHWC)
     q_in = quantize_array(nhwc, int8_graph.inputs[0].quant)
     fenv = run_graph(float_graph, {"input": nhwc}, keep_all=True)
     qenv = run_graph(int8_graph, {"input": q_in}, keep_all=True)
@@ -176,7 +177,7 @@ def test_first_layer_per_layer_metrics_match_numpy(lenet: tuple,
     # the input row: pure rounding, at most half a step (inputs lie inside [0, 1])
     x_row = next(r for r in lenet_report.rows if r.node == "input")
     assert x_row.layer == x_row.cumulative and x_row.layer.max_lsb <= 0.5 + 1e-6
-    sqnr_in, _, _ = numpy_metrics(x_test.transpose(0, 2, 3, 1), rounded, 1.0)
+    sqnr_in, _, _ = numpy_metrics(to_physical(x_test, NCHW_TO_NHWC), rounded, 1.0)
     assert x_row.layer.sqnr_db == pytest.approx(sqnr_in, rel=1e-9)
 
 

@@ -37,10 +37,20 @@ from onnx import numpy_helper
 
 from backends.tflite.flatbuffer import TflModel, parse_model
 from compiler.driver import CompileOptions, compile_onnx
+from tools.runtimes import (
+    litert_interpreter,
+    litert_invoke,
+    ort_outputs,
+    ort_session,
+    run_litert,
+    tflm_interpreter,
+    tflm_invoke,
+    to_physical,
+)
 
 ort = pytest.importorskip("onnxruntime")
-litert = pytest.importorskip("ai_edge_litert.interpreter")
-tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "tests" / "zoo"
@@ -55,7 +65,6 @@ ATOL_ORT = 1e-4
 ATOL_TFLM = 1e-5
 MIN_TOP1_AGREEMENT = 0.995
 TIE_GAP = 1e-4  # a top-1 disagreement is only excused when onnxruntime's top two are this close
-ARENA_BYTES = 1 << 20
 
 
 # --------------------------------------------------------------------------- compiling / running
@@ -117,23 +126,6 @@ def model_inputs(c: Compiled) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((N_DIFF, *shape[1:])).astype(np.float32)
 
 
-def to_physical(x: np.ndarray, perm: list[int] | None) -> np.ndarray:
-    return np.ascontiguousarray(x if perm is None else x.transpose(perm))
-
-
-def new_litert(data: bytes) -> litert.Interpreter:
-    interp = litert.Interpreter(model_content=data,
-                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    return interp
-
-
-def run_litert(interp: litert.Interpreter, x: np.ndarray) -> np.ndarray:
-    interp.set_tensor(interp.get_input_details()[0]["index"], x)
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
-
-
 @dataclass
 class Runs:
     x: np.ndarray  # ONNX layout, one sample per row
@@ -146,23 +138,16 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(compiled: dict[str, Compiled]) -> dict[str, Runs]:
     out = {}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
     for name, c in compiled.items():
-        session = ort.InferenceSession(str(ZOO / f"{name}.onnx"), options,
-                                       providers=["CPUExecutionProvider"])
-        interp = new_litert(c.data)
         xs = model_inputs(c)
         in_perm = c.io_perms.get(c.input_name)
         out_perm = c.io_perms.get(c.output_name)
-        ref, got = [], []
-        for x in xs:
-            ref.append(session.run(None, {c.input_name: x[None]})[0][0])
-            got.append(run_litert(interp, to_physical(x[None], in_perm))[0])
-        physical = np.stack(got)  # the stacking axis stands in for the batch axis
+        ref = ort_outputs(ort_session(ZOO / f"{name}.onnx"), xs)
+        # one sample at a time: the stacking axis stands in for the batch axis
+        physical = run_litert(c.data, to_physical(xs, in_perm))
         assert out_perm is None or out_perm[0] == 0
         logical = physical if out_perm is None else physical.transpose(np.argsort(out_perm))
-        out[name] = Runs(xs, np.stack(ref), logical, physical, in_perm)
+        out[name] = Runs(xs, ref, logical, physical, in_perm)
     return out
 
 
@@ -191,11 +176,9 @@ def test_litert_matches_onnxruntime(runs: dict[str, Runs], compiled: dict[str, C
 def test_tflite_micro_matches_litert(runs: dict[str, Runs], compiled: dict[str, Compiled],
                                      name: str) -> None:
     c, r = compiled[name], runs[name]
-    interp = tflm_runtime.Interpreter.from_bytes(c.data, arena_size=ARENA_BYTES)
+    interp = tflm_interpreter(c.data)
     for i in range(N_TFLM):
-        interp.set_input(to_physical(r.x[i:i + 1], r.in_perm), 0)
-        interp.invoke()
-        got = interp.get_output(0)
+        got = tflm_invoke(interp, to_physical(r.x[i:i + 1], r.in_perm))
         assert got.shape == r.tfl_physical[i:i + 1].shape
         np.testing.assert_allclose(got, r.tfl_physical[i:i + 1], atol=ATOL_TFLM, rtol=0,
                                    err_msg=f"{name} sample {i}")
@@ -562,12 +545,10 @@ def test_activation_after_concat_runs_in_litert_and_tflm(tmp_path: Path, act: st
     perms = result.graph.meta["io_perms"]
     expected = to_physical(session.run(None, {"x": x})[0], perms.get("y"))
     x_phys = to_physical(x, perms.get("x"))
-    got = run_litert(new_litert(result.output), x_phys)
+    got = litert_invoke(litert_interpreter(result.output), x_phys)
     np.testing.assert_allclose(got, expected, atol=ATOL_ORT, rtol=0)
-    micro = tflm_runtime.Interpreter.from_bytes(result.output, arena_size=ARENA_BYTES)
-    micro.set_input(x_phys, 0)
-    micro.invoke()
-    np.testing.assert_allclose(micro.get_output(0), got, atol=ATOL_TFLM, rtol=0)
+    micro = tflm_invoke(tflm_interpreter(result.output), x_phys)
+    np.testing.assert_allclose(micro, got, atol=ATOL_TFLM, rtol=0)
 
 
 # --------------------------------------------------------------------------- live torch model
@@ -618,7 +599,7 @@ def test_live_torch_model(tmp_path: Path) -> None:
     assert ops["CONV_2D"] == 2 and ops["DEPTHWISE_CONV_2D"] == 1 and ops["PAD"] == 1, ops
     assert "TRANSPOSE" not in ops
     assert len(tfl.operators) <= op_budget(proto)[0]
-    interp = new_litert(result.output)
+    interp = litert_interpreter(result.output)
     perm = result.graph.meta["io_perms"]["input"]
     xs = torch.from_numpy(np.random.default_rng(5).standard_normal((20, *shape[1:]),
                                                                   dtype=np.float32))
@@ -626,6 +607,6 @@ def test_live_torch_model(tmp_path: Path) -> None:
     with torch.no_grad():
         for x in xs:
             expected = model(x[None]).numpy()
-            got = run_litert(interp, to_physical(x[None].numpy(), perm))
+            got = litert_invoke(interp, to_physical(x[None].numpy(), perm))
             worst = max(worst, float(np.abs(got - expected).max()))
     assert worst <= ATOL_ORT, f"LiteRT vs torch max abs diff {worst:.3g}"

@@ -40,10 +40,21 @@ from backends.tflite.flatbuffer import TflModel, TflQuant, parse_model
 from compiler.diagnostics import MicrolithError
 from compiler.driver import CompileOptions, CompileResult, compile_onnx
 from compiler.interpreter import run_graph
+from tools.runtimes import (
+    input_perm,
+    ort_outputs,
+    ort_session,
+    quantize_input,
+    run_litert,
+    run_tflm,
+    tflm_interpreter,
+    to_physical,
+    top1,
+)
 
-ort = pytest.importorskip("onnxruntime")
-litert = pytest.importorskip("ai_edge_litert.interpreter")
-tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "tests" / "zoo"
@@ -58,7 +69,6 @@ MIN_AGREEMENT = 0.98  # argmax agreement of int8 (TFLM) with float (onnxruntime)
 MIN_LITERT_WITHIN_1LSB = 0.995
 MAX_SIZE_RATIO = 0.3
 BIG_MODEL_PARAMS = 10_000
-ARENA_BYTES = 1 << 20
 
 
 # --------------------------------------------------------------------------- data
@@ -99,21 +109,8 @@ def onnx_param_count(name: str) -> int:
 # --------------------------------------------------------------------------- quantizing / running
 
 
-def quantize(x: np.ndarray, quant: TflQuant, dtype: str) -> np.ndarray:
-    """What TFLite does to a float input: round-half-away(x / scale) in float32, + zp, clamp."""
-    v = (np.asarray(x, np.float32) / np.float32(quant.scale[0])).astype(np.float64)
-    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)  # exact: v is a float32
-    info = np.iinfo(dtype)
-    return np.clip(rounded + quant.zero_point[0], info.min, info.max).astype(dtype)
-
-
 def dequantize(q: np.ndarray, quant: TflQuant) -> np.ndarray:
     return (q.astype(np.float64) - quant.zero_point[0]) * quant.scale[0]
-
-
-def physical(x: np.ndarray, perm: list[int] | None) -> np.ndarray:
-    """ONNX layout -> the .tflite's layout (NHWC for 4-D inputs)."""
-    return np.ascontiguousarray(x if perm is None else x.transpose(perm))
 
 
 @dataclass
@@ -140,14 +137,14 @@ class Int8Model:
 
     @property
     def perm(self) -> list[int] | None:
-        graph = self.result.graph
-        return graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
+        return input_perm(self.result.graph)
 
     def feed(self, x: np.ndarray) -> np.ndarray:
         """Float ONNX-layout samples -> what the .tflite input takes (physical, quantized)."""
-        x = physical(x, self.perm)
-        return x.astype(np.float32) if self.in_quant is None else \
-            quantize(x, self.in_quant, self.in_dtype)
+        x = to_physical(x, self.perm)
+        q = self.in_quant
+        return x.astype(np.float32) if q is None else \
+            quantize_input(x, q.scale[0], q.zero_point[0], self.in_dtype)
 
 
 def compile_int8(name: str, calibration: np.ndarray, **options: object) -> Int8Model:
@@ -156,41 +153,11 @@ def compile_int8(name: str, calibration: np.ndarray, **options: object) -> Int8M
     return Int8Model(name, result, parse_model(result.output))
 
 
-def run_tflm(data: bytes, feeds: np.ndarray) -> np.ndarray:
-    """TFLite-Micro outputs (output 0) for each row of ``feeds``, stacked."""
-    interp = tflm_runtime.Interpreter.from_bytes(data, arena_size=ARENA_BYTES)
-    outs = []
-    for x in feeds:
-        interp.set_input(x[None], 0)
-        interp.invoke()
-        outs.append(interp.get_output(0)[0].copy())
-    return np.stack(outs)
-
-
-def run_litert(data: bytes, feeds: np.ndarray) -> np.ndarray:
-    interp = litert.Interpreter(model_content=data,
-                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
-    outs = []
-    for x in feeds:
-        interp.set_tensor(inp, x[None])
-        interp.invoke()
-        outs.append(interp.get_tensor(out)[0].copy())
-    return np.stack(outs)
-
-
 @functools.cache
 def float_outputs(name: str, which: str = "digits") -> np.ndarray:
     """onnxruntime on the float ONNX model: the 450 test digits (or a helper's test data)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(ZOO / f"{name}.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
-    in_name = session.get_inputs()[0].name
     xs = digits(name)[1] if which == "digits" else helper_data(name)[1]
-    return np.concatenate([session.run(None, {in_name: x[None]})[0] for x in xs])
+    return ort_outputs(ort_session(ZOO / f"{name}.onnx"), xs)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -206,10 +173,6 @@ def int8() -> dict[str, Int8Model]:
 def tflm_outputs(int8: dict[str, Int8Model]) -> dict[str, np.ndarray]:
     """TFLite-Micro's int8 outputs on the 450 held-out images, per model."""
     return {name: run_tflm(m.data, m.feed(digits(name)[1])) for name, m in int8.items()}
-
-
-def top1(outputs: np.ndarray) -> np.ndarray:
-    return outputs.reshape(len(outputs), -1).argmax(axis=1)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -262,9 +225,7 @@ def check_bit_exact(m: Int8Model, xs: np.ndarray) -> int:
             pads[op.outputs[0]] = padded
     assert len(matched) + len(pads) == len(activations)
     assert graph.outputs[0].name in {t.name for t in matched.values()}
-    interp = tflm_runtime.Interpreter.from_bytes(
-        m.data, arena_size=ARENA_BYTES,
-        intrepreter_config=tflm_runtime.InterpreterConfig.kPreserveAllTensors)
+    interp = tflm_interpreter(m.data, preserve_all_tensors=True)
     for k in range(len(xs)):
         interp.set_input(feeds[k:k + 1], 0)
         interp.invoke()
@@ -362,13 +323,13 @@ def test_io_dtype_float32(int8: dict[str, Int8Model], tflm_outputs: dict[str, np
     for i in (*m.tfl.inputs, *m.tfl.outputs):
         assert m.tfl.tensors[i].dtype == "float32" and m.tfl.tensors[i].quant is None
     xs = digits(name)[1]
-    got = run_tflm(m.data, physical(xs, m.perm).astype(np.float32))
+    got = run_tflm(m.data, to_physical(xs, m.perm).astype(np.float32))
     assert got.dtype == np.float32
     reference = dequantize(tflm_outputs[name], int8[name].out_quant)
     lsb = int8[name].out_quant.scale[0]
     assert float(np.abs(got - reference).max()) <= lsb + 1e-6
     assert float(np.mean(top1(got) == top1(reference))) >= 0.99
-    litert_out = run_litert(m.data, physical(xs[:N_FAST], m.perm).astype(np.float32))
+    litert_out = run_litert(m.data, to_physical(xs[:N_FAST], m.perm).astype(np.float32))
     assert float(np.abs(litert_out - got[:N_FAST]).max()) <= lsb + 1e-6
 
 

@@ -60,12 +60,25 @@ from backends.tflite.flatbuffer import parse_model  # noqa: E402
 from compiler.driver import CompileOptions, compile_onnx  # noqa: E402
 from compiler.ir.core import Graph  # noqa: E402
 from tools.digits import load_digits_split  # noqa: E402
+from tools.runtimes import (  # noqa: E402
+    input_perm,
+    ort_outputs,
+    ort_session,
+    quantize_input,
+    run_litert,
+    run_tflm,
+    tflm_interpreter,
+    tflm_invoke,
+    to_physical,
+    top1,
+)
 
 ZOO = os.path.join(ROOT, "tests", "zoo")
 TRAINED = ("lenet", "dscnn", "resnet8", "mobilenet_v1", "mlp_sigmoid")
 N_CALIBRATION = 300  # training images used as calibration data (ours and the peers')
 SIZE_TARGET = 0.3  # int8 .tflite <= 0.3x float for models over 10k parameters
 BIG_MODEL_PARAMS = 10_000
+TFLM_ARENA = 1 << 22  # arena of the TFLite-Micro runs that compare outputs (not the bisection)
 
 
 def progress(message: str) -> None:
@@ -82,36 +95,8 @@ def model_inputs(path: str, shape: tuple[int, ...], samples: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((samples, *shape[1:])).astype(np.float32)
 
 
-def run_litert(data: bytes, xs: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=data,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-    results = []
-    for x in xs:
-        interp.set_tensor(inp, x[None])
-        interp.invoke()
-        results.append(interp.get_tensor(out)[0].copy())
-    return np.stack(results)
-
-
-def run_tflm(data: bytes, xs: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 22)
-    results = []
-    for x in xs:
-        interp.set_input(x[None], 0)
-        interp.invoke()
-        results.append(interp.get_output(0)[0].copy())
-    return np.stack(results)
-
-
 def bench_model(path: str, samples: int) -> dict:
     import onnx
-    import onnxruntime as ort
 
     seconds = []
     for _ in range(3):
@@ -121,14 +106,12 @@ def bench_model(path: str, samples: int) -> dict:
     data = result.output
     tfl = parse_model(data)
     ops = Counter(op.op for op in tfl.operators)
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    in_name = session.get_inputs()[0].name
+    session = ort_session(path, single_thread=False)
     shape = tuple(session.get_inputs()[0].shape)
     xs = model_inputs(path, shape, samples)
-    reference = np.concatenate([session.run(None, {in_name: x[None]})[0] for x in xs])
-    perm = result.graph.meta.get("io_perms", {}).get(result.graph.inputs[0].name)
-    xs_t = xs.transpose(0, *[p for p in perm[1:]]) if perm else xs
-    litert, tflm = run_litert(data, xs_t), run_tflm(data, xs_t)
+    reference = ort_outputs(session, xs)
+    xs_t = to_physical(xs, input_perm(result.graph))
+    litert, tflm = run_litert(data, xs_t), run_tflm(data, xs_t, TFLM_ARENA)
     return {
         "model": os.path.splitext(os.path.basename(path))[0],
         "onnx_nodes": len(onnx.load(path).graph.node),
@@ -151,14 +134,6 @@ def digits_for(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x_train, _, x_test, y_test = (load_digits_split(8, "flat") if name == "mlp_sigmoid"
                                   else load_digits_split(16, "NCHW"))
     return x_train[:N_CALIBRATION], x_test, y_test
-
-
-def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
-    """As TFLite quantizes a float input: round-half-away(x / scale) in float32, + zp, clamp."""
-    v = (np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
-    info = np.iinfo(dtype)
-    rounded = np.sign(v) * np.floor(np.abs(v) + 0.5)
-    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
 
 
 @contextlib.contextmanager
@@ -218,8 +193,6 @@ def tflm_arena_bytes(data: bytes, feed: np.ndarray) -> int:
 
     The model is also invoked once at that size on ``feed`` (one sample, batch 1).
     """
-    from tflite_micro.python.tflite_micro import runtime
-
     lo, hi = 0, 1024  # lo never allocates (nothing fits in 0 bytes), hi does
     while not tflm_allocates(data, hi):
         lo, hi = hi, hi * 2
@@ -228,26 +201,8 @@ def tflm_arena_bytes(data: bytes, feed: np.ndarray) -> int:
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if tflm_allocates(data, mid) else (mid, hi)
-    interp = runtime.Interpreter.from_bytes(data, arena_size=hi)
-    interp.set_input(feed, 0)
-    interp.invoke()
+    tflm_invoke(tflm_interpreter(data, arena_size=hi), feed)
     return hi
-
-
-def tflm_outputs(data: bytes, feeds: np.ndarray) -> np.ndarray:
-    from tflite_micro.python.tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 22)
-    outs = []
-    for x in feeds:
-        interp.set_input(x[None], 0)
-        interp.invoke()
-        outs.append(interp.get_output(0)[0].copy())
-    return np.stack(outs)
-
-
-def top1(outputs: np.ndarray) -> np.ndarray:
-    return outputs.reshape(len(outputs), -1).argmax(axis=1)
 
 
 def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
@@ -258,20 +213,6 @@ def best_of(n: int, fn: Callable[[], object]) -> tuple[float, object]:
         result = fn()
         seconds.append(time.perf_counter() - start)
     return min(seconds), result
-
-
-def ort_session(path: str):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def ort_outputs(path: str, xs: np.ndarray) -> np.ndarray:
-    session = ort_session(path)
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[None]})[0] for x in xs])
 
 
 def ort_quantize_peer(path: str, x_cal: np.ndarray, x_test: np.ndarray, labels: np.ndarray,
@@ -315,7 +256,7 @@ def ort_quantize_peer(path: str, x_cal: np.ndarray, x_test: np.ndarray, labels: 
                             per_channel=True, activation_type=QuantType.QInt8,
                             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
             seconds = time.perf_counter() - start
-            got = top1(ort_outputs(qdq, x_test))
+            got = top1(ort_outputs(ort_session(qdq), x_test))
             size = os.path.getsize(qdq)
     finally:
         root.setLevel(level)
@@ -337,16 +278,14 @@ def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
     except ImportError:
         return {"skipped": "onnx2tf is not installed (the TFLite converter needs a TF model)"}
 
-    def to_nhwc(x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x if perm is None else x.transpose(perm))
-
     try:
         with tempfile.TemporaryDirectory() as tmp:
             onnx2tf.convert(input_onnx_file_path=path, output_folder_path=tmp,
                             non_verbose=True)
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([to_nhwc(x[None])] for x in x_cal)
+            converter.representative_dataset = lambda: ([to_physical(x[None], perm)]
+                                                        for x in x_cal)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -354,8 +293,8 @@ def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
         from ai_edge_litert.interpreter import Interpreter
 
         scale, zero_point = Interpreter(model_content=data).get_input_details()[0]["quantization"]
-        feeds = quantize_input(to_nhwc(x_test), scale, zero_point, "int8")
-        got = top1(tflm_outputs(data, feeds))
+        feeds = quantize_input(to_physical(x_test, perm), scale, zero_point, "int8")
+        got = top1(run_tflm(data, feeds, TFLM_ARENA))
         return {"top1": round(100 * float(np.mean(got == labels)), 2),
                 "agreement": round(float(np.mean(got == float_top1)), 4),
                 "tflite_bytes": len(data), "arena_bytes": tflm_arena_bytes(data, feeds[:1])}
@@ -374,13 +313,13 @@ def bench_int8(name: str) -> dict:
     compile_s, result = best_of(3, lambda: compile_onnx(path, options))
     float_data = compile_onnx(path, CompileOptions(warn=lambda message: None)).output
     data, graph = result.output, result.graph
-    perm = graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
-    x_phys = np.ascontiguousarray(x_test if perm is None else x_test.transpose(perm))
+    perm = input_perm(graph)
+    x_phys = to_physical(x_test, perm)
     quant = graph.inputs[0].quant
     feeds = quantize_input(x_phys, quant.scale[0], quant.zero_point[0], "int8")
     progress(f"  {name}: onnxruntime float and TFLite-Micro int8 on {len(x_test)} images")
-    float_top1 = top1(ort_outputs(path, x_test))
-    int8_top1 = top1(tflm_outputs(data, feeds))
+    float_top1 = top1(ort_outputs(ort_session(path), x_test))
+    int8_top1 = top1(run_tflm(data, feeds, TFLM_ARENA))
     progress(f"  {name}: TFLite-Micro arena bisection")
     arena_float = tflm_arena_bytes(float_data, x_phys[:1])
     arena_int8 = tflm_arena_bytes(data, feeds[:1])
@@ -629,8 +568,7 @@ def bench_c(name: str, tools: dict[str, bool]) -> dict:
     result = compile_onnx(path, CompileOptions(target="c", **common))
     data = compile_onnx(path, CompileOptions(**common)).output
     graph, plan = result.graph, result.graph.meta["memory_plan"]
-    perm = graph.meta.get("io_perms", {}).get(graph.inputs[0].name)
-    x_phys = np.ascontiguousarray(x_test if perm is None else x_test.transpose(perm))
+    x_phys = to_physical(x_test, input_perm(graph))
     quant = graph.inputs[0].quant
     feeds = quantize_input(x_phys, quant.scale[0], quant.zero_point[0], "int8")
     macs = model_macs(graph)
@@ -641,7 +579,7 @@ def bench_c(name: str, tools: dict[str, bool]) -> dict:
                  "arena_ratio": round(plan.arena_size / tflm_arena, 4),
                  "weights_bytes": result.sizes["weights"],
                  "flash_estimate": result.sizes["flash"], "board": {}, "host": {}}
-    expected = tflm_outputs(data, feeds[:max(C_BOARD_INPUTS, C_HOST_INPUTS)])
+    expected = run_tflm(data, feeds[:max(C_BOARD_INPUTS, C_HOST_INPUTS)], TFLM_ARENA)
     with tempfile.TemporaryDirectory(prefix="microlith-bench-c-") as tmp:
         model_dir = os.path.join(tmp, "model")
         os.makedirs(model_dir)
