@@ -302,13 +302,13 @@ def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def bench_int8(name: str) -> dict:
+def bench_int8(name: str, method: str = "minmax") -> dict:
     import onnx
 
     path = os.path.join(ZOO, f"{name}.onnx")
     x_cal, x_test, labels = digits_for(name)
     options = CompileOptions(quantize="int8", calibration_data=x_cal, quiet=True,
-                             warn=lambda message: None)
+                             calibration_method=method, warn=lambda message: None)
     progress(f"  {name}: compiling int8 (best of 3)")
     compile_s, result = best_of(3, lambda: compile_onnx(path, options))
     float_data = compile_onnx(path, CompileOptions(warn=lambda message: None)).output
@@ -334,6 +334,7 @@ def bench_int8(name: str) -> dict:
         "params": params,
         "samples": len(x_test),
         "calibration_samples": len(x_cal),
+        "calibration_method": method,
         "float_top1": round(100 * float(np.mean(float_top1 == labels)), 2),
         "int8_top1": round(100 * float(np.mean(int8_top1 == labels)), 2),
         "agreement": round(float(np.mean(int8_top1 == float_top1)), 4),
@@ -702,6 +703,10 @@ def main() -> int:
     parser.add_argument("--skip-float", action="store_true", help="skip the float section")
     parser.add_argument("--skip-int8", action="store_true", help="skip the int8 section")
     parser.add_argument("--skip-c", action="store_true", help="skip the C section")
+    parser.add_argument("--calibration-method", default="minmax",
+                        choices=["minmax", "percentile", "entropy", "mse"],
+                        help="our calibration method in the int8 section (the onnxruntime "
+                        "peer always uses MinMax)")
     args = parser.parse_args()
     names = sorted(f for f in os.listdir(ZOO) if f.endswith(".onnx"))
     if args.only:
@@ -725,14 +730,14 @@ def main() -> int:
         rows = []
         for name in int8_names:
             progress(f"int8: benchmarking {name} ...")
-            rows.append(bench_int8(name))
+            rows.append(bench_int8(name, args.calibration_method))
         if rows:
             targets = int8_targets(rows)
             if "float" in report:
                 print()
             print(f"int8 (top-1 % on {rows[0]['samples']} held-out digits; calibration: "
-                  f"{N_CALIBRATION} training images; agreement = argmax equal to the float "
-                  "model's)")
+                  f"{args.calibration_method} on {N_CALIBRATION} training images; agreement = "
+                  "argmax equal to the float model's)")
             print_int8(rows, targets)
             report["int8"] = rows
             report["int8_targets"] = targets
