@@ -70,6 +70,18 @@ def _requantize(
     return clamp_to_int8(multiply_by_quantized_multiplier(acc, mult, shift) + int(y_zp), lo, hi)
 
 
+def _output_stage(
+    acc: np.ndarray, bias: np.ndarray | None, x_scale: float, w_scales: Sequence[float],
+    y_scale: float, y_zero_point: int, activation: str,
+) -> np.ndarray:
+    """``clamp(z_y + MBQM(acc + bias, QM(s_x s_w[c] / s_y)), act)``: the conv/FC epilogue."""
+    if bias is not None:
+        acc = acc + as_int(bias).reshape(acc.shape[-1])
+    mult, shift = _conv_multipliers(x_scale, w_scales, y_scale)
+    lo, hi = activation_range(activation, y_scale, y_zero_point)
+    return _requantize(wrap_int32(acc), mult, shift, y_zero_point, lo, hi)
+
+
 def _padded(
     x: np.ndarray, pad: Pair, out: Pair, kernel: Pair, stride: Pair, dilation: Pair, fill: int
 ) -> np.ndarray:
@@ -121,11 +133,7 @@ def conv_2d(
         cols = win.reshape(-1, groups, cg).transpose(1, 0, 2).astype(np.float64)
         acc += cols @ wg[:, :, i, j, :].transpose(0, 2, 1)
     acc_i = acc.astype(np.int64).transpose(1, 0, 2).reshape(n, out[0], out[1], cout)
-    if bias is not None:
-        acc_i = acc_i + as_int(bias).reshape(cout)
-    mult, shift = _conv_multipliers(x_scale, w_scales, y_scale)
-    lo, hi = activation_range(activation, y_scale, y_zero_point)
-    return _requantize(wrap_int32(acc_i), mult, shift, y_zero_point, lo, hi)
+    return _output_stage(acc_i, bias, x_scale, w_scales, y_scale, y_zero_point, activation)
 
 
 def depthwise_conv_2d(
@@ -156,11 +164,7 @@ def depthwise_conv_2d(
     acc = np.zeros((n, out[0], out[1], cout), np.int64)
     for i, j, win in _taps(xp, out, (kh, kw), stride, dilation):
         acc += win * wi[0, i, j, :]
-    if bias is not None:
-        acc = acc + as_int(bias).reshape(cout)
-    mult, shift = _conv_multipliers(x_scale, w_scales, y_scale)
-    lo, hi = activation_range(activation, y_scale, y_zero_point)
-    return _requantize(wrap_int32(acc), mult, shift, y_zero_point, lo, hi)
+    return _output_stage(acc, bias, x_scale, w_scales, y_scale, y_zero_point, activation)
 
 
 def fully_connected(
@@ -186,7 +190,6 @@ def fully_connected(
     """
     units, depth = w.shape
     xf = as_int(x).reshape(-1, depth) - int(x_zero_point)
-    mult, shift = _conv_multipliers(x_scale, w_scales, y_scale)
     per_channel = len(w_scales) > 1
     wz = 0 if per_channel else int(w_zero_point)
     if bias_scale is not None and bias is not None and not per_channel:
@@ -195,10 +198,7 @@ def fully_connected(
             raise ValueError("fully_connected: bias scale differs from s_x*s_w (TFLM refuses)")
     wf = (as_int(w) - wz).astype(np.float64)
     acc = (xf.astype(np.float64) @ wf.T).astype(np.int64)
-    if bias is not None:
-        acc = acc + as_int(bias).reshape(units)
-    lo, hi = activation_range(activation, y_scale, y_zero_point)
-    y = _requantize(wrap_int32(acc), mult, shift, y_zero_point, lo, hi)
+    y = _output_stage(acc, bias, x_scale, w_scales, y_scale, y_zero_point, activation)
     return y.reshape(*x.shape[:-1], units) if keep_num_dims else y
 
 
