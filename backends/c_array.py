@@ -33,7 +33,7 @@ RESOLVER_METHODS = {
 
 def c_array_files(tflite: bytes, name: str) -> dict[str, str]:
     """File name -> text for the array, its header and the op-resolver snippet."""
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise BackendError(f"array name {name!r} is not a C identifier")
     ops = sorted({op.op for op in parse_model(tflite).operators})
     missing = [op for op in ops if op not in RESOLVER_METHODS]

@@ -7,6 +7,7 @@ except the instruments the caller asked for.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -226,7 +227,7 @@ def check_output_dir(path: str | os.PathLike[str]) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise UsageError(f"{path}: parent directory does not exist")
-    if os.path.exists(path) and not os.path.isdir(path):
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise UsageError(f"{path}: exists and is not a directory")
 
 
@@ -236,6 +237,8 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
     check_output_dir(path)
     path = os.fspath(path)
     if os.path.isdir(path):
+        for name in sorted(files):  # refuse before replacing any of them
+            check_replaceable(os.path.join(path, name))
         for name, text in sorted(files.items()):
             write_atomic(os.path.join(path, name), text.encode())
         return
@@ -265,13 +268,30 @@ def _umask() -> int:
     return umask
 
 
+def check_replaceable(path: str) -> None:
+    """``path`` is new or a regular file: never replace a FIFO, device, socket or symlink."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: is a directory")
+    if stat.S_ISLNK(mode):
+        raise UsageError(f"{path}: is a symbolic link; refusing to replace it (give the "
+                         "link's target or a new path)")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: exists and is not a regular file (a FIFO, device or "
+                         "socket); refusing to replace it")
+
+
 def check_output_path(path: str | os.PathLike[str]) -> None:
     """Fail early (before any work) when the output cannot be written."""
     directory = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(directory):
         raise UsageError(f"{os.fspath(path)}: output directory does not exist")
-    if os.path.isdir(os.fspath(path)):
-        raise UsageError(f"{os.fspath(path)}: is a directory")
+    check_replaceable(os.fspath(path))
     if not os.access(directory, os.W_OK):
         raise UsageError(f"{os.fspath(path)}: output directory is not writable")
 
@@ -294,6 +314,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp, _new_file_mode())
+        check_replaceable(path)  # again: the path may have changed during the compile
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):

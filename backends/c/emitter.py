@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backends.c import sanitize
 from backends.c.render_context import CTYPES, RenderContext
 from compiler.diagnostics import BackendError
 from compiler.ir.core import Graph, Value
@@ -24,7 +25,8 @@ from compiler.memory_plan import MemoryPlan
 
 KERNEL_HEADER = "microlith_kernels.h"
 PLAN_SUFFIX = "_memory_plan.json"  # read by `microlith inspect OUTDIR`
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # whole string (fullmatch), ASCII only
+MAX_PREFIX = 63
 
 
 @dataclass
@@ -48,8 +50,15 @@ def code_estimate(model_c: str) -> int:
 
 
 def check_prefix(prefix: str) -> None:
-    if not _IDENT.match(prefix):
+    """``prefix`` names files and symbols: an ASCII C identifier that clashes with nothing."""
+    if not _IDENT.fullmatch(prefix):
         raise BackendError(f"--c-prefix {prefix!r} is not a C identifier")
+    if len(prefix) > MAX_PREFIX:
+        raise BackendError(f"--c-prefix {prefix[:20]!r}... is longer than {MAX_PREFIX} "
+                           "characters")
+    if f"{prefix}.h" == KERNEL_HEADER:
+        raise BackendError(f"--c-prefix {prefix!r} would overwrite the kernel header "
+                           f"{KERNEL_HEADER}; choose another name")
 
 
 def _ctype(value: Value) -> str:
@@ -105,7 +114,7 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
 
 
 def _comment(text: str) -> str:
-    return text.replace("*/", "* /")
+    return sanitize.comment(text)
 
 
 def _array_bytes(declaration: str) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backends.c import sanitize
 from backends.c.render_context import RenderContext, Renderer
 from compiler.interpreter import fixed_point as fp
 from compiler.interpreter.int8_common import (
@@ -121,7 +122,8 @@ def _format_call(name: str, args: list[str], width: int = 96) -> str:
 
 
 def _comment(text: str) -> str:
-    return "/* " + text.replace("*/", "* /") + " */"
+    """A whole comment line; model strings in ``text`` went through ``sanitize`` already."""
+    return "/* " + sanitize.comment(text, limit=None) + " */"
 
 
 def _register(*ops: str) -> Callable[[Prepare], Prepare]:
@@ -129,7 +131,8 @@ def _register(*ops: str) -> Callable[[Prepare], Prepare]:
         def render(ctx: RenderContext, node: Node) -> str:
             plan = prepare(node)
             body = [_format_call(c.function, [_arg(ctx, a) for a in c.args]) for c in plan.calls]
-            return "\n".join([_comment(f"{node.name} ({node.op}): {plan.comment}"), *body])
+            head = _comment(f"{sanitize.comment(node.name)} ({node.op}): {plan.comment}")
+            return "\n".join([head, *body])
 
         for op in ops:
             RENDERERS[op] = render

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backends.c import sanitize
 from compiler.ir.core import Node, Value
 
 CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
@@ -44,7 +45,7 @@ class RenderContext:
         key = (ctype, hint, array.tobytes())
         if key in self._const_names:
             return self._const_names[key]
-        base = f"{self.prefix}_{_c_identifier(hint)}"
+        base = f"{self.prefix}_{sanitize.identifier(hint)}"
         name, i = base, 1
         taken = set(self._const_names.values())
         while name in taken:
@@ -57,11 +58,6 @@ class RenderContext:
         if self.scratch_expr is None:
             raise ValueError(f"{node.name}: no scratch memory was planned")
         return self.scratch_expr(node, nbytes)
-
-
-def _c_identifier(text: str) -> str:
-    out = "".join(c if c.isalnum() else "_" for c in text)
-    return out if out and not out[0].isdigit() else f"t_{out}"
 
 
 def format_array(name: str, array: np.ndarray, ctype: str, per_line: int = 16) -> str:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from backends.c import sanitize
 from backends.c.render_base import (
     _PREPARE,
     RENDERERS,
@@ -36,7 +37,7 @@ from compiler.ir.core import Node
 
 def _render_reshape(ctx: RenderContext, node: Node) -> str:
     x, y = node.inputs[0], node.output
-    head = _comment(f"{node.name} ({node.op}): {x.shape} -> {y.shape}")
+    head = _comment(f"{sanitize.comment(node.name)} ({node.op}): {x.shape} -> {y.shape}")
     if x.is_constant:
         source = ctx.const_array(x.name, np.asarray(x.data))
     else:
