@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from backends.tflite.flatbuffer import parse_model
-from compiler.diagnostics import BackendError
+from microlith.backends.tflite.flatbuffer import parse_model
+from microlith.diagnostics import BackendError
 
 # TFLite builtin -> MicroMutableOpResolver method (TFLite-Micro's naming).
 RESOLVER_METHODS = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler.ir.core import Graph, Value
+from microlith.ir.core import Graph, Value
 
 ALIAS_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 INPLACE_OPS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Add", "Sub", "Mul")

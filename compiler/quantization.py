@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir.types import QuantParams
+from microlith.ir.types import QuantParams
 
 INT8_MIN, INT8_MAX = -128, 127
 

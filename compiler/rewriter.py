@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.ir.core import Graph, Node, Value
-from compiler.pipeline.pass_base import PassContext
+from microlith.ir.core import Graph, Node, Value
+from microlith.pipeline.pass_base import PassContext
 
 
 @dataclass

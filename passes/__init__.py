@@ -3,7 +3,7 @@
 Importing this package registers every built-in pass.
 """
 
-from passes import (  # noqa: F401
+from microlith.passes import (  # noqa: F401
     calibrate,
     eliminate_dead,
     fold_batchnorm,

@@ -2,7 +2,7 @@
 
 Inputs: ``ctx.options["calibration_data"]`` (a ``CalibrationSet`` in the ONNX model's
 layout, or a path for ``load_calibration_file``), optionally
-``ctx.options["calibration_cache"]`` (a JSON path, see ``compiler.calibration.cache``)
+``ctx.options["calibration_cache"]`` (a JSON path, see ``microlith.calibration.cache``)
 and ``ctx.options["quiet"]`` (no progress bar). Batches of ``batch-size`` samples
 (the first ``samples``; 0 = all) are transposed by ``graph.meta["io_perms"]`` (data
 is NCHW, a ``to-nhwc`` graph takes NHWC) and run with the float interpreter; an
@@ -11,7 +11,7 @@ across batches). Outputs: ``value.meta["calibration_range"] = (lo, hi)`` (Python
 floats, ``lo <= 0 <= hi``) on every non-constant float value (graph inputs and node
 outputs), and ``graph.meta["calibration"] = {"method": ..., "samples": N}``.
 
-Methods (``compiler.calibration.methods`` has the details), for a tensor with
+Methods (``microlith.calibration.methods`` has the details), for a tensor with
 histogram counts ``n_k`` at bin centres ``c_k``:
 
 * ``minmax``: ``[min x, max x]``.
@@ -41,25 +41,25 @@ from typing import Literal
 
 import numpy as np
 
-from compiler.calibration.cache import (
+from microlith.calibration.cache import (
     CacheContents,
     combined_fingerprint,
     graph_fingerprint,
     load_cache,
     save_cache,
 )
-from compiler.calibration.data import (
+from microlith.calibration.data import (
     CalibrationError,
     CalibrationSet,
     input_specs_from_graph,
     load_calibration_file,
 )
-from compiler.calibration.methods import select_range
-from compiler.calibration.observers import GraphObserver, TensorStats, observed_values
-from compiler.diagnostics import UsageError
-from compiler.interpreter import InterpreterError, run_graph
-from compiler.ir.core import Graph
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.calibration.methods import select_range
+from microlith.calibration.observers import GraphObserver, TensorStats, observed_values
+from microlith.diagnostics import UsageError
+from microlith.interpreter import InterpreterError, run_graph
+from microlith.ir.core import Graph
+from microlith.pipeline import Pass, PassContext, register_pass
 
 NEEDS_DATA = ("calibrate needs representative data: pass --calibration-data (an .npz, or a "
               "directory of .npy files, in the ONNX model's input layout) or "

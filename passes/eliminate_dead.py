@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph, Value
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import bypass
+from microlith.ir.core import Graph, Value
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import bypass
 
 
 def _can_take_name(graph: Graph, value: Value) -> bool:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.opdefs import spatial_axes
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
-from passes.lower_fc import lower_to_fc, plan_fc
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.opdefs import spatial_axes
+from microlith.passes.lower_fc import lower_to_fc, plan_fc
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
 
 FOLD_INTO = ("Conv", "ConvTranspose", "FullyConnected", "Gemm", "MatMul")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.interpreter.float_kernels import KERNELS
-from compiler.ir.core import Graph, Node
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.interpreter.float_kernels import KERNELS
+from microlith.ir.core import Graph, Node
+from microlith.pipeline import Pass, PassContext, register_pass
 
 
 def foldable(node: Node) -> bool:

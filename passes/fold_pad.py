@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph, Node
-from compiler.ir.opdefs import spatial_axes
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
+from microlith.ir.core import Graph, Node
+from microlith.ir.opdefs import spatial_axes
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
 
 
 class PadIntoConv(RewriteRule):

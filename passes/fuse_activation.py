@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph, Node
-from compiler.ir.ops import get_op
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
+from microlith.ir.core import Graph, Node
+from microlith.ir.ops import get_op
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
 
 CLIP_ACTIVATIONS = {(0.0, math.inf): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
 

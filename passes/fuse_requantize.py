@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph, Node
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import Match, Reject, RewriteRule, apply_rules, sole_user
-from passes.insert_qdq import INT8_OPS
+from microlith.ir.core import Graph, Node
+from microlith.passes.insert_qdq import INT8_OPS
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, sole_user
 
 
 class FuseIsland(RewriteRule):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph
-from compiler.ir.ops import NeedsConstant, ShapeError, infer_types
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.ir.core import Graph
+from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
+from microlith.pipeline import Pass, PassContext, register_pass
 
 
 @register_pass

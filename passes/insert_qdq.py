@@ -6,7 +6,7 @@ value), so the graph still computes in float but sees int8 rounding; weights
 become int8 constants behind a DequantizeLinear. ``fuse-requantize`` then turns
 each ``DQ -> op -> Q`` island into an integer kernel.
 
-Parameters (see ``compiler.quantization``): activations asymmetric per-tensor
+Parameters (see ``microlith.quantization``): activations asymmetric per-tensor
 int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
 symmetric per-channel (axis 0 of OHWI / [N, K]); bias int32 with
 ``scale = s_in * s_w[c]``; other constant operands asymmetric per-tensor from
@@ -28,10 +28,10 @@ from typing import Literal
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import DType, QuantParams, TensorType
-from compiler.pipeline import Pass, PassContext, RewriteFailure, register_pass
-from compiler.quantization import (
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
+from microlith.quantization import (
     activation_params,
     fixed_params,
     quantize_array,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.diagnostics import BackendError
-from compiler.ir.core import Graph
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.diagnostics import BackendError
+from microlith.ir.core import Graph
+from microlith.pipeline import Pass, PassContext, register_pass
 
 
 @register_pass
@@ -21,7 +21,7 @@ class LegalizeC(Pass):
     summary = "check every op has an int8 C kernel (all problems at once)"
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        from backends.c.render_ops import RENDERERS, check_c_supported
+        from microlith.backends.c.render_ops import RENDERERS, check_c_supported
 
         kept_in_float = set(graph.meta.get("float_fallback") or ())
         problems = []

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.tflite.lowering import check_legal
-from compiler.ir.core import Graph
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.backends.tflite.lowering import check_legal
+from microlith.ir.core import Graph
+from microlith.pipeline import Pass, PassContext, register_pass
 
 
 @register_pass

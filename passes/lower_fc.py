@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import Reject, sole_user
+from microlith.ir.core import Graph, Node
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import Reject, sole_user
 
 
 def _bias_vector(data: np.ndarray, n: int) -> np.ndarray | None:

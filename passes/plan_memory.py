@@ -1,4 +1,4 @@
-"""``plan-memory``: static arena offsets from tensor lifetimes (see ``compiler.memory_plan``).
+"""``plan-memory``: static arena offsets from tensor lifetimes (see ``microlith.memory_plan``).
 
 Runs last, on the final node order. Stores a ``MemoryPlan`` in
 ``graph.meta["memory_plan"]``: each activation's offset and lifetime, kernel
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.core import Graph
-from compiler.memory_plan import plan_memory
-from compiler.pipeline import Pass, PassContext, register_pass
+from microlith.ir.core import Graph
+from microlith.memory_plan import plan_memory
+from microlith.pipeline import Pass, PassContext, register_pass
 
 
 @register_pass
@@ -29,7 +29,7 @@ class PlanMemory(Pass):
             raise self.fail(None, f"alignment {self.alignment} is not a power of two")
         scratch: dict[str, int] = {}
         try:
-            from backends.c.render_ops import scratch_bytes
+            from microlith.backends.c.render_ops import scratch_bytes
         except ImportError:  # planning without the C backend: no kernel scratch
             scratch_bytes = None
         if scratch_bytes is not None:

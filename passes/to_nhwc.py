@@ -31,10 +31,10 @@ from typing import Literal
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.ops import ShapeError, infer_types
-from compiler.pipeline import Pass, PassContext, register_pass
-from compiler.rewriter import bypass
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.ops import ShapeError, infer_types
+from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.rewriter import bypass
 
 Perm = tuple[int, ...]
 NHWC: Perm = (0, 2, 3, 1)

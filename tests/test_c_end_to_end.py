@@ -8,7 +8,7 @@ tflite`` (same data) for the oracles. Then:
   from a file and poisoning the whole arena before each inference) build with ``gcc
   -std=c99 -Wall -Wextra -Werror -pedantic`` at ``-O2`` and ``-Os``; the output bytes
   equal TFLite-Micro's Python runtime on our int8 ``.tflite`` and our integer
-  interpreter (``compiler.interpreter.run_graph``) on all 450 held-out images (seeded
+  interpreter (``microlith.interpreter.run_graph``) on all 450 held-out images (seeded
   noise for the helper) plus 50 stress inputs (all -128, all 127, uniform int8 noise);
   an AddressSanitizer + UBSan build runs clean on the same 500; ``--io-dtype uint8`` and
   ``float32`` interfaces equal TFLite-Micro too;
@@ -16,7 +16,7 @@ tflite`` (same data) for the oracles. Then:
   gives the host's bytes under qemu on 20 inputs (10 images, 10 stress inputs); the
   ``arm-none-eabi-size`` figures are printed (``bss`` holds the arena, the weights are
   in ``text``);
-* memory plan: checked independently of ``compiler.memory_plan`` from the graph's node
+* memory plan: checked independently of ``microlith.memory_plan`` from the graph's node
   order: no two simultaneously live tensors overlap unless the overlap is a legal alias
   (a reshape-like view of the same bytes, or an in-place element-wise op writing over
   its dying input 0), every range is inside the arena and aligned, and the arena is at
@@ -49,13 +49,13 @@ import numpy as np
 import onnx
 import pytest
 
-from backends.c_array import RESOLVER_METHODS
-from backends.tflite.flatbuffer import TflModel, parse_model
-from compiler.driver import CompileOptions, CompileResult, compile_onnx
-from compiler.interpreter import run_graph
-from compiler.ir.core import Graph
-from compiler.memory_plan import MemoryPlan
-from passes.pipelines import int8_pipeline
+from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
+from microlith.backends.c_array import RESOLVER_METHODS
+from microlith.backends.tflite.flatbuffer import TflModel, parse_model
+from microlith.interpreter import run_graph
+from microlith.ir.core import Graph
+from microlith.memory_plan import MemoryPlan
+from microlith.passes.pipelines import int8_pipeline
 from tools.mcu import run as board
 from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
 
@@ -79,7 +79,7 @@ BUILDS = {
     "sanitize": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                  "-fno-sanitize-recover=all"],
 }
-# Rules of ``compiler.memory_plan`` (restated here on purpose: the test is the spec).
+# Rules of ``microlith.memory_plan`` (restated here on purpose: the test is the spec).
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 INPLACE_OPS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Add", "Sub", "Mul")
 ALLOWED_UNDEFINED = {"memcpy", "memmove", "memset"}  # what gcc may call for struct copies
@@ -583,7 +583,7 @@ def test_no_inplace_over_an_input_read_later(tmp_path: Path) -> None:
     Add later); the Add may write over its dying input 0 ``a``."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from passes.pipelines import default_pipeline
+    from microlith.passes.pipelines import default_pipeline
 
     scale = numpy_helper.from_array(np.full((1, 64), 0.5, np.float32), "scale")
     graph_def = helper.make_graph(
@@ -721,11 +721,11 @@ def test_c_output_is_deterministic(models: dict[str, CModel], name: str) -> None
 
 
 def microlith(*args: str | os.PathLike[str], cwd: Path) -> subprocess.Popen[str]:
-    """``python -m compiler.cli`` as a user runs it (its own process and hash seed)."""
+    """``python -m microlith`` as a user runs it (its own process and hash seed)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("PYTHONHASHSEED", None)
-    return subprocess.Popen([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "microlith", *map(str, args)], cwd=cwd,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -22,8 +22,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from backends.tflite.flatbuffer import TflModel, parse_model
-from passes.pipelines import PIPELINES
+from microlith.backends.tflite.flatbuffer import TflModel, parse_model
+from microlith.passes.pipelines import PIPELINES
 from tools.runtimes import NCHW_TO_NHWC, litert_interpreter, litert_invoke, to_physical
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,16 +41,16 @@ IR_HEADER = re.compile(r"^// ----- IR after (\S+) -----$", re.M)
 
 
 def microlith_cmd() -> list[str]:
-    """The console script of this interpreter's environment, else ``python -m compiler.cli``."""
+    """The console script of this interpreter's environment, else ``python -m microlith``."""
     beside = Path(sys.executable).parent / "microlith"
     if beside.is_file() and os.access(beside, os.X_OK):
         return [str(beside)]
     found = shutil.which("microlith")
-    return [found] if found else [sys.executable, "-m", "compiler.cli"]
+    return [found] if found else [sys.executable, "-m", "microlith"]
 
 
 def module_cmd() -> list[str]:
-    return [sys.executable, "-m", "compiler.cli"]
+    return [sys.executable, "-m", "microlith"]
 
 
 def run(*args: str | os.PathLike[str], cwd: Path, cmd: list[str] | None = None
@@ -313,7 +313,7 @@ def test_write_failure_is_a_user_error_and_leaves_nothing(work: Path,
     """A full disk while writing (simulated in-process): one error line, no temp file."""
     import errno
 
-    from compiler import cli
+    from microlith.app import cli
 
     def full_disk(src: str, dst: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -334,7 +334,7 @@ def test_write_failure_is_a_user_error_and_leaves_nothing(work: Path,
 
 
 def test_passes_lists_every_pass_and_default_pipeline(work: Path) -> None:
-    from compiler.pipeline.pass_base import all_passes
+    from microlith.pipeline.pass_base import all_passes
 
     proc = run("passes", cwd=work)
     assert proc.returncode == 0 and proc.stderr == ""
@@ -550,8 +550,8 @@ def test_graph_with_cycle(work: Path) -> None:
 
 
 def test_unsupported_ops_all_listed_in_one_line(work: Path) -> None:
-    import compiler.frontend.onnx_import  # noqa: F401  (registers the importers)
-    from compiler.frontend.context import supported_ops
+    import microlith.frontend.onnx_import  # noqa: F401  (registers the importers)
+    from microlith.frontend.context import supported_ops
 
     assert not {"Cos", "Erf"} & set(supported_ops())
     unsupported_model(work / "odd.onnx")

@@ -1,4 +1,4 @@
-"""``microlith debug`` / ``compiler.quant_debug``: the per-layer float vs int8 error table.
+"""``microlith debug`` / ``microlith.app.quant_debug``: the per-layer float vs int8 error table.
 
 Real data (scikit-learn digits) through the zoo's LeNet and sigmoid MLP. Checked: every
 integer node is listed by its ONNX node name; the metrics equal a direct numpy
@@ -22,11 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.cli import main
-from compiler.interpreter import run_graph
-from compiler.interpreter.int8_graph_kernels import is_integer_node
-from compiler.ir.core import Graph
-from compiler.quant_debug import (
+from microlith.app.cli import main
+from microlith.app.quant_debug import (
     DebugOptions,
     DebugReport,
     build_graphs,
@@ -35,7 +32,10 @@ from compiler.quant_debug import (
     load_eval_data,
     quantize_copy,
 )
-from compiler.quantization import dequantize_array, quantize_array
+from microlith.interpreter import run_graph
+from microlith.interpreter.int8_graph_kernels import is_integer_node
+from microlith.ir.core import Graph
+from microlith.quantization import dequantize_array, quantize_array
 from tools.digits import load_digits_split
 from tools.runtimes import NCHW_TO_NHWC, to_physical
 
@@ -253,7 +253,7 @@ def test_progress_bar_and_samples(lenet: tuple) -> None:
 def run_cli(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "microlith", *map(str, args)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120)
 
 

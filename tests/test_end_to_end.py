@@ -35,8 +35,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from backends.tflite.flatbuffer import TflModel, parse_model
-from compiler.driver import CompileOptions, compile_onnx
+from microlith.app.driver import CompileOptions, compile_onnx
+from microlith.backends.tflite.flatbuffer import TflModel, parse_model
 from tools.runtimes import (
     litert_interpreter,
     litert_invoke,
@@ -483,7 +483,7 @@ def test_compiling_twice_gives_identical_bytes(compiled: dict[str, Compiled]) ->
 
 _DIGEST_SCRIPT = textwrap.dedent("""
     import hashlib, json, sys
-    from compiler.driver import CompileOptions, compile_onnx
+    from microlith.app.driver import CompileOptions, compile_onnx
     digests = {}
     for name in sys.argv[2:]:
         data = compile_onnx(f"{sys.argv[1]}/{name}.onnx", CompileOptions()).output

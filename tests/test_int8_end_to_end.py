@@ -7,7 +7,7 @@ Every trained zoo model is compiled once (module fixture) with ``--quantize int8
   within 1.0 top-1 point of the float ONNX model (onnxruntime) and agrees with its
   argmax on >= 98% of the images. Test inputs are quantized the way TFLite does it
   (``round-half-away(x / scale)`` in float32, ``+ zero_point``, clamp);
-* bit-exactness: our integer interpreter (``compiler.interpreter.run_graph``) and
+* bit-exactness: our integer interpreter (``microlith.interpreter.run_graph``) and
   TFLite-Micro (every tensor preserved) give identical bytes for every activation
   tensor of the ``.tflite``, matched by name to the IR values; the PAD tensors the
   backend inserts (no IR value) are checked against padding their matched input;
@@ -36,10 +36,10 @@ import numpy as np
 import onnx
 import pytest
 
-from backends.tflite.flatbuffer import TflModel, TflQuant, parse_model
-from compiler.diagnostics import MicrolithError
-from compiler.driver import CompileOptions, CompileResult, compile_onnx
-from compiler.interpreter import run_graph
+from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
+from microlith.backends.tflite.flatbuffer import TflModel, TflQuant, parse_model
+from microlith.diagnostics import MicrolithError
+from microlith.interpreter import run_graph
 from tools.runtimes import (
     input_perm,
     ort_outputs,
@@ -414,10 +414,10 @@ def test_calibration_method_keeps_accuracy(int8: dict[str, Int8Model], method: s
 
 
 def microlith(*args: str | os.PathLike[str], cwd: Path) -> subprocess.Popen[str]:
-    """Start ``python -m compiler.cli`` as a user runs it (a subprocess)."""
+    """Start ``python -m microlith`` as a user runs it (a subprocess)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.Popen([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "microlith", *map(str, args)], cwd=cwd,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -27,7 +27,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.driver import CompileOptions, compile_onnx
+from microlith.app.driver import CompileOptions, compile_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "tests" / "zoo"
@@ -128,7 +128,7 @@ def test_adversarial_names_build_and_define_only_the_api(tmp_path: Path) -> None
 def _cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "microlith", *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -56,9 +56,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from backends.tflite.flatbuffer import parse_model  # noqa: E402
-from compiler.driver import CompileOptions, compile_onnx  # noqa: E402
-from compiler.ir.core import Graph  # noqa: E402
+from microlith.app.driver import CompileOptions, compile_onnx  # noqa: E402
+from microlith.backends.tflite.flatbuffer import parse_model  # noqa: E402
+from microlith.ir.core import Graph  # noqa: E402
 from tools.digits import load_digits_split  # noqa: E402
 from tools.runtimes import (  # noqa: E402
     input_perm,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from onnxruntime import InferenceSession
     from tflite_micro.python.tflite_micro.runtime import Interpreter as TflmInterpreter
 
-    from compiler.ir.core import Graph
+    from microlith.ir.core import Graph
 
 NCHW_TO_NHWC = (0, 2, 3, 1)  # the permutation ``to-nhwc`` gives a 4-D input (NCHW -> NHWC)
 TFLM_ARENA_BYTES = 1 << 20  # 1 MiB: enough for every zoo model, float or int8

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.c import sanitize
-from backends.c.render_context import CTYPES, RenderContext
-from compiler.diagnostics import BackendError
-from compiler.ir.core import Graph, Value
-from compiler.memory_plan import MemoryPlan
+from microlith.backends.c import sanitize
+from microlith.backends.c.render_context import CTYPES, RenderContext
+from microlith.diagnostics import BackendError
+from microlith.ir.core import Graph, Value
+from microlith.memory_plan import MemoryPlan
 
 KERNEL_HEADER = "microlith_kernels.h"
 PLAN_SUFFIX = "_memory_plan.json"  # read by `microlith inspect OUTDIR`
@@ -66,12 +66,13 @@ def _ctype(value: Value) -> str:
 
 
 def kernel_header_text() -> str:
-    return importlib.resources.files("backends.c").joinpath("kernels", KERNEL_HEADER).read_text()
+    kernels = importlib.resources.files("microlith.backends.c").joinpath("kernels")
+    return kernels.joinpath(KERNEL_HEADER).read_text()
 
 
 def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> CSources:
     """Render the planned graph; raise BackendError listing every unsupported node."""
-    from backends.c.render_ops import RENDERERS, check_c_supported
+    from microlith.backends.c.render_ops import RENDERERS, check_c_supported
 
     check_prefix(prefix)
     plan: MemoryPlan | None = graph.meta.get("memory_plan")

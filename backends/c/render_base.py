@@ -1,6 +1,6 @@
 """Shared machinery of the C renderers: the call model, the registry, parameter helpers.
 
-See ``backends.c.render_ops`` for the maths of every op and the emitter contract.
+See ``microlith.backends.c.render_ops`` for the maths of every op and the emitter contract.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backends.c import sanitize
-from backends.c.render_context import RenderContext, Renderer
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter.int8_common import (
+from microlith.backends.c import sanitize
+from microlith.backends.c.render_context import RenderContext, Renderer
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter.int8_common import (
     activation_range,
     f32,
 )
-from compiler.interpreter.int8_graph_kernels import is_integer_node
-from compiler.ir.core import Node, Value
-from compiler.ir.types import DType, QuantParams
+from microlith.interpreter.int8_graph_kernels import is_integer_node
+from microlith.ir.core import Node, Value
+from microlith.ir.types import DType, QuantParams
 
 # Element-wise int8 -> int8 nodes with at least this many output elements read a 256-byte
 # table instead of computing: always for the fixed-point transcendental ones (a load instead

@@ -1,7 +1,7 @@
 """The interface between the C emitter and the per-op renderers.
 
 The emitter owns memory (arena offsets from ``plan-memory``, flash arrays for
-constants) and the file layout; a renderer (``backends.c.render_ops``) turns one
+constants) and the file layout; a renderer (``microlith.backends.c.render_ops``) turns one
 IR node into C statements, asking the context for pointer expressions and for
 constant tables it needs (per-channel multipliers and shifts, lookup tables).
 Everything a renderer emits must be deterministic: the same node gives the same
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backends.c import sanitize
-from compiler.ir.core import Node, Value
+from microlith.backends.c import sanitize
+from microlith.ir.core import Node, Value
 
 CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
           "int64": "int64_t", "float32": "float"}

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from backends.c import sanitize
-from backends.c.render_base import (
+from microlith.backends.c import sanitize
+from microlith.backends.c.render_base import (
     _PREPARE,
     RENDERERS,
     RESHAPES,
@@ -24,13 +24,13 @@ from backends.c.render_base import (
     _register,
     _tensor_q,
 )
-from backends.c.render_context import RenderContext
-from compiler.interpreter import int8_ops as q8
-from compiler.interpreter.int8_common import (
+from microlith.backends.c.render_context import RenderContext
+from microlith.interpreter import int8_ops as q8
+from microlith.interpreter.int8_common import (
     f32,
     round_half_away_f,
 )
-from compiler.ir.core import Node
+from microlith.ir.core import Node
 
 # --------------------------------------------------------------------------- data movement
 

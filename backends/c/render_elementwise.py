@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends.c.render_base import (
+from microlith.backends.c.render_base import (
     CTYPE,
     INT32_LIMIT,
     LUT_MIN_ELEMENTS,
@@ -24,13 +24,13 @@ from backends.c.render_base import (
     _register,
     _tensor_q,
 )
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter.int8_common import (
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter.int8_common import (
     f32,
 )
-from compiler.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS
-from compiler.ir.core import Node, Value
-from compiler.ir.types import DType
+from microlith.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS
+from microlith.ir.core import Node, Value
+from microlith.ir.types import DType
 
 # --------------------------------------------------------------------------- element-wise
 

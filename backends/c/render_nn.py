@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from backends.c.render_base import (
+from microlith.backends.c.render_base import (
     Call,
     In,
     Out,
@@ -23,12 +23,12 @@ from backends.c.render_base import (
     _register,
     _tensor_q,
 )
-from backends.tflite.padding import tflite_padding
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter.int8_common import (
+from microlith.backends.tflite.padding import tflite_padding
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter.int8_common import (
     spatial_geometry,
 )
-from compiler.ir.core import Node
+from microlith.ir.core import Node
 
 # --------------------------------------------------------------------------- convolutions
 

@@ -1,7 +1,7 @@
 """Per-op C renderers of the C backend: one IR node -> calls of ``microlith_kernels.h``.
 
 Every parameter is computed here, at compile time, exactly as the integer interpreter
-(``compiler.interpreter.int8_graph_kernels`` -> ``int8_ops``) computes it, so the C is
+(``microlith.interpreter.int8_graph_kernels`` -> ``int8_ops``) computes it, so the C is
 byte-identical to it and to TFLite-Micro. Scales are float32 values (``f32``); ``QM`` is
 ``fixed_point.quantize_multiplier`` (``real ~= m 2**(s-31)``); ``MBQM`` is TFLite's
 ``MultiplyByQuantizedMultiplier`` (double rounding); ``act`` is ``activation_range``.
@@ -42,10 +42,10 @@ need disjoint buffers.
 """
 from __future__ import annotations
 
-import backends.c.render_data  # noqa: F401  (each module registers its renderers)
-import backends.c.render_elementwise  # noqa: F401
-import backends.c.render_nn  # noqa: F401
-from backends.c.render_base import (
+import microlith.backends.c.render_data  # noqa: F401  (each module registers its renderers)
+import microlith.backends.c.render_elementwise  # noqa: F401
+import microlith.backends.c.render_nn  # noqa: F401
+from microlith.backends.c.render_base import (
     LUT_MIN_ELEMENTS,
     RENDERERS,
     check_c_supported,

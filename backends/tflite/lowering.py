@@ -2,7 +2,7 @@
 
 ``lower_graph`` first checks every node (all problems reported in one
 ``BackendError``), then walks the nodes in order calling the per-op lowering
-function from ``LOWERINGS`` (``backends.tflite.ops``). Tensor names are the IR
+function from ``LOWERINGS`` (``microlith.backends.tflite.ops``). Tensor names are the IR
 value names, which the frontend carried over from ONNX.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from backends.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
-from backends.tflite.versions import default_op_version
-from compiler.diagnostics import BackendError
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import QuantParams
+from microlith.backends.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
+from microlith.backends.tflite.versions import default_op_version
+from microlith.diagnostics import BackendError
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.types import QuantParams
 
 Lowering = Callable[["LowerContext", Node], None]
 Check = Callable[[Node], str | None]
@@ -103,7 +103,7 @@ class LowerContext:
 
 def check_legal(graph: Graph) -> None:
     """Raise one BackendError listing every node the TFLite backend cannot emit."""
-    import backends.tflite.ops  # noqa: F401  (registers lowerings)
+    import microlith.backends.tflite.ops  # noqa: F401  (registers lowerings)
 
     problems: list[str] = []
     for node in graph.nodes:

@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 
-from backends.tflite.lowering import LowerContext, lowers
-from backends.tflite.padding import tflite_padding
-from compiler.ir.core import Node
-from compiler.ir.opdefs import spatial_axes
-from compiler.ir.types import QuantParams
+from microlith.backends.tflite.lowering import LowerContext, lowers
+from microlith.backends.tflite.padding import tflite_padding
+from microlith.ir.core import Node
+from microlith.ir.opdefs import spatial_axes
+from microlith.ir.types import QuantParams
 
 FLOAT_LOWEST = float(np.finfo(np.float32).min)
 
@@ -338,7 +338,7 @@ def pad(ctx: LowerContext, node: Node) -> None:
         ctx.emit("PAD", inputs, [ctx.tensor(out)])
         return
     if out.quant is not None:
-        from compiler.quantization import quantize_array
+        from microlith.quantization import quantize_array
 
         fill = quantize_array(np.array([value], np.float32), out.quant, out.dtype.numpy)
         inputs.append(ctx.const(fill, f"{node.name}_value", out.quant))

@@ -7,7 +7,7 @@ the statistics as JSON. The ``calibrate`` pass (``passes/calibrate.py``) ties th
 together.
 """
 
-from compiler.calibration.data import (
+from microlith.calibration.data import (
     CalibrationError,
     CalibrationSet,
     InputSpec,
@@ -17,8 +17,8 @@ from compiler.calibration.data import (
     input_specs_from_graph,
     load_calibration_file,
 )
-from compiler.calibration.methods import METHODS, Range, select_range
-from compiler.calibration.observers import NUM_BINS, GraphObserver, RunningStats, TensorStats
+from microlith.calibration.methods import METHODS, Range, select_range
+from microlith.calibration.observers import NUM_BINS, GraphObserver, RunningStats, TensorStats
 
 __all__ = [
     "METHODS", "NUM_BINS", "CalibrationError", "CalibrationSet", "GraphObserver", "InputSpec",

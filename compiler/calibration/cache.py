@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler.calibration.data import CalibrationError
-from compiler.calibration.observers import TensorStats
-from compiler.diagnostics import WarningSink
-from compiler.ir.core import Graph
+from microlith.calibration.data import CalibrationError
+from microlith.calibration.observers import TensorStats
+from microlith.diagnostics import WarningSink
+from microlith.ir.core import Graph
 
 CACHE_VERSION = 1
 

@@ -48,8 +48,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from compiler.diagnostics import MicrolithError
-from compiler.ir.core import Graph
+from microlith.diagnostics import MicrolithError
+from microlith.ir.core import Graph
 
 
 class CalibrationError(MicrolithError):

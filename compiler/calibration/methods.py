@@ -48,7 +48,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from compiler.calibration.observers import TensorStats
+from microlith.calibration.observers import TensorStats
 
 Range = tuple[float, float]
 QUANTIZED_BINS = 128

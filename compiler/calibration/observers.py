@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.calibration.data import CalibrationError
-from compiler.ir.core import Graph, Node, Value
+from microlith.calibration.data import CalibrationError
+from microlith.ir.core import Graph, Node, Value
 
 NUM_BINS = 2048
 

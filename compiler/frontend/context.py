@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from compiler.diagnostics import FrontendError, WarningSink
-from compiler.ir.core import Graph, Value
-from compiler.ir.types import DType
+from microlith.diagnostics import FrontendError, WarningSink
+from microlith.ir.core import Graph, Value
+from microlith.ir.types import DType
 
 Attrs = dict[str, Any]
 Importer = Callable[["ImportContext", onnx.NodeProto], tuple[str, list[Value | None], Attrs]]

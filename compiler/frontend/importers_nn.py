@@ -10,8 +10,8 @@ import math
 
 import onnx
 
-from compiler.frontend.context import Attrs, ImportContext, importer, node_attrs
-from compiler.ir.core import Value
+from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
+from microlith.ir.core import Value
 
 # ---- spatial ops ------------------------------------------------------------------------
 

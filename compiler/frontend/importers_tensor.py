@@ -11,8 +11,8 @@ import math
 
 import onnx
 
-from compiler.frontend.context import ONNX_DTYPES, Attrs, ImportContext, importer, node_attrs
-from compiler.ir.core import Value
+from microlith.frontend.context import ONNX_DTYPES, Attrs, ImportContext, importer, node_attrs
+from microlith.ir.core import Value
 
 Result = tuple[str, list[Value | None], Attrs]
 

@@ -15,14 +15,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-import compiler.frontend.importers_nn  # noqa: F401  (registers importers)
-import compiler.frontend.importers_tensor  # noqa: F401
-from compiler.diagnostics import FrontendError, WarningSink, stderr_warning
-from compiler.frontend import onnx_loader
-from compiler.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.ops import ShapeError, infer_types
-from compiler.ir.types import TensorType
+import microlith.frontend.importers_nn  # noqa: F401  (registers importers)
+import microlith.frontend.importers_tensor  # noqa: F401
+from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
+from microlith.frontend import onnx_loader
+from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.ops import ShapeError, infer_types
+from microlith.ir.types import TensorType
 
 
 def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, ...]] | None = None,

@@ -18,7 +18,7 @@ import networkx as nx
 import onnx
 from google.protobuf.message import DecodeError
 
-from compiler.diagnostics import FrontendError
+from microlith.diagnostics import FrontendError
 
 MIN_OPSET = 13
 ONNX_DOMAINS = ("", "ai.onnx")

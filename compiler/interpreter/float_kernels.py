@@ -4,7 +4,7 @@ This module holds the elementwise, activation and reduction kernels and imports
 ``nn_kernels`` (convolution, pooling, batch norm), ``matmul_kernels``
 (FullyConnected, Gemm, MatMul) and ``tensor_kernels`` (reshape-like and indexing
 ops) so that, once it is imported, ``KERNELS`` maps every op of
-``compiler.ir.opdefs`` to a kernel.
+``microlith.ir.opdefs`` to a kernel.
 
 Binary ops broadcast multidirectionally (numpy rules). Float arithmetic stays in
 the input dtype (float32 for float32 graphs).
@@ -16,14 +16,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from compiler.interpreter import (  # noqa: F401  (importing registers their kernels)
+from microlith.interpreter import (  # noqa: F401  (importing registers their kernels)
     matmul_kernels,
     nn_kernels,
     quant_kernels,
     tensor_kernels,
 )
-from compiler.interpreter.registry import KERNELS, Kernel, need, register
-from compiler.ir.core import Node
+from microlith.interpreter.registry import KERNELS, Kernel, need, register
+from microlith.ir.core import Node
 
 __all__ = ["KERNELS", "Kernel"]
 

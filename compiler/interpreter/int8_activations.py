@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter.int8_common import (
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter.int8_common import (
     INT8_MAX,
     INT8_MIN,
     as_int,

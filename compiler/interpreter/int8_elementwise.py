@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter.int8_common import (
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter.int8_common import (
     activation_range,
     as_int,
     clamp_to_int8,

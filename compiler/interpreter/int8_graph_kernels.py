@@ -1,7 +1,7 @@
 """IR nodes with quantized (integer) outputs -> the TFLite-Micro-exact int8 functions.
 
 Each entry reads quantization parameters from the node's value types and calls
-the matching function of ``compiler.interpreter.int8_ops``, mirroring how the
+the matching function of ``microlith.interpreter.int8_ops``, mirroring how the
 TFLite backend lowers the node, so that our integer interpreter and
 TFLite-Micro running our ``.tflite`` agree byte for byte on every tensor:
 convolutions get their explicit pads as a zero-point border and run VALID
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backends.tflite.padding import tflite_padding
-from compiler.interpreter import int8_ops as q8
-from compiler.ir.core import Node, Value
-from compiler.ir.types import QuantParams
+from microlith.backends.tflite.padding import tflite_padding
+from microlith.interpreter import int8_ops as q8
+from microlith.ir.core import Node, Value
+from microlith.ir.types import QuantParams
 
 GraphKernel = Callable[[Node, list[np.ndarray | None]], list[np.ndarray]]
 INT8_GRAPH_KERNELS: dict[str, GraphKernel] = {}
@@ -214,7 +214,7 @@ def quantize(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
 def dequantize(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
     x = _q(node.inputs[0])
     if x.axis is not None:  # a per-channel weight feeding a float fallback op
-        from compiler.quantization import dequantize_array
+        from microlith.quantization import dequantize_array
 
         return [dequantize_array(args[0], x)]
     return [q8.dequantize(args[0], x_scale=x.scale[0], x_zero_point=x.zero_point[0])]

@@ -36,12 +36,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compiler.interpreter.fixed_point import (
+from microlith.interpreter.fixed_point import (
     multiply_by_quantized_multiplier,
     quantize_multiplier,
     wrap_int32,
 )
-from compiler.interpreter.int8_common import (
+from microlith.interpreter.int8_common import (
     INT8_MIN,
     activation_range,
     as_int,

@@ -4,7 +4,7 @@ For the same int8 ``.tflite``, these functions produce the bytes TFLite-Micro's 
 kernels produce, for every tensor: each kernel derives its fixed-point multipliers from
 the float32 scales of the flatbuffer the way TFLite-Micro's ``Prepare`` does (double or
 float32 arithmetic, as the C code does) and then runs the same integer arithmetic
-(``compiler.interpreter.fixed_point``), vectorized.
+(``microlith.interpreter.fixed_point``), vectorized.
 
 The kernels live in ``int8_nn`` (accumulating ops), ``int8_activations`` and
 ``int8_elementwise``; ``INT8_KERNELS`` maps each TFLite builtin name to its function.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from compiler.interpreter.int8_activations import (
+from microlith.interpreter.int8_activations import (
     hard_swish,
     leaky_relu,
     logistic,
@@ -28,8 +28,8 @@ from compiler.interpreter.int8_activations import (
     softmax,
     tanh,
 )
-from compiler.interpreter.int8_common import activation_range
-from compiler.interpreter.int8_elementwise import (
+from microlith.interpreter.int8_common import activation_range
+from microlith.interpreter.int8_elementwise import (
     add,
     concatenation,
     dequantize,
@@ -42,7 +42,7 @@ from compiler.interpreter.int8_elementwise import (
     sub,
     transpose,
 )
-from compiler.interpreter.int8_nn import (
+from microlith.interpreter.int8_nn import (
     average_pool_2d,
     conv_2d,
     depthwise_conv_2d,

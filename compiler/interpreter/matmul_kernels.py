@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.interpreter.registry import need, optional, register
-from compiler.ir.core import Node
+from microlith.interpreter.registry import need, optional, register
+from microlith.ir.core import Node
 
 Arrays = list[np.ndarray | None]
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from compiler.interpreter.registry import need, optional, register
-from compiler.ir.core import Node
-from compiler.ir.opdefs import conv_output_size, spatial_axes
+from microlith.interpreter.registry import need, optional, register
+from microlith.ir.core import Node
+from microlith.ir.opdefs import conv_output_size, spatial_axes
 
 Arrays = list[np.ndarray | None]
 

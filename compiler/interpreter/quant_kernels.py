@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.interpreter.registry import register
-from compiler.ir.core import Node
+from microlith.interpreter.registry import register
+from microlith.ir.core import Node
 
 
 @register("QuantizeLinear")
 def quantize_linear(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
-    from compiler.interpreter.int8_graph_kernels import quantize
+    from microlith.interpreter.int8_graph_kernels import quantize
 
     return quantize(node, inputs)
 
 
 @register("DequantizeLinear")
 def dequantize_linear(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
-    from compiler.interpreter.int8_graph_kernels import dequantize
+    from microlith.interpreter.int8_graph_kernels import dequantize
 
     return dequantize(node, inputs)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from compiler.ir.core import Node
-from compiler.ir.ops import get_op
+from microlith.ir.core import Node
+from microlith.ir.ops import get_op
 
 Kernel = Callable[[Node, list[np.ndarray | None]], list[np.ndarray]]
 

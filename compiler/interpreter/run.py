@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from compiler.interpreter.float_kernels import KERNELS
-from compiler.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS, is_integer_node
-from compiler.ir.core import Graph, Node, Value
+from microlith.interpreter.float_kernels import KERNELS
+from microlith.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS, is_integer_node
+from microlith.ir.core import Graph, Node, Value
 
 Observer = Callable[[Node, list[np.ndarray]], None]
 

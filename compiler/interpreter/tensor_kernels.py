@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from compiler.interpreter.registry import need, optional, register
-from compiler.ir.core import Node
-from compiler.ir.opdefs import reshape_target, slice_index
-from compiler.ir.types import DType
+from microlith.interpreter.registry import need, optional, register
+from microlith.ir.core import Node
+from microlith.ir.opdefs import reshape_target, slice_index
+from microlith.ir.types import DType
 
 Arrays = list[np.ndarray | None]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.core import Graph, Value
-from compiler.ir.types import DType, TensorType
+from microlith.ir.core import Graph, Value
+from microlith.ir.types import DType, TensorType
 
 Operand = Value | np.ndarray | float | int | list | None
 

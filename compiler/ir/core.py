@@ -4,7 +4,7 @@ A ``Graph`` owns its nodes (kept in a topological order) and values. Every value
 has exactly one definition: a graph input, a constant (``Value.data`` set) or the
 output of one node; each value knows its uses ``(node, input index)``. Passes
 mutate the graph only through the methods here (or the rewriter built on them),
-which keep the use lists exact; ``compiler.ir.verifier`` checks that they are.
+which keep the use lists exact; ``microlith.ir.verifier`` checks that they are.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.types import DType, QuantParams, TensorType
+from microlith.ir.types import DType, QuantParams, TensorType
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Node:
         """The attribute ``key``; else the op's registered default; else ``default``."""
         if key in self.attrs:
             return self.attrs[key]
-        from compiler.ir.ops import OPS
+        from microlith.ir.ops import OPS
 
         opdef = OPS.get(self.op)
         if opdef is not None and opdef.attrs.get(key) is not None:
@@ -188,7 +188,7 @@ class Graph:
             if value is not None:
                 value.uses.append(Use(node, index))
         if output_types is None:
-            from compiler.ir.ops import infer_types
+            from microlith.ir.ops import infer_types
 
             output_types = infer_types(node)
         count = len(output_types) if output_types is not None else num_outputs

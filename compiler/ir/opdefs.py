@@ -1,4 +1,4 @@
-"""Shape inference for every op the IR knows (see ``compiler.ir.ops`` for conventions)."""
+"""Shape inference for every op the IR knows (see ``microlith.ir.ops`` for conventions)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from compiler.ir.core import Node, Value
-from compiler.ir.ops import NeedsConstant, ShapeError, register_op
-from compiler.ir.types import DType, TensorType
+from microlith.ir.core import Node, Value
+from microlith.ir.ops import NeedsConstant, ShapeError, register_op
+from microlith.ir.types import DType, TensorType
 
 SPATIAL = {"strides": (1, 1), "dilations": (1, 1), "pads": (0, 0, 0, 0)}
 

@@ -7,9 +7,9 @@ type carries the target ``QuantParams``: ``q = clamp(round(x / s) + zp)``.
 
 from __future__ import annotations
 
-from compiler.ir.core import Node
-from compiler.ir.ops import ShapeError, register_op
-from compiler.ir.types import DType, TensorType
+from microlith.ir.core import Node
+from microlith.ir.ops import ShapeError, register_op
+from microlith.ir.types import DType, TensorType
 
 
 @register_op("QuantizeLinear", "q = clamp(round(x / scale) + zero_point); params on the output",

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from compiler.ir.types import TensorType
+from microlith.ir.types import TensorType
 
 if TYPE_CHECKING:
-    from compiler.ir.core import Node
+    from microlith.ir.core import Node
 
 InferFn = Callable[["Node"], list[TensorType]]
 
@@ -100,5 +100,5 @@ def infer_types(node: Node) -> list[TensorType]:
 
 def _ensure_loaded() -> None:
     if not OPS:
-        import compiler.ir.opdefs  # noqa: F401  (registers the ops)
-        import compiler.ir.opdefs_quant  # noqa: F401
+        import microlith.ir.opdefs  # noqa: F401  (registers the ops)
+        import microlith.ir.opdefs_quant  # noqa: F401

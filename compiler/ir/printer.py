@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.ir.core import Graph, Node, Value
+from microlith.ir.core import Graph, Node, Value
 
 INLINE_LIMIT = 8
 

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from compiler.ir.core import Graph, Use
-from compiler.ir.ops import ACTIVATIONS, NeedsConstant, ShapeError, get_op, is_registered
+from microlith.ir.core import Graph, Use
+from microlith.ir.ops import ACTIVATIONS, NeedsConstant, ShapeError, get_op, is_registered
 
 
 class VerificationError(ValueError):

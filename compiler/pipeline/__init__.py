@@ -1,7 +1,7 @@
 """Pass infrastructure: ``Pass``, the registry, pipeline specs and the ``PassManager``."""
 
-from compiler.pipeline.manager import PassManager
-from compiler.pipeline.pass_base import (
+from microlith.pipeline.manager import PassManager
+from microlith.pipeline.pass_base import (
     PASSES,
     Pass,
     PassContext,
@@ -9,7 +9,7 @@ from compiler.pipeline.pass_base import (
     get_pass_class,
     register_pass,
 )
-from compiler.pipeline.spec import format_pipeline, parse_pipeline
+from microlith.pipeline.spec import format_pipeline, parse_pipeline
 
 __all__ = ["PASSES", "Pass", "PassContext", "PassManager", "RewriteFailure", "format_pipeline",
            "get_pass_class", "parse_pipeline", "register_pass"]

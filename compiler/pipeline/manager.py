@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from compiler.diagnostics import MicrolithError, PassError
-from compiler.ir.core import Graph, Node
-from compiler.ir.ops import ShapeError
-from compiler.ir.printer import print_graph
-from compiler.ir.verifier import VerificationError, verify
-from compiler.pipeline.pass_base import Pass, PassContext, RewriteFailure
-from compiler.pipeline.spec import format_pipeline, parse_pipeline
+from microlith.diagnostics import MicrolithError, PassError
+from microlith.ir.core import Graph, Node
+from microlith.ir.ops import ShapeError
+from microlith.ir.printer import print_graph
+from microlith.ir.verifier import VerificationError, verify
+from microlith.pipeline.pass_base import Pass, PassContext, RewriteFailure
+from microlith.pipeline.spec import format_pipeline, parse_pipeline
 
 
 class Instrument:

@@ -15,8 +15,8 @@ import importlib.metadata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from compiler.diagnostics import UsageError, WarningSink, stderr_warning
-from compiler.ir.core import Graph, Node
+from microlith.diagnostics import UsageError, WarningSink, stderr_warning
+from microlith.ir.core import Graph, Node
 
 PASSES: dict[str, type[Pass]] = {}
 _PLUGINS_LOADED = False
@@ -74,7 +74,7 @@ class Pass:
         return out
 
     def __str__(self) -> str:
-        from compiler.pipeline.spec import format_option
+        from microlith.pipeline.spec import format_option
 
         opts = self.options()
         if not opts:
@@ -97,7 +97,7 @@ def register_pass(cls: P) -> P:
 
 
 def load_builtin_passes() -> None:
-    import passes  # noqa: F401  (the package imports every pass module)
+    import microlith.passes  # noqa: F401  (the package imports every pass module)
 
 
 def load_plugins(warn: WarningSink = stderr_warning) -> None:

@@ -14,8 +14,8 @@ import re
 import typing
 from typing import Any
 
-from compiler.diagnostics import UsageError
-from compiler.pipeline.pass_base import Pass, get_pass_class
+from microlith.diagnostics import UsageError
+from microlith.pipeline.pass_base import Pass, get_pass_class
 
 _ITEM = re.compile(r"\s*([a-z0-9][a-z0-9-]*)\s*(?:\{([^{}]*)\})?\s*(?:,|$)")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.calibration.data import (
+from microlith.calibration.data import (
     CalibrationError,
     CalibrationSet,
     InputSpec,
@@ -18,9 +18,9 @@ from compiler.calibration.data import (
     input_specs_from_graph,
     load_calibration_file,
 )
-from compiler.diagnostics import MicrolithError
-from compiler.ir.core import Graph
-from compiler.ir.types import DType, TensorType
+from microlith.diagnostics import MicrolithError
+from microlith.ir.core import Graph
+from microlith.ir.types import DType, TensorType
 
 IMAGE = InputSpec("input", (1, 3, 4, 5))
 A = InputSpec("a", (1, 6))

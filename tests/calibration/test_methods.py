@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from compiler.calibration.methods import METHODS, entropy, minmax, mse, percentile, select_range
-from compiler.calibration.observers import NUM_BINS, RunningStats, TensorStats, pow2_above
+from microlith.calibration.methods import METHODS, entropy, minmax, mse, percentile, select_range
+from microlith.calibration.observers import NUM_BINS, RunningStats, TensorStats, pow2_above
 
 RNG = np.random.default_rng(1234)
 

@@ -10,11 +10,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.diagnostics import FrontendError
-from compiler.frontend.onnx_import import load_onnx
-from compiler.interpreter import run_graph
-from compiler.ir.printer import print_graph
-from compiler.ir.verifier import verify
+from microlith.diagnostics import FrontendError
+from microlith.frontend.onnx_import import load_onnx
+from microlith.interpreter import run_graph
+from microlith.ir.printer import print_graph
+from microlith.ir.verifier import verify
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 ZOO_MODELS = sorted(p.stem for p in ZOO.glob("*.onnx"))

@@ -19,11 +19,11 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from compiler.interpreter import KERNELS, InterpreterError, run_graph
-from compiler.ir.core import Graph
-from compiler.ir.ops import OPS, get_op
-from compiler.ir.types import DType, TensorType
-from compiler.ir.verifier import verify
+from microlith.interpreter import KERNELS, InterpreterError, run_graph
+from microlith.ir.core import Graph
+from microlith.ir.ops import OPS, get_op
+from microlith.ir.types import DType, TensorType
+from microlith.ir.verifier import verify
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
@@ -148,7 +148,7 @@ def test_conv_fused_activation(activation: str) -> None:
 
 
 def test_conv_large_batch_is_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from compiler.interpreter import nn_kernels
+    from microlith.interpreter import nn_kernels
 
     monkeypatch.setattr(nn_kernels, "IM2COL_BUDGET", 4096)  # forces several chunks
     x, w = rand(7, 3, 6, 6), rand(4, 3, 3, 3)

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.frontend.onnx_import import load_onnx
-from compiler.ir.core import Graph, Node, Use, Value
-from compiler.ir.printer import INLINE_LIMIT, constant_digest, print_graph
-from compiler.ir.types import DType, QuantParams, TensorType
-from compiler.ir.verifier import VerificationError, verify
-from compiler.pipeline import PassContext, PassManager, parse_pipeline
-from passes.pipelines import default_pipeline
+from microlith.frontend.onnx_import import load_onnx
+from microlith.ir.core import Graph, Node, Use, Value
+from microlith.ir.printer import INLINE_LIMIT, constant_digest, print_graph
+from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.ir.verifier import VerificationError, verify
+from microlith.passes.pipelines import default_pipeline
+from microlith.pipeline import PassContext, PassManager, parse_pipeline
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 F32 = DType.FLOAT32

@@ -12,10 +12,11 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from compiler.diagnostics import PassError, UsageError
-from compiler.ir.core import Graph, Use
-from compiler.ir.types import DType, TensorType
-from compiler.pipeline import (
+from microlith.diagnostics import PassError, UsageError
+from microlith.ir.core import Graph, Use
+from microlith.ir.types import DType, TensorType
+from microlith.passes.pipelines import PIPELINES
+from microlith.pipeline import (
     PASSES,
     Pass,
     PassContext,
@@ -24,9 +25,8 @@ from compiler.pipeline import (
     parse_pipeline,
     register_pass,
 )
-from compiler.pipeline.manager import Instrument, PrintIR, Timing
-from compiler.pipeline.pass_base import all_passes
-from passes.pipelines import PIPELINES
+from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.pipeline.pass_base import all_passes
 
 # ---- test-only passes (registered by the fixture, removed afterwards) --------------------
 

@@ -1,6 +1,6 @@
-"""Int8 reference kernels (``compiler.interpreter.int8_ops``) vs TFLite-Micro, byte for byte.
+"""Int8 reference kernels (``microlith.interpreter.int8_ops``) vs TFLite-Micro, byte for byte.
 
-Every case builds a one-operator int8 ``.tflite`` with ``backends.tflite.flatbuffer``,
+Every case builds a one-operator int8 ``.tflite`` with ``microlith.backends.tflite.flatbuffer``,
 runs it in TFLite-Micro's Python runtime and asserts our numpy kernel returns identical
 bytes.  The same model is also run with LiteRT's reference op resolver
 (``OpResolverType.BUILTIN_REF``); its differences are only recorded (printed at the end
@@ -49,17 +49,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from backends.tflite.flatbuffer import (
+from microlith.backends.tflite.flatbuffer import (
     TflModel,
     TflOperator,
     TflQuant,
     TflTensor,
     serialize_model,
 )
-from backends.tflite.versions import default_op_version
-from compiler.interpreter import fixed_point as fp
-from compiler.interpreter import int8_ops as ops
-from compiler.interpreter.int8_common import activation_range
+from microlith.backends.tflite.versions import default_op_version
+from microlith.interpreter import fixed_point as fp
+from microlith.interpreter import int8_ops as ops
+from microlith.interpreter.int8_common import activation_range
 
 tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -957,7 +957,7 @@ F = np.float32
 
 
 def test_precision_add_sub():
-    from compiler.interpreter.int8_elementwise import _add_sub
+    from microlith.interpreter.int8_elementwise import _add_sub
 
     a, b = ALL_INT8.reshape(256, 1), ALL_INT8.reshape(1, 256)
     sa, sb, sy, za, zb, zy = 0.029278486967086792, 0.8499374389648438, 0.2123604118824005, 3, -5, 7
@@ -1022,7 +1022,7 @@ def test_precision_relu():
 
 
 def test_precision_hard_swish():
-    from compiler.interpreter.int8_activations import _hard_swish_core
+    from microlith.interpreter.int8_activations import _hard_swish_core
 
     x = ALL_INT8
     sx, zx, sy, zy = 0.41844385862350464, 79, 1.0753960609436035, -36

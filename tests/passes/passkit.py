@@ -19,11 +19,11 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.frontend.onnx_import import load_onnx
-from compiler.interpreter import run_graph
-from compiler.ir.core import Graph
-from compiler.ir.printer import print_graph
-from compiler.pipeline import PassContext, PassManager, parse_pipeline
+from microlith.frontend.onnx_import import load_onnx
+from microlith.interpreter import run_graph
+from microlith.ir.core import Graph
+from microlith.ir.printer import print_graph
+from microlith.pipeline import PassContext, PassManager, parse_pipeline
 from tools.digits import load_digits_split
 
 REPO = Path(__file__).resolve().parents[2]

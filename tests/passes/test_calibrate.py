@@ -12,19 +12,19 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from compiler.calibration import (
+from microlith.calibration import (
     CalibrationError,
     CalibrationSet,
     InputSpec,
     calibration_set_from_arrays,
     input_specs_from_graph,
 )
-from compiler.diagnostics import UsageError
-from compiler.frontend.onnx_import import load_onnx
-from compiler.ir.core import Graph
-from compiler.pipeline import PassContext, PassManager, parse_pipeline
-from passes.calibrate import Calibrate
-from passes.pipelines import default_pipeline
+from microlith.diagnostics import UsageError
+from microlith.frontend.onnx_import import load_onnx
+from microlith.ir.core import Graph
+from microlith.passes.calibrate import Calibrate
+from microlith.passes.pipelines import default_pipeline
+from microlith.pipeline import PassContext, PassManager, parse_pipeline
 from tools.digits import load_digits_split
 
 LENET = Path(__file__).resolve().parents[1] / "zoo" / "lenet.onnx"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.ir.verifier import verify
-from compiler.rewriter import Reject
-from passes.fuse_activation import FuseIntoProducer
-from passes.pipelines import default_pipeline
+from microlith.ir.verifier import verify
+from microlith.passes.fuse_activation import FuseIntoProducer
+from microlith.passes.pipelines import default_pipeline
+from microlith.rewriter import Reject
 from tests.passes.passkit import (
     CONV_MODELS,
     ZOO,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from onnx import helper
 
-from compiler.ir.types import QuantParams
+from microlith.ir.types import QuantParams
 from tests.passes.passkit import (
     ZOO,
     assert_matches_onnxruntime,

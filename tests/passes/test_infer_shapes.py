@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from compiler.diagnostics import PassError
-from compiler.interpreter import run_graph
-from compiler.ir.types import DType, QuantParams, TensorType
-from compiler.pipeline import PassManager
+from microlith.diagnostics import PassError
+from microlith.interpreter import run_graph
+from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.pipeline import PassManager
 from tests.passes.passkit import (
     ZOO,
     ZOO_MODELS,

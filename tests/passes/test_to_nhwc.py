@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from compiler.diagnostics import PassError
+from microlith.diagnostics import PassError
 from tests.passes.passkit import (
     CONV_MODELS,
     ZOO,

@@ -2,7 +2,7 @@
 
 Each ``Case`` is a graph with one integer node (plus its constants), concrete inputs and
 the outputs our integer interpreter (== TFLite-Micro) gives. ``build_program`` renders
-every case with ``backends.c.render_ops.RENDERERS`` into a function of one C file; each
+every case with ``microlith.backends.c.render_ops.RENDERERS`` into a function of one C file; each
 non-constant value gets its own static buffer (or, for ``alias`` cases, the output shares
 input 0's buffer, as the memory planner does for in-place element-wise ops). ``main``
 reads all inputs from one file, runs the cases in order and writes all outputs to another,
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.c import render_ops
-from backends.c.render_context import CTYPES, RenderContext
-from compiler.interpreter import run_graph
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import DType, QuantParams, TensorType
+from microlith.backends.c import render_ops
+from microlith.backends.c.render_context import CTYPES, RenderContext
+from microlith.interpreter import run_graph
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.types import DType, QuantParams, TensorType
 
 KERNELS_DIR = Path(render_ops.__file__).resolve().parent / "kernels"
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]

@@ -31,12 +31,12 @@ from harness import (
     qtype,
 )
 
-from backends.c import render_ops
-from backends.c.render_context import RenderContext
-from compiler.interpreter import run_graph
-from compiler.ir.core import Graph
-from compiler.ir.types import DType, QuantParams, TensorType
-from passes.insert_qdq import INT8_OPS
+from microlith.backends.c import render_ops
+from microlith.backends.c.render_context import RenderContext
+from microlith.interpreter import run_graph
+from microlith.ir.core import Graph
+from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.passes.insert_qdq import INT8_OPS
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -569,7 +569,7 @@ ZOO = ("lenet", "dscnn", "resnet8", "mobilenet_v1", "mlp_sigmoid")
 @pytest.fixture(scope="module")
 def zoo_cases(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
     digits = pytest.importorskip("tools.digits")
-    from compiler.driver import CompileOptions, compile_onnx
+    from microlith.app.driver import CompileOptions, compile_onnx
 
     tmp = tmp_path_factory.mktemp("zoo_calib")
     images = digits.load_digits_split(16, "NCHW")

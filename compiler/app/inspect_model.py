@@ -13,8 +13,8 @@ from collections import Counter
 
 import numpy as np
 
-from compiler.diagnostics import FrontendError, UsageError
-from compiler.liveness import lifetimes, peak_live_bytes
+from microlith.diagnostics import FrontendError, UsageError
+from microlith.liveness import lifetimes, peak_live_bytes
 
 
 def _is_tflite(path: str) -> bool:
@@ -61,7 +61,7 @@ def _report(kind: str, path: str, ops: Counter[str], rows: list[tuple[str, str, 
 
 
 def _inspect_tflite(path: str, list_tensors: bool) -> str:
-    from backends.tflite.flatbuffer import parse_model
+    from microlith.backends.tflite.flatbuffer import parse_model
 
     with open(path, "rb") as handle:
         data = handle.read()
@@ -95,7 +95,7 @@ def _inspect_tflite(path: str, list_tensors: bool) -> str:
 
 def _inspect_onnx(path: str, list_tensors: bool,
                   input_shapes: dict[str, tuple[int, ...]]) -> str:
-    from compiler.frontend.onnx_import import load_onnx
+    from microlith.frontend.onnx_import import load_onnx
 
     graph = load_onnx(path, input_shapes, warn=lambda message: None)
     ops = Counter(node.meta.get("onnx_op", node.op) for node in graph.nodes)

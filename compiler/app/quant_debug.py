@@ -47,7 +47,8 @@ from typing import Any, TextIO
 import numpy as np
 from numpy.lib.npyio import NpzFile
 
-from compiler.calibration.data import (
+from microlith.app.driver import CompileOptions, calibration_context, check_quantize_options
+from microlith.calibration.data import (
     CalibrationError,
     CalibrationSet,
     Progress,
@@ -55,15 +56,14 @@ from compiler.calibration.data import (
     input_specs_from_graph,
     load_calibration_file,
 )
-from compiler.diagnostics import UsageError, WarningSink, stderr_warning
-from compiler.driver import CompileOptions, calibration_context, check_quantize_options
-from compiler.interpreter import KERNELS, run_graph
-from compiler.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS
-from compiler.ir.core import Graph, Node, Value
-from compiler.ir.types import QuantParams
-from compiler.pipeline import Pass, PassContext, PassManager
-from compiler.pipeline.spec import parse_pipeline
-from compiler.quantization import dequantize_array, quantize_array
+from microlith.diagnostics import UsageError, WarningSink, stderr_warning
+from microlith.interpreter import KERNELS, run_graph
+from microlith.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS
+from microlith.ir.core import Graph, Node, Value
+from microlith.ir.types import QuantParams
+from microlith.pipeline import Pass, PassContext, PassManager
+from microlith.pipeline.spec import parse_pipeline
+from microlith.quantization import dequantize_array, quantize_array
 
 LABELS_KEY = "labels"
 
@@ -199,8 +199,8 @@ def _fmt(x: float, spec: str) -> str:
 def build_graphs(model: str | os.PathLike[str], options: DebugOptions
                  ) -> tuple[Graph, Graph, CalibrationSet]:
     """(calibrated float graph, its int8 copy, the calibration set), as compile builds them."""
-    from compiler.frontend.onnx_import import load_onnx
-    from passes.pipelines import int8_pipeline
+    from microlith.frontend.onnx_import import load_onnx
+    from microlith.passes.pipelines import int8_pipeline
 
     compile_options = CompileOptions(
         input_shapes=dict(options.input_shapes), warn=options.warn, quantize="int8",

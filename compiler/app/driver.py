@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from compiler.diagnostics import UsageError, WarningSink, stderr_warning
-from compiler.frontend.onnx_import import load_onnx
-from compiler.ir.core import Graph
-from compiler.pipeline import PassContext, PassManager
-from compiler.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.diagnostics import UsageError, WarningSink, stderr_warning
+from microlith.frontend.onnx_import import load_onnx
+from microlith.ir.core import Graph
+from microlith.pipeline import PassContext, PassManager
+from microlith.pipeline.manager import Instrument, PrintIR, Timing
 
 TARGETS = ("tflite", "c", "c-array")
 DIRECTORY_TARGETS = ("c", "c-array")
@@ -66,7 +66,7 @@ class CompileResult:
 
 
 def default_pipeline_for(options: CompileOptions) -> str:
-    from passes.pipelines import default_pipeline, int8_pipeline
+    from microlith.passes.pipelines import default_pipeline, int8_pipeline
 
     if options.quantize == "int8":
         return int8_pipeline(options.calibration_method, options.io_dtype or "int8",
@@ -101,8 +101,8 @@ def check_quantize_options(options: CompileOptions) -> None:
 
 def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]:
     """The ``PassContext.options`` the calibrate pass reads, data loaded and checked."""
-    from compiler.calibration import CalibrationSet
-    from compiler.calibration.data import (
+    from microlith.calibration import CalibrationSet
+    from microlith.calibration.data import (
         calibration_set_from_iterable,
         input_specs_from_graph,
         load_calibration_file,
@@ -131,7 +131,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
         raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
     check_quantize_options(options)
     if options.target in DIRECTORY_TARGETS:  # before any work, naming the option
-        from backends.c.emitter import check_prefix
+        from microlith.backends.c.emitter import check_prefix
 
         check_prefix(options.c_prefix)
     # An explicit "" is the user's pipeline too (refused as empty), not "use the default".
@@ -167,7 +167,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:
     """Refuse unknown pass names given to an instrument option (a typo would print nothing)."""
-    from compiler.pipeline import get_pass_class
+    from microlith.pipeline import get_pass_class
 
     for name in names:
         try:
@@ -185,10 +185,10 @@ def _new_file_mode() -> int:
 
 def emit(result: CompileResult, options: CompileOptions, model_name: str) -> None:
     """Fill ``result.output`` / ``result.files`` for ``options.target``."""
-    from backends.tflite import emit_tflite
+    from microlith.backends.tflite import emit_tflite
 
     if options.target == "c":
-        from backends.c.emitter import emit_c
+        from microlith.backends.c.emitter import emit_c
 
         sources = emit_c(result.graph, options.c_prefix, model_name + ".onnx")
         result.files = sources.files
@@ -198,7 +198,7 @@ def emit(result: CompileResult, options: CompileOptions, model_name: str) -> Non
         return
     result.output = emit_tflite(result.graph)
     if options.target == "c-array":
-        from backends.c_array import c_array_files
+        from microlith.backends.c_array import c_array_files
 
         result.files = c_array_files(result.output, f"{options.c_prefix}_data")
 

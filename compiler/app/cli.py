@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from compiler.diagnostics import MicrolithError, UsageError
+from microlith.diagnostics import MicrolithError, UsageError
 
 EXIT_USAGE = 2
 
@@ -143,7 +143,7 @@ def _version() -> str:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from compiler.driver import (
+    from microlith.app.driver import (
         DIRECTORY_TARGETS,
         CompileOptions,
         check_output_dir,
@@ -190,7 +190,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
               f"code estimate); RAM: {sizes['arena']:,} bytes arena (liveness lower bound "
               f"{sizes['lower_bound']:,})")
     elif not args.quiet:
-        from backends.tflite.flatbuffer import parse_model
+        from microlith.backends.tflite.flatbuffer import parse_model
 
         total = sum(result.seconds.values())
         ops = len(parse_model(result.output).operators)  # of the file, not IR nodes
@@ -202,9 +202,9 @@ def cmd_passes(args: argparse.Namespace) -> int:
     import dataclasses
     import typing
 
-    from compiler.pipeline.pass_base import all_passes
-    from compiler.pipeline.spec import format_option
-    from passes.pipelines import PIPELINES
+    from microlith.passes.pipelines import PIPELINES
+    from microlith.pipeline.pass_base import all_passes
+    from microlith.pipeline.spec import format_option
 
     for name, cls in all_passes().items():
         print(f"{name:<18} {cls.summary}")
@@ -222,7 +222,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from compiler.inspect_model import inspect_file
+    from microlith.app.inspect_model import inspect_file
 
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
@@ -232,8 +232,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_debug(args: argparse.Namespace) -> int:
     import json
 
-    from compiler.driver import check_output_path, write_atomic
-    from compiler.quant_debug import DebugOptions, debug_quantization
+    from microlith.app.driver import check_output_path, write_atomic
+    from microlith.app.quant_debug import DebugOptions, debug_quantization
 
     if args.top < 0 or args.samples < 0:
         raise UsageError("--top and --samples must be >= 0 (0: all)")
