@@ -41,9 +41,9 @@ def _spatial(ctx: LowerContext, node: Node, kernel: tuple[int, int],
     top, left, bottom, right = pads
     paddings = np.array([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32)
     shape = [x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3]]
-    padded = ctx.activation(x, f"{node.name}_pad", shape)
     pads_t = ctx.const(paddings, f"{node.name}_paddings")
     if pad_value == 0.0:  # PAD fills with the zero point: real 0 for quantized tensors
+        padded = ctx.activation(x, f"{node.name}_pad", shape)
         ctx.emit("PAD", [ctx.tensor(x), pads_t], [padded])
     else:
         if x.quant is not None:
@@ -51,6 +51,7 @@ def _spatial(ctx: LowerContext, node: Node, kernel: tuple[int, int],
             value = ctx.const(lowest, f"{node.name}_pad_value", x.quant)
         else:
             value = ctx.const(np.array([pad_value], np.float32), f"{node.name}_pad_value")
+        padded = ctx.activation(x, f"{node.name}_pad", shape)
         ctx.emit("PADV2", [ctx.tensor(x), pads_t, value], [padded])
     return padded, "VALID"
 
@@ -100,9 +101,9 @@ def _grouped_conv(ctx: LowerContext, node: Node, x_t: int, padding: str, group: 
     w, out = node.inputs[1], node.output
     per_out = w.shape[0] // group
     x_shape = ctx.tensors[x_t].shape
+    axis = ctx.const(np.array(3, np.int32), f"{node.name}_split_axis")
     parts = [ctx.activation(node.inputs[0], f"{node.name}_in{g}",
                             [*x_shape[:3], x_shape[3] // group]) for g in range(group)]
-    axis = ctx.const(np.array(3, np.int32), f"{node.name}_split_axis")
     ctx.emit("SPLIT", [axis, x_t], parts, {"num_splits": group})
     bias = node.input(2)
     results = []
@@ -245,10 +246,10 @@ def clip(ctx: LowerContext, node: Node) -> None:
                  [ctx.tensor(out)], {"new_shape": list(out.shape)})
         return
     for i, (op, bound) in enumerate(steps):
+        bound_t = ctx.const(np.array(bound, np.float32), f"{node.name}_{op.lower()}_bound")
         target = ctx.tensor(out) if i == len(steps) - 1 else ctx.activation(
             out, f"{node.name}_{op.lower()}")
-        ctx.emit(op, [current, ctx.const(np.array(bound, np.float32), f"{node.name}_{op.lower()}"
-                                         "_bound")], [target])
+        ctx.emit(op, [current, bound_t], [target])
         current = target
 
 
@@ -257,14 +258,14 @@ def hard_sigmoid(ctx: LowerContext, node: Node) -> None:
     """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6."""
     x, out = node.inputs[0], node.output
     alpha, beta = float(node.attr("alpha")), float(node.attr("beta"))
+    a = ctx.const(np.array(6 * alpha, np.float32), f"{node.name}_a")
     scaled = ctx.activation(out, f"{node.name}_scaled")
+    ctx.emit("MUL", [ctx.tensor(x), a], [scaled], {"fused_activation_function": "NONE"})
+    b = ctx.const(np.array(6 * beta, np.float32), f"{node.name}_b")
     shifted = ctx.activation(out, f"{node.name}_relu6")
-    ctx.emit("MUL", [ctx.tensor(x), ctx.const(np.array(6 * alpha, np.float32), f"{node.name}_a")],
-             [scaled], {"fused_activation_function": "NONE"})
-    ctx.emit("ADD", [scaled, ctx.const(np.array(6 * beta, np.float32), f"{node.name}_b")],
-             [shifted], {"fused_activation_function": "RELU6"})
-    ctx.emit("MUL", [shifted, ctx.const(np.array(1 / 6, np.float32), f"{node.name}_sixth")],
-             [ctx.tensor(out)], {"fused_activation_function": "NONE"})
+    ctx.emit("ADD", [scaled, b], [shifted], {"fused_activation_function": "RELU6"})
+    sixth = ctx.const(np.array(1 / 6, np.float32), f"{node.name}_sixth")
+    ctx.emit("MUL", [shifted, sixth], [ctx.tensor(out)], {"fused_activation_function": "NONE"})
 
 
 def _softmax_check(node: Node) -> str | None:
@@ -319,11 +320,11 @@ def _standalone_activation(ctx: LowerContext, node: Node, x_t: int, out_t: int,
     if activation != "RELU_N1_TO_1":
         raise ValueError(f"{node.name}: unknown activation {activation!r}")
     # As Clip(-1, 1) is lowered: TFLite-Micro has no RELU_N1_TO_1 kernel.
+    low = ctx.const(np.array(-1.0, np.float32), f"{node.name}_maximum_bound")
     clamped = ctx.activation(node.output, f"{node.name}_maximum")
-    ctx.emit("MAXIMUM", [x_t, ctx.const(np.array(-1.0, np.float32),
-                                        f"{node.name}_maximum_bound")], [clamped])
-    ctx.emit("MINIMUM", [clamped, ctx.const(np.array(1.0, np.float32),
-                                            f"{node.name}_minimum_bound")], [out_t])
+    ctx.emit("MAXIMUM", [x_t, low], [clamped])
+    high = ctx.const(np.array(1.0, np.float32), f"{node.name}_minimum_bound")
+    ctx.emit("MINIMUM", [clamped, high], [out_t])
 
 
 @lowers("Pad")
