@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from microlith.backends.tflite.flatbuffer import parse_model
 from microlith.diagnostics import BackendError
+from microlith.formats.tflite.flatbuffer import parse_model
 
 # TFLite builtin -> MicroMutableOpResolver method (TFLite-Micro's naming).
 RESOLVER_METHODS = {

@@ -51,7 +51,7 @@ import pytest
 
 from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
 from microlith.backends.c_array import RESOLVER_METHODS
-from microlith.backends.tflite.flatbuffer import TflModel, parse_model
+from microlith.formats.tflite.flatbuffer import TflModel, parse_model
 from microlith.interpreter import run_graph
 from microlith.ir.core import Graph
 from microlith.memory_plan import MemoryPlan

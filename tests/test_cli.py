@@ -22,7 +22,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from microlith.backends.tflite.flatbuffer import TflModel, parse_model
+from microlith.formats.tflite.flatbuffer import TflModel, parse_model
 from microlith.passes.pipelines import PIPELINES
 from tools.runtimes import NCHW_TO_NHWC, litert_interpreter, litert_invoke, to_physical
 

@@ -36,7 +36,7 @@ import pytest
 from onnx import numpy_helper
 
 from microlith.app.driver import CompileOptions, compile_onnx
-from microlith.backends.tflite.flatbuffer import TflModel, parse_model
+from microlith.formats.tflite.flatbuffer import TflModel, parse_model
 from tools.runtimes import (
     litert_interpreter,
     litert_invoke,

@@ -37,8 +37,8 @@ import onnx
 import pytest
 
 from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
-from microlith.backends.tflite.flatbuffer import TflModel, TflQuant, parse_model
 from microlith.diagnostics import MicrolithError
+from microlith.formats.tflite.flatbuffer import TflModel, TflQuant, parse_model
 from microlith.interpreter import run_graph
 from tools.runtimes import (
     input_perm,

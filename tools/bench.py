@@ -57,7 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from microlith.app.driver import CompileOptions, compile_onnx  # noqa: E402
-from microlith.backends.tflite.flatbuffer import parse_model  # noqa: E402
+from microlith.formats.tflite.flatbuffer import parse_model  # noqa: E402
 from microlith.ir.core import Graph  # noqa: E402
 from tools.digits import load_digits_split  # noqa: E402
 from tools.runtimes import (  # noqa: E402

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from microlith.backends.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
 from microlith.backends.tflite.versions import default_op_version
 from microlith.diagnostics import BackendError
+from microlith.formats.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.types import QuantParams
 

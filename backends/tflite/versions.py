@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .flatbuffer import normalize_options
+from microlith.formats.tflite.flatbuffer import normalize_options
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
               f"code estimate); RAM: {sizes['arena']:,} bytes arena (liveness lower bound "
               f"{sizes['lower_bound']:,})")
     elif not args.quiet:
-        from microlith.backends.tflite.flatbuffer import parse_model
+        from microlith.formats.tflite.flatbuffer import parse_model
 
         total = sum(result.seconds.values())
         ops = len(parse_model(result.output).operators)  # of the file, not IR nodes

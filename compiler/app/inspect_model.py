@@ -61,7 +61,7 @@ def _report(kind: str, path: str, ops: Counter[str], rows: list[tuple[str, str, 
 
 
 def _inspect_tflite(path: str, list_tensors: bool) -> str:
-    from microlith.backends.tflite.flatbuffer import parse_model
+    from microlith.formats.tflite.flatbuffer import parse_model
 
     with open(path, "rb") as handle:
         data = handle.read()

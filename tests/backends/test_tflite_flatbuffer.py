@@ -10,8 +10,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from microlith.backends.tflite import schema
-from microlith.backends.tflite.flatbuffer import (
+from microlith.backends.tflite.versions import default_op_version
+from microlith.formats.tflite import schema
+from microlith.formats.tflite.flatbuffer import (
     TflModel,
     TflOperator,
     TflQuant,
@@ -21,7 +22,6 @@ from microlith.backends.tflite.flatbuffer import (
     parse_model,
     serialize_model,
 )
-from microlith.backends.tflite.versions import default_op_version
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")

@@ -1,6 +1,6 @@
 """Int8 reference kernels (``microlith.interpreter.int8_ops``) vs TFLite-Micro, byte for byte.
 
-Every case builds a one-operator int8 ``.tflite`` with ``microlith.backends.tflite.flatbuffer``,
+Every case builds a one-operator int8 ``.tflite`` with ``microlith.formats.tflite.flatbuffer``,
 runs it in TFLite-Micro's Python runtime and asserts our numpy kernel returns identical
 bytes.  The same model is also run with LiteRT's reference op resolver
 (``OpResolverType.BUILTIN_REF``); its differences are only recorded (printed at the end
@@ -49,14 +49,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from microlith.backends.tflite.flatbuffer import (
+from microlith.backends.tflite.versions import default_op_version
+from microlith.formats.tflite.flatbuffer import (
     TflModel,
     TflOperator,
     TflQuant,
     TflTensor,
     serialize_model,
 )
-from microlith.backends.tflite.versions import default_op_version
 from microlith.interpreter import fixed_point as fp
 from microlith.interpreter import int8_ops as ops
 from microlith.interpreter.int8_common import activation_range

@@ -1,0 +1,1 @@
+"""File formats microlith reads and writes, independent of the IR (``tflite``)."""
