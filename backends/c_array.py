@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import re
 
+from microlith.backends.tflite import emit_tflite
 from microlith.diagnostics import BackendError
 from microlith.formats.tflite.flatbuffer import parse_model
+from microlith.ir.core import Graph
+from microlith.pipeline.facts import TFLITE_OPS
+from microlith.targets import EmitOptions, Emitted, Target, register_target
 
 # TFLite builtin -> MicroMutableOpResolver method (TFLite-Micro's naming).
 RESOLVER_METHODS = {
@@ -74,3 +78,18 @@ def c_array_files(tflite: bytes, name: str) -> dict[str, str]:
 
 def _camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+def _check(options: EmitOptions) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", options.prefix):
+        raise BackendError(f"--c-prefix {options.prefix!r} is not a C identifier")
+
+
+def _emit(graph: Graph, options: EmitOptions) -> Emitted:
+    data = emit_tflite(graph)
+    return Emitted(output=data, files=c_array_files(data, f"{options.prefix}_data"))
+
+
+C_ARRAY = register_target(Target("c-array", "the .tflite as a C array + a TFLite-Micro op "
+                                 "resolver", ("legalize-tflite",), (TFLITE_OPS,), _emit,
+                                 directory=True, check_options=_check))

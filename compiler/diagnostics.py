@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 
 class MicrolithError(Exception):
-    """A user-facing error with a one-line message."""
+    """A user-facing error with a one-line message; ``context`` may hold more (IR lines)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split("\n")))
+        self.context = ""
 
 
 class FrontendError(MicrolithError):
@@ -32,6 +33,14 @@ class BackendError(MicrolithError):
 
 class UsageError(MicrolithError):
     """Bad command-line or API arguments."""
+
+
+class InternalError(Exception):
+    """A bug in microlith (not the user's input): reported as one, exit status 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split("\n")))
+        self.context = ""
 
 
 WarningSink = Callable[[str], None]

@@ -1,9 +1,10 @@
 """Static arena planning: tensor lifetimes, in-place aliasing, greedy placement.
 
 Every non-constant value (graph inputs included) gets a byte range in one arena.
-Values that may share storage form a *buffer*: a reshape's output is the same
-bytes as its input (always aliased), and an elementwise op may write over its
-input when that input dies at the op and has the same size. A buffer lives from
+Values that may share storage form a *buffer*: the output of an op with the
+``Memory.ALIAS`` trait (reshape-like) is the same bytes as its input, and an op with
+``Memory.INPLACE`` (element-wise) may write over its input when that input dies at
+the op and has the same size. A buffer lives from
 its first definition to its last use (graph outputs: to the end). Placement is
 greedy by size (largest first), each buffer at the lowest aligned offset that
 overlaps no already-placed buffer with an intersecting lifetime. The lower bound
@@ -13,12 +14,13 @@ meets it or comes close (``microlith inspect OUTDIR`` shows both).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from microlith.ir.core import Graph, Value
+from microlith.ir.ops import Memory, get_op
 
-ALIAS_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
-INPLACE_OPS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Add", "Sub", "Mul")
+MAX_ALIGNMENT = 4096  # bytes: more would only waste arena
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MemoryPlan:
     lower_bound: int
     alignment: int
     scratch: dict[str, tuple[int, int]] = field(default_factory=dict)  # node -> (offset, size)
+    signature: str = ""  # graph_signature() of the graph it was made for
 
     def to_json(self) -> dict:
         return {"arena_size": self.arena_size, "lower_bound": self.lower_bound,
@@ -51,6 +54,31 @@ class MemoryPlan:
                             for name in sorted(self.offsets)},
                 "scratch": {k: {"offset": o, "size": s} for k, (o, s) in
                             sorted(self.scratch.items())}}
+
+
+def graph_signature(graph: Graph) -> str:
+    """A digest of the node order, ops, operands and value types the plan depends on."""
+    h = hashlib.sha256()
+    for node in graph.nodes:
+        h.update(f"{node.name}|{node.op}|".encode())
+        for value in [*node.inputs, None, *node.outputs]:
+            h.update(b"-" if value is None else f"{value.name}:{value.type};".encode())
+    h.update(("|".join(v.name for v in [*graph.inputs, *graph.outputs])).encode())
+    return h.hexdigest()
+
+
+def check_plan(graph: Graph, plan: MemoryPlan) -> str | None:
+    """Why ``plan`` does not fit ``graph`` (None when it does): it must have been made for
+    this very graph, and every tensor must lie aligned inside the arena."""
+    if plan.signature != graph_signature(graph):
+        return "the graph changed after plan-memory (run plan-memory last)"
+    for name, offset in plan.offsets.items():
+        value = graph.values.get(name)
+        if value is None or value.type.nbytes != plan.sizes[name]:
+            return f"the plan's tensor {name!r} does not match the graph"
+        if offset % plan.alignment or offset + plan.sizes[name] > plan.arena_size:
+            return f"tensor {name!r} at offset {offset} is misplaced in the arena"
+    return None
 
 
 def _align(n: int, alignment: int) -> int:
@@ -95,9 +123,10 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
         if x is None or x.is_constant or len(node.outputs) != 1:
             continue
         out = node.output
-        if node.op in ALIAS_OPS and out.type.nbytes == x.type.nbytes:
+        memory = get_op(node.op).memory
+        if memory is Memory.ALIAS and out.type.nbytes == x.type.nbytes:
             group[root(out.name)] = root(x.name)
-        elif (inplace and node.op in INPLACE_OPS and out.type.nbytes == x.type.nbytes
+        elif (inplace and memory is Memory.INPLACE and out.type.nbytes == x.type.nbytes
               and x not in graph.inputs and x not in graph.outputs
               and _last_use(graph, x) == step and _dies_here(graph, x, step, root)):
             group[root(out.name)] = root(x.name)
@@ -129,7 +158,7 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
     scratch = {key.split(":", 1)[1]: (buf.offset, buf.size) for key, buf in buffers.items()
                if key.startswith("scratch:")}
     return MemoryPlan(arena, offsets, sizes, {n: (first[n], last[n]) for n in sizes}, lower,
-                      alignment, scratch)
+                      alignment, scratch, graph_signature(graph))
 
 
 def _last_use(graph: Graph, value: Value) -> int:

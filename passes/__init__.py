@@ -1,6 +1,8 @@
 """The passes: one module per pass, named after it (``fold_batchnorm`` is ``fold-batchnorm``).
 
-Importing this package registers every built-in pass.
+Importing this package registers every built-in pass; the pass registry does so through
+the ``microlith.passes`` entry point, as for any plugin. ``pipelines`` builds the default
+pipelines; ``tflite_rules`` holds the rewrite rules both legalize passes share.
 """
 
 from microlith.passes import (  # noqa: F401
@@ -17,5 +19,6 @@ from microlith.passes import (  # noqa: F401
     legalize_tflite,
     lower_fc,
     plan_memory,
+    prepare,
     to_nhwc,
 )

@@ -60,6 +60,7 @@ from microlith.diagnostics import UsageError
 from microlith.interpreter import InterpreterError, run_graph
 from microlith.ir.core import Graph
 from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.pipeline.facts import CALIBRATED
 
 NEEDS_DATA = ("calibrate needs representative data: pass --calibration-data (an .npz, or a "
               "directory of .npy files, in the ONNX model's input layout) or "
@@ -75,9 +76,18 @@ class Calibrate(Pass):
     p: float = 99.99
     batch_size: int = 32
     samples: int = 0
+    provides = (CALIBRATED,)
+
+    def check_options(self) -> str | None:
+        if not 0.0 < self.p <= 100.0:
+            return f"option p={self.p!r} must be in (0, 100]"
+        if self.batch_size < 1:
+            return f"option batch-size={self.batch_size} must be >= 1"
+        if self.samples < 0:
+            return f"option samples={self.samples} must be >= 0 (0 = all)"
+        return None
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        self._check_options()
         data = self._data(graph, ctx)
         values = observed_values(graph)
         cache_path = ctx.options.get("calibration_cache")
@@ -106,15 +116,6 @@ class Calibrate(Pass):
             ctx.remark(value.producer or value.name,
                        f"{value.name}: range [{lo:.6g}, {hi:.6g}] ({self.method})")
         graph.meta["calibration"] = {"method": self.method, "samples": samples}
-
-    def _check_options(self) -> None:
-        if not 0.0 < self.p <= 100.0:
-            raise UsageError(f"{self.name}: option p={self.p!r} must be in (0, 100]")
-        if self.batch_size < 1:
-            raise UsageError(f"{self.name}: option batch-size={self.batch_size} must be >= 1")
-        if self.samples < 0:
-            raise UsageError(f"{self.name}: option samples={self.samples} must be >= 0 "
-                             f"(0 = all)")
 
     def _data(self, graph: Graph, ctx: PassContext) -> CalibrationSet | None:
         """The calibration set, checked against the graph inputs and cut to ``samples``."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
-from microlith.ir.opdefs import spatial_axes
+from microlith.ops.common import spatial_axes
 from microlith.passes.lower_fc import lower_to_fc, plan_fc
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microlith.interpreter.float_kernels import KERNELS
+from microlith.interpreter import KERNELS
 from microlith.ir.core import Graph, Node
 from microlith.pipeline import Pass, PassContext, register_pass
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from microlith.ir.core import Graph, Node
-from microlith.ir.opdefs import spatial_axes
+from microlith.ops.common import spatial_axes
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, bypass, sole_user
 

@@ -19,13 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from microlith.ir.core import Graph, Node
-from microlith.passes.insert_qdq import INT8_OPS
+from microlith.ir.ops import all_ops
 from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.pipeline.facts import INTEGER, QDQ
 from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, sole_user
 
 
+def int8_ops() -> tuple[str, ...]:
+    """The ONNX-level ops with an int8 rule (``OpDef.has_int8_kernel``)."""
+    return tuple(sorted(name for name, opdef in all_ops().items()
+                        if opdef.has_int8_kernel and opdef.dialect == "onnx"))
+
+
 class FuseIsland(RewriteRule):
-    root_ops = tuple(sorted(INT8_OPS))
+    @property
+    def root_ops(self) -> tuple[str, ...]:  # type: ignore[override]
+        return int8_ops()
 
     def match(self, node: Node) -> Match | Reject:
         sources = []
@@ -68,7 +77,8 @@ def _remove_dead_dequantize(graph: Graph) -> None:
 class FuseRequantize(Pass):
     name = "fuse-requantize"
     summary = "turn DQ -> op -> Q islands into integer kernels (fixed-point requantization)"
-    requires = ("insert-qdq",)
+    requires = (QDQ,)
+    provides = (INTEGER,)
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         apply_rules(graph, [FuseIsland()], ctx)

@@ -6,7 +6,7 @@ value), so the graph still computes in float but sees int8 rounding; weights
 become int8 constants behind a DequantizeLinear. ``fuse-requantize`` then turns
 each ``DQ -> op -> Q`` island into an integer kernel.
 
-Parameters (see ``microlith.quantization``): activations asymmetric per-tensor
+Parameters (see ``microlith.quant.params``): activations asymmetric per-tensor
 int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
 symmetric per-channel (axis 0 of OHWI / [N, K]); bias int32 with
 ``scale = s_in * s_w[c]``; other constant operands asymmetric per-tensor from
@@ -29,25 +29,17 @@ from typing import Literal
 import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
+from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
 from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
-from microlith.quantization import (
+from microlith.pipeline.facts import CALIBRATED, QDQ
+from microlith.quant.params import (
     activation_params,
     fixed_params,
     quantize_array,
     quantize_bias,
     quantize_weights,
 )
-
-WEIGHTED = ("Conv", "FullyConnected")
-SAME_AS_INPUT = ("MaxPool", "AveragePool", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-                 "Identity", "Transpose", "Pad")
-# ops whose int8 kernels need every operand and the result on one scale / zero point
-SHARED_PARAMS = (*SAME_AS_INPUT, "Concat", "Max", "Min")
-FIXED_OUTPUT = {"Sigmoid": (1 / 256, -128), "Softmax": (1 / 256, -128), "Tanh": (1 / 128, 0)}
-INT8_OPS = frozenset((*WEIGHTED, *SAME_AS_INPUT, *FIXED_OUTPUT, "Concat", "Add", "Sub", "Mul",
-                      "GlobalAveragePool", "ReduceMean", "HardSwish", "LeakyRelu", "Relu",
-                      "Max", "Min"))
 
 
 class _Groups:
@@ -69,12 +61,18 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def int8_rule(node: Node) -> Int8Rule:
+    return get_op(node.op).int8
+
+
 def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
-    """The nodes to quantize; unsupported ones are an error unless falling back to float."""
+    """The nodes to quantize (an int8 rule, float operands or integer constants such as a
+    shape); unsupported ones are an error unless falling back to float."""
     chosen, refused = [], []
     for node in graph.nodes:
-        if node.op in INT8_OPS and all(v is None or v.dtype == DType.FLOAT32 or (
-                v.is_constant and node.op == "Reshape") for v in node.inputs):
+        if int8_rule(node) is not Int8Rule.NONE and all(
+                v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
+                for v in node.inputs):
             chosen.append(node)
         elif any(v is not None and v.dtype == DType.FLOAT32 and not v.is_constant
                  for v in [*node.inputs, *node.outputs]):
@@ -91,7 +89,8 @@ def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
 class InsertQDQ(Pass):
     name = "insert-qdq"
     summary = "int8 quantize/dequantize pairs from calibrated ranges (TFLite int8 spec)"
-    requires = ("calibrate",)
+    requires = (CALIBRATED,)
+    provides = (QDQ,)
     io_dtype: Literal["int8", "uint8", "float32"] = "int8"
     fallback: Literal["none", "float"] = "none"
 
@@ -128,11 +127,12 @@ class InsertQDQ(Pass):
         fixed: dict[int, QuantParams] = {}
         for node in nodes:
             acts = [v for v in node.inputs if v is not None and not v.is_constant]
-            if node.op in SHARED_PARAMS:
+            opdef = get_op(node.op)
+            if opdef.int8 is Int8Rule.SAME:
                 for v in acts:
                     groups.union(id(v), id(node.output))
-            if node.op in FIXED_OUTPUT:
-                fixed[id(node.output)] = fixed_params(*FIXED_OUTPUT[node.op])
+            if opdef.int8 is Int8Rule.FIXED and opdef.fixed_output is not None:
+                fixed[id(node.output)] = fixed_params(*opdef.fixed_output)
         ranges: dict[int, tuple[float, float]] = {}
         for value in values:
             span = value.meta.get("calibration_range")
@@ -149,12 +149,13 @@ class InsertQDQ(Pass):
     # ---- constants ------------------------------------------------------------------------
     def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams]
                             ) -> None:
+        rule = int8_rule(node)
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
-            if node.op in WEIGHTED and index == 1:
+            if rule is Int8Rule.WEIGHTED and index == 1:
                 q, qp = quantize_weights(value.data, axis=0)
-            elif node.op in WEIGHTED and index == 2:
+            elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.inputs[1]
                 w_scales = weights.producer.inputs[0].quant.scale if weights.producer else \
                     quantize_weights(weights.data, 0)[1].scale
@@ -162,7 +163,7 @@ class InsertQDQ(Pass):
                 q, qp = quantize_bias(value.data, x_params.scale[0], w_scales)
                 node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
                 continue
-            elif node.op in SHARED_PARAMS:
+            elif rule is Int8Rule.SAME:
                 qp = params[id(node.output)]
                 q = quantize_array(value.data, qp)
             else:

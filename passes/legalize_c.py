@@ -1,41 +1,159 @@
-"""``legalize-c``: check that every node has a C kernel, reporting all problems at once.
+"""``legalize-c``: rewrite an integer graph into the C target's ops (all problems at once).
 
-The C target emits integer kernels only (plus QUANTIZE/DEQUANTIZE at float
-interface edges), so a float model or a float-fallback op is named here with
-the reason, before any file is written. The graph is not changed.
+The C target runs TFLite's integer arithmetic, so most nodes become the same ``tfl.*`` ops
+``legalize-tflite`` writes (``microlith.passes.tflite_rules``). Where the C kernels differ:
+
+* convolutions and pools keep their explicit pads (``c.conv_2d``,
+  ``c.depthwise_conv_2d``, ``c.max_pool_2d``, ``c.average_pool_2d``): the kernels skip
+  out-of-image taps, which equals a zero-point border, so no PAD op and no padded copy;
+  a grouped convolution stays one op; ``c.average_pool_2d`` honours
+  ``count_include_pad`` for any pads;
+* a 1x1 stride-1 convolution is a ``tfl.fully_connected`` over the pixels
+  (``keep_num_dims``), weights ``[O, I]``;
+* an int8 -> int8 element-wise op with at least ``LUT_MIN_ELEMENTS[op]`` output elements
+  becomes ``c.lut``: a 256-entry table made by the op's own integer kernel (always for
+  the fixed-point transcendental ones -- a load instead of ~100 instructions per
+  element -- and from the table's own size for the cheap ones).
+
+The C target is integer-only: a float op (a model compiled without ``--quantize``, or an
+op ``--fallback float`` kept in float) is named here with the reason, before any file is
+written. QUANTIZE / DEQUANTIZE at float interface edges are fine.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from microlith.diagnostics import BackendError
-from microlith.ir.core import Graph
+from microlith.ir.core import Graph, Node
+from microlith.ir.types import DType, QuantParams
+from microlith.passes.tflite_rules import RULES as TFLITE_RULES
+from microlith.passes.tflite_rules import activation, claim_names, const
 from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.pipeline.facts import C_OPS, TARGET_OPS
+from microlith.quant.activation import lookup_table
+from microlith.quant.registry import is_integer_node
+
+LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
+                                    "LeakyRelu": 256, "QuantizeLinear": 256}
+SHARED_WITH_TFLITE = ("GlobalAveragePool", "ReduceMean", "FullyConnected", "Add", "Sub", "Mul",
+                      "Max", "Min", "Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu",
+                      "Softmax", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
+                      "Transpose", "Concat", "Pad", "QuantizeLinear", "DequantizeLinear")
+
+
+def _window_check(node: Node) -> str | None:
+    x = node.inputs[0]
+    if node.attr("layout", "NCHW") != "NHWC" or x.type.rank != 4:
+        return "the C kernels expect a 4-D NHWC input (run to-nhwc)"
+    if min(node.attr("pads", (0, 0, 0, 0))) < 0:
+        return "negative pads are not supported"
+    if node.op == "Conv":
+        w = node.inputs[1]
+        group = int(node.attr("group", 1))
+        if not w.is_constant:
+            return "convolution weights must be constant"
+        if x.shape[3] != w.shape[3] * group or w.shape[0] % group:
+            return f"unsupported convolution geometry (groups {group})"
+    elif math.prod(node.attr("kernel_shape")) >= 1 << 22:
+        return "pooling window too large for an int32 sum"
+    return None
+
+
+def check_legal(graph: Graph) -> None:
+    """Raise one BackendError listing every node the C target cannot emit."""
+    kept_in_float = set(graph.meta.get("float_fallback") or ())
+    problems = []
+    for node in graph.nodes:
+        label = f"{node.name} ({node.op})"
+        if label in kept_in_float:
+            problems.append(label)
+            continue
+        if node.op not in RULES:
+            problems.append(f"{label}: no C kernel for op {node.op}")
+            continue
+        if not is_integer_node(node):
+            problems.append(f"{label}: float op: the C backend emits int8 kernels only (float "
+                            "is allowed only at the QuantizeLinear/DequantizeLinear edges)")
+            continue
+        reason = RULES[node.op][1](node)
+        if reason:
+            problems.append(f"{label}: {reason}")
+    if kept_in_float & set(problems):
+        raise BackendError(
+            "C target is integer-only and cannot emit the ops --fallback float kept in "
+            "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems))
+    if problems:
+        raise BackendError("C target cannot emit: " + "; ".join(problems))
+
+
+def _conv(graph: Graph, node: Node) -> None:
+    x, w, y = node.inputs[0], node.inputs[1], node.output
+    out_c, kh, kw, cg = w.shape
+    group = int(node.attr("group", 1))
+    strides, dilations = tuple(node.attr("strides")), tuple(node.attr("dilations", (1, 1)))
+    pads = tuple(node.attr("pads", (0, 0, 0, 0)))
+    act = activation(node)
+    if (kh, kw, *strides, group) == (1, 1, 1, 1, 1) and x.shape[1:3] == y.shape[1:3]:
+        weights = const(graph, w.data.reshape(out_c, cg), w.name + "_fc", w.quant)
+        graph.rewrite_node(node, "tfl.fully_connected", [x, weights, node.input(2)],
+                           {"fused_activation_function": act, "keep_num_dims": True})
+    elif group > 1 and group == x.shape[3] and cg == 1:
+        quant = None if w.quant is None else QuantParams(
+            w.quant.scale, w.quant.zero_point, 3 if w.quant.axis is not None else None)
+        weights = const(graph, w.data.transpose(3, 1, 2, 0), w.name + "_dw", quant)
+        graph.rewrite_node(node, "c.depthwise_conv_2d", [x, weights, node.input(2)],
+                           {"strides": strides, "dilations": dilations, "pads": pads,
+                            "depth_multiplier": out_c // x.shape[3], "activation": act})
+    else:
+        graph.rewrite_node(node, "c.conv_2d", [x, w, node.input(2)],
+                           {"strides": strides, "dilations": dilations, "pads": pads,
+                            "group": group, "activation": act})
+
+
+def _pool(graph: Graph, node: Node) -> None:
+    attrs = {"kernel_shape": tuple(node.attr("kernel_shape")),
+             "strides": tuple(node.attr("strides")), "pads": tuple(node.attr("pads")),
+             "activation": activation(node)}
+    if node.op == "AveragePool":
+        attrs["count_include_pad"] = int(node.attr("count_include_pad", 0))
+    graph.rewrite_node(node, "c.max_pool_2d" if node.op == "MaxPool" else "c.average_pool_2d",
+                       [node.inputs[0]], attrs)
+
+
+RULES = {op: (TFLITE_RULES[op].rewrite, TFLITE_RULES[op].check or (lambda node: None))
+         for op in SHARED_WITH_TFLITE}
+RULES.update({"Conv": (_conv, _window_check), "MaxPool": (_pool, _window_check),
+              "AveragePool": (_pool, _window_check)})
+
+
+def _as_lookup(graph: Graph, node: Node) -> None:
+    """Replace an int8 -> int8 element-wise target op by ``c.lut`` of its own outputs."""
+    table = const(graph, lookup_table(node), f"{node.name}_lut")
+    graph.rewrite_node(node, "c.lut", [node.inputs[0], table])
 
 
 @register_pass
 @dataclass(frozen=True)
 class LegalizeC(Pass):
     name = "legalize-c"
-    summary = "check every op has an int8 C kernel (all problems at once)"
+    summary = "rewrite an integer graph into the C target's ops (all problems at once)"
+    provides = (C_OPS, TARGET_OPS)
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        from microlith.backends.c.render_ops import RENDERERS, check_c_supported
+        check_legal(graph)
+        for node in list(graph.nodes):
+            source_op = node.op
+            RULES[node.op][0](graph, node)
+            x = node.inputs[0]
+            if (node.output.type.numel >= LUT_MIN_ELEMENTS.get(source_op, 1 << 62)
+                    and x is not None and x.dtype == DType.INT8
+                    and node.output.dtype == DType.INT8):
+                _as_lookup(graph, node)
+                ctx.remark(node, f"{source_op} as a 256-entry lookup table")
+        for value in list(graph.values.values()):
+            if value.is_constant and not value.uses and value not in graph.outputs:
+                graph.remove_value(value)
+        claim_names(graph)
 
-        kept_in_float = set(graph.meta.get("float_fallback") or ())
-        problems = []
-        for node in graph.nodes:
-            label = f"{node.name} ({node.op})"
-            if label in kept_in_float:
-                problems.append(label)
-                continue
-            reason = "no C kernel" if node.op not in RENDERERS else check_c_supported(node)
-            if reason:
-                problems.append(f"{label}: {reason}")
-        if kept_in_float & set(problems):
-            raise BackendError(
-                "C target is integer-only and cannot emit the ops --fallback float kept in "
-                "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems))
-        if problems:
-            raise BackendError("C target cannot emit: " + "; ".join(problems))

@@ -1,38 +1,56 @@
-"""The default pipelines, as plain pipeline strings a user can print and edit.
+"""The default pipelines, built from pass objects and printed with the pipeline formatter.
 
-``float``: canonicalize for TFLite (NHWC, folded BN, fused activations), then
-legalize. ``int8``: the TFLite converter's full-integer post-training mode:
-the same canonicalization, calibration on representative data, Q/DQ per the
-TFLite int8 spec, and integer kernels. ``c``: the int8 pipeline ending in C
-legalization and static memory planning. ``int8_pipeline`` fills in the options
-the CLI exposes (calibration method, interface dtype, float fallback).
+``canonicalize()``: shapes, constants, dead code, FullyConnected, BatchNorm folding,
+activation fusion, one global NHWC conversion, pad folding. ``int8()``: the TFLite
+converter's full-integer post-training mode on top of it: calibration on representative
+data, Q/DQ per the TFLite int8 spec, integer kernels. A target then appends its own tail
+(``legalize-tflite``; for C ``legalize-c,prepare,plan-memory``), which is how the
+strings in ``PIPELINES`` end. A user can print any of them (``microlith passes``), edit
+it and pass it back with ``--pipeline``; the CLI's quantization flags edit the same
+objects (``microlith.app.pipeline_edits``).
 """
 
 from __future__ import annotations
 
-CANONICALIZE = ("infer-shapes,fold-constants,eliminate-dead,lower-fc,fold-batchnorm,"
-                "fuse-activation,to-nhwc,fold-pad,eliminate-dead")
+from microlith.passes.calibrate import Calibrate
+from microlith.passes.eliminate_dead import EliminateDead
+from microlith.passes.fold_batchnorm import FoldBatchNorm
+from microlith.passes.fold_constants import FoldConstants
+from microlith.passes.fold_pad import FoldPad
+from microlith.passes.fuse_activation import FuseActivation
+from microlith.passes.fuse_requantize import FuseRequantize
+from microlith.passes.infer_shapes import InferShapes
+from microlith.passes.insert_qdq import InsertQDQ
+from microlith.passes.lower_fc import LowerFC
+from microlith.passes.to_nhwc import ToNHWC
+from microlith.pipeline import Pass, format_pipeline
+
+TAILS = {"tflite": "legalize-tflite", "c": "legalize-c,prepare,plan-memory"}
+
+
+def canonicalize() -> list[Pass]:
+    return [InferShapes(), FoldConstants(), EliminateDead(), LowerFC(), FoldBatchNorm(),
+            FuseActivation(), ToNHWC(), FoldPad(), EliminateDead()]
+
+
+def int8(method: str = "minmax", io_dtype: str = "int8", fallback: str = "none",
+         percentile: float | None = None) -> list[Pass]:
+    """The int8 passes; options equal to their defaults print as nothing."""
+    calibrate = Calibrate(method=method) if percentile is None or method != "percentile" else \
+        Calibrate(method=method, p=percentile)  # type: ignore[arg-type]
+    return [*canonicalize(), calibrate,
+            InsertQDQ(io_dtype=io_dtype, fallback=fallback),  # type: ignore[arg-type]
+            FuseRequantize(), EliminateDead()]
 
 
 def int8_pipeline(method: str = "minmax", io_dtype: str = "int8", fallback: str = "none",
                   percentile: float | None = None, target: str = "tflite") -> str:
-    """The int8 pipeline string; options equal to their defaults are left out."""
-    calibrate = "calibrate"
-    options = [] if method == "minmax" else [f"method={method}"]
-    if percentile is not None and method == "percentile":
-        options.append(f"p={percentile!r}")
-    if options:
-        calibrate += "{" + ",".join(options) + "}"
-    qdq_options = [f"io-dtype={io_dtype}"] if io_dtype != "int8" else []
-    if fallback != "none":
-        qdq_options.append(f"fallback={fallback}")
-    insert = "insert-qdq" + ("{" + ",".join(qdq_options) + "}" if qdq_options else "")
-    tail = "legalize-c,plan-memory" if target == "c" else "legalize-tflite"
-    return f"{CANONICALIZE},{calibrate},{insert},fuse-requantize,eliminate-dead,{tail}"
+    """The int8 pipeline string for ``target`` (its tail included)."""
+    return f"{format_pipeline(int8(method, io_dtype, fallback, percentile))},{TAILS[target]}"
 
 
 PIPELINES: dict[str, str] = {
-    "float": CANONICALIZE + ",legalize-tflite",
+    "float": f"{format_pipeline(canonicalize())},{TAILS['tflite']}",
     "int8": int8_pipeline(),
     "c": int8_pipeline(target="c"),
 }
@@ -40,3 +58,4 @@ PIPELINES: dict[str, str] = {
 
 def default_pipeline(mode: str = "float") -> str:
     return PIPELINES[mode]
+

@@ -32,17 +32,13 @@ from typing import Literal
 import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
-from microlith.ir.ops import ShapeError, infer_types
+from microlith.ir.ops import Layout, ShapeError, get_op, infer_types
 from microlith.pipeline import Pass, PassContext, register_pass
+from microlith.pipeline.facts import NHWC as NHWC_FACT
 from microlith.rewriter import bypass
 
 Perm = tuple[int, ...]
 NHWC: Perm = (0, 2, 3, 1)
-SPATIAL = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool")
-ELEMENTWISE_UNARY = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Clip",
-                     "Identity", "Exp", "Sqrt", "Neg", "Abs", "Cast")
-ELEMENTWISE_BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min")
-RESHAPES = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 
 
 def identity(rank: int) -> Perm:
@@ -107,22 +103,25 @@ class LayoutRewriter:
 
     # ---- per-op handling --------------------------------------------------------------
     def visit(self, node: Node) -> None:
+        """Dispatch on the op's ``layout`` trait (``microlith.ir.ops.Layout``)."""
         rank_in = node.inputs[0].type.rank if node.inputs and node.inputs[0] is not None else 0
         p = self.perm(node.inputs[0]) if rank_in else ()
-        if node.op in SPATIAL or (node.op == "BatchNormalization" and rank_in == 4):
-            self.spatial(node)
-        elif node.op in ELEMENTWISE_UNARY:
+        opdef = get_op(node.op)
+        kind = opdef.layout
+        if kind is Layout.SPATIAL and rank_in == 4:
+            self.spatial(node, opdef.nhwc_weights)
+        elif kind is Layout.ELEMENTWISE:
             self.retype(node, p)
-        elif node.op in ELEMENTWISE_BINARY:
+        elif kind is Layout.BROADCAST:
             self.binary(node)
-        elif node.op == "Concat":
+        elif kind is Layout.CONCAT:
             self.concat(node)
-        elif node.op == "Transpose":
+        elif kind is Layout.TRANSPOSE:
             self.transpose(node, p)
-        elif node.op in RESHAPES:
+        elif kind is Layout.RESHAPE:
             self.reshape_like(node, p)
-        elif node.op in ("Softmax", "ReduceMean", "Pad") and p != identity(rank_in):
-            self.axis_op(node, p)
+        elif kind is Layout.AXIS and p != identity(rank_in):
+            self.axis_op(node, p, opdef.axis_attr)
         else:
             for index in range(len(node.inputs)):
                 if node.inputs[index] is not None:
@@ -130,17 +129,17 @@ class LayoutRewriter:
             for out in node.outputs:
                 out.set_type(infer_types(node)[node.outputs.index(out)])
 
-    def spatial(self, node: Node) -> None:
+    def spatial(self, node: Node, weight_order: Perm | None) -> None:
         self.use(node, 0, NHWC)
         node.attrs["layout"] = "NHWC"
         weight = node.input(1)
-        if node.op in ("Conv", "ConvTranspose") and weight is not None:
-            order = (0, 2, 3, 1) if node.op == "Conv" else (1, 2, 3, 0)
+        if weight_order is not None and weight is not None:
             if weight.data is None:  # run-time weights: transpose them like data
-                self.use(node, 1, order)
+                self.use(node, 1, weight_order)
             else:
                 new = self.graph.add_constant(
-                    np.ascontiguousarray(weight.data.transpose(order)), weight.name + "_nhwc")
+                    np.ascontiguousarray(weight.data.transpose(weight_order)),
+                    weight.name + "_nhwc")
                 node.set_input(1, new)
         self.retype(node, NHWC)
 
@@ -196,16 +195,17 @@ class LayoutRewriter:
         node.attrs["perm"] = composed
         self.retype(node, identity(rank))
 
-    def axis_op(self, node: Node, p: Perm) -> None:
+    def axis_op(self, node: Node, p: Perm, attr: str | None) -> None:
+        """Remap the axis attribute named by the op's ``axis_attr`` trait through ``p``."""
         rank = len(p)
-        if node.op == "Softmax":
+        if attr == "axis":
             node.attrs["axis"] = p.index(node.attr("axis") % rank)
             self.retype(node, p)
-        elif node.op == "Pad":
+        elif attr == "pads":
             pads = node.attr("pads")
             node.attrs["pads"] = tuple(pads[a] for a in p) + tuple(pads[rank + a] for a in p)
             self.retype(node, p)
-        else:  # ReduceMean
+        elif attr == "axes":
             axes = node.attr("axes")
             axes = tuple(range(rank)) if axes is None else tuple(a % rank for a in axes)
             node.attrs["axes"] = tuple(sorted(p.index(a) for a in axes))
@@ -214,6 +214,8 @@ class LayoutRewriter:
             else:
                 kept = [a for a in p if a not in axes]
                 self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+        else:
+            raise ShapeError(f"op {node.op} has Layout.AXIS but no axis_attr")
 
     def reshape_like(self, node: Node, p: Perm) -> None:
         x = node.inputs[0]
@@ -261,6 +263,7 @@ class ToNHWC(Pass):
     summary = "convert the whole graph to NHWC once, with no Transpose between convs"
     inputs: Literal["nhwc", "nchw"] = "nhwc"
     outputs: Literal["nhwc", "nchw"] = "nhwc"
+    provides = (NHWC_FACT,)
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         if "io_perms" in graph.meta:  # converted already: a second run would re-permute

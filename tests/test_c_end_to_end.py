@@ -50,6 +50,7 @@ import onnx
 import pytest
 
 from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
+from microlith.backends.c.emitter import kernel_headers
 from microlith.backends.c_array import RESOLVER_METHODS
 from microlith.formats.tflite.flatbuffer import TflModel, parse_model
 from microlith.interpreter import run_graph
@@ -80,8 +81,9 @@ BUILDS = {
                  "-fno-sanitize-recover=all"],
 }
 # Rules of ``microlith.memory_plan`` (restated here on purpose: the test is the spec).
-VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
-INPLACE_OPS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Add", "Sub", "Mul")
+VIEW_OPS = ("tfl.reshape",)  # the C target's ops, after legalize-c
+INPLACE_OPS = ("tfl.relu", "tfl.logistic", "tfl.tanh", "tfl.leaky_relu", "tfl.hard_swish",
+               "tfl.add", "tfl.sub", "tfl.mul", "c.lut")
 ALLOWED_UNDEFINED = {"memcpy", "memmove", "memset"}  # what gcc may call for struct copies
 FORBIDDEN_SYMBOLS = {
     "malloc", "calloc", "realloc", "free", "printf", "fprintf", "sprintf", "snprintf", "puts",
@@ -536,7 +538,7 @@ def check_memory_plan(graph: Graph, plan: MemoryPlan) -> dict[str, int]:
 def plan_for(name: str) -> tuple[Graph, MemoryPlan]:
     """helper_ops has ops without a C kernel: plan its int8 (float fallback) graph."""
     calibration, _ = samples(name)
-    spec = int8_pipeline(fallback="float") + ",plan-memory"
+    spec = int8_pipeline(fallback="float") + ",prepare,plan-memory"
     result = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(
         pipeline=spec, quantize="int8", calibration_data=calibration, quiet=True))
     return result.graph, result.graph.meta["memory_plan"]
@@ -583,7 +585,6 @@ def test_no_inplace_over_an_input_read_later(tmp_path: Path) -> None:
     Add later); the Add may write over its dying input 0 ``a``."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from microlith.passes.pipelines import default_pipeline
 
     scale = numpy_helper.from_array(np.full((1, 64), 0.5, np.float32), "scale")
     graph_def = helper.make_graph(
@@ -594,10 +595,11 @@ def test_no_inplace_over_an_input_read_later(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], [scale])
     path = tmp_path / "inplace.onnx"
     onnx.save(helper.make_model(graph_def, opset_imports=[helper.make_opsetid("", 17)]), path)
-    result = compile_onnx(path, CompileOptions(pipeline=default_pipeline("float") +
-                                               ",plan-memory", quiet=True))
+    calib = np.random.default_rng(3).standard_normal((32, 64)).astype(np.float32)
+    result = compile_onnx(path, CompileOptions(target="c", quantize="int8",
+                                               calibration_data=calib, quiet=True))
     graph, plan = result.graph, result.graph.meta["memory_plan"]
-    assert [n.op for n in graph.nodes] == ["Mul", "Sigmoid", "Add"]
+    assert [n.op for n in graph.nodes] == ["tfl.mul", "c.lut", "tfl.add"]  # Sigmoid: a table
     assert check_memory_plan(graph, plan)["in-place"] == 1
     assert plan.offsets["y"] == plan.offsets["a"] != plan.offsets["b"]
     bad = MemoryPlan(plan.arena_size, {**plan.offsets, "b": plan.offsets["a"]}, plan.sizes,
@@ -684,7 +686,7 @@ def test_no_malloc_stdio_or_libm(models: dict[str, CModel], objects: dict[str, o
 def test_c_prefix_renames_files_and_symbols(models: dict[str, CModel], tmp_path: Path) -> None:
     result = compile_c("dscnn", c_prefix="kws")
     assert sorted(result.files) == ["kws.c", "kws.h", "kws_memory_plan.json",
-                                    "microlith_kernels.h"]
+                                    *sorted(kernel_headers())]
     directory = write_files(tmp_path / "kws", result.files)
     obj = tmp_path / "kws.o"
     checked(["gcc", *WARNINGS, "-O0", "-c", directory / "kws.c", "-o", obj])  # no inlining

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from microlith.app.cli import main
+from microlith.app.integer_run import executable
 from microlith.app.quant_debug import (
     DebugOptions,
     DebugReport,
@@ -33,9 +34,9 @@ from microlith.app.quant_debug import (
     quantize_copy,
 )
 from microlith.interpreter import run_graph
-from microlith.interpreter.int8_graph_kernels import is_integer_node
 from microlith.ir.core import Graph
-from microlith.quantization import dequantize_array, quantize_array
+from microlith.quant.params import dequantize_array, quantize_array
+from microlith.quant.registry import is_integer_node
 from tools.digits import load_digits_split
 from tools.runtimes import NCHW_TO_NHWC, to_physical
 
@@ -86,7 +87,7 @@ def both_runs(float_graph: Graph, int8_graph: Graph, x: np.ndarray
     nhwc = to_physical(x, NCHW_TO_NHWC)
     q_in = quantize_array(nhwc, int8_graph.inputs[0].quant)
     fenv = run_graph(float_graph, {"input": nhwc}, keep_all=True)
-    qenv = run_graph(int8_graph, {"input": q_in}, keep_all=True)
+    qenv = run_graph(executable(int8_graph), {"input": q_in}, keep_all=True)
     return fenv, qenv, q_in
 
 

@@ -414,7 +414,6 @@ C_HOST_TARGET = 0.33  # our model_invoke <= 0.33x MicroInterpreter::Invoke (host
 C_OPTS = ("-O2", "-Os")
 C_BOARD_INPUTS = 4  # held-out images per Cortex-M4 run; the counts are averaged
 C_HOST_INPUTS = 5  # inferences measured under callgrind, the same inputs for both
-MAC_OPS = ("Conv", "FullyConnected", "MatMul", "Gemm")
 
 C_HOST_HARNESS = """\
 /* tools/bench.py: run model_invoke on each record of a file (callgrind counts it). */
@@ -463,19 +462,11 @@ with open(outputs, "wb") as handle:
 
 
 def model_macs(graph: Graph) -> int:
-    """Multiply-accumulates of the Conv (incl. depthwise, grouped, pointwise) and
-    fully-connected / MatMul nodes, from the IR shapes (one per weight per output pixel)."""
-    total = 0
-    for node in graph.nodes:
-        if node.op not in MAC_OPS or len(node.inputs) < 2 or node.inputs[1] is None:
-            continue
-        out = int(np.prod(node.output.shape))
-        w = node.inputs[1].shape
-        if node.op == "Conv":  # OHWI (NHWC graph): each output reads KH * KW * C/groups
-            total += out * int(np.prod(w[1:]))
-        else:  # FullyConnected [units, depth]; MatMul/Gemm: the reduced axis of input 0
-            total += out * int(node.inputs[0].shape[-1])
-    return total
+    """Multiply-accumulates of the convolutions and matrix products (the ``macs`` trait of
+    each op: one per weight per output element), from the IR shapes."""
+    from microlith.ir.ops import node_macs
+
+    return sum(node_macs(node) for node in graph.nodes)
 
 
 def run_tool(cmd: list[str], cwd: str | None = None) -> str:

@@ -1,9 +1,11 @@
-"""IR graph (int8, planned) -> ``model.h``, ``model.c`` and the kernel header.
+"""Legalized graph (``legalize-c``, ``prepare``, ``plan-memory``) -> ``model.h``, ``model.c``
+and the kernel headers.
 
 ``model.c`` holds one static arena (``<PREFIX>_ARENA_SIZE`` bytes, offsets from
-``plan-memory``), the weights and parameter tables as ``static const`` arrays
-(flash), and ``<prefix>_invoke`` calling one kernel per node with literal
-arguments, so the C compiler can specialize each layer. ``model.h`` is the whole
+``plan-memory``), the weights and tables as ``static const`` arrays and each node's
+parameter record as a ``static const`` struct (flash), and ``<prefix>_invoke`` calling one
+kernel per node with a pointer to its struct; the kernels are ``static inline``, so the C
+compiler can still specialize each layer. ``model.h`` is the whole
 API: input/output pointers into the arena, their byte sizes, scales, zero points
 and shapes as macros. No malloc, no stdio; libm is never needed.
 """
@@ -21,7 +23,7 @@ from microlith.backends.c import sanitize
 from microlith.backends.c.render_context import CTYPES, RenderContext
 from microlith.diagnostics import BackendError
 from microlith.ir.core import Graph, Value
-from microlith.memory_plan import MemoryPlan
+from microlith.memory_plan import MemoryPlan, check_plan
 
 KERNEL_HEADER = "microlith_kernels.h"
 PLAN_SUFFIX = "_memory_plan.json"  # read by `microlith inspect OUTDIR`
@@ -37,16 +39,25 @@ class CSources:
     arena_bytes: int
     weight_bytes: int
     lower_bound: int
+    calls: int = 0  # kernel calls in <prefix>_invoke
 
     @property
     def flash_estimate(self) -> int:
         """Weights and tables plus a code estimate (kernels + one call per layer)."""
-        return self.weight_bytes + code_estimate(self.files.get("model.c", ""))
+        return self.weight_bytes + code_estimate(self.calls)
 
 
-def code_estimate(model_c: str) -> int:
+def code_estimate(calls: int) -> int:
     """A rough Thumb-2 code size: 4 KiB of kernels plus 96 bytes per kernel call."""
-    return 4096 + 96 * model_c.count("mlk_")
+    return 4096 + 96 * calls
+
+
+def kernel_headers() -> dict[str, str]:
+    """The kernel headers (the umbrella ``microlith_kernels.h`` and one per op family)."""
+    kernels = importlib.resources.files("microlith.backends.c").joinpath("kernels")
+    return {entry.name: entry.read_text() for entry in sorted(kernels.iterdir(),
+                                                              key=lambda e: e.name)
+            if entry.name.startswith("microlith_kernels") and entry.name.endswith(".h")}
 
 
 def check_prefix(prefix: str) -> None:
@@ -56,9 +67,9 @@ def check_prefix(prefix: str) -> None:
     if len(prefix) > MAX_PREFIX:
         raise BackendError(f"--c-prefix {prefix[:20]!r}... is longer than {MAX_PREFIX} "
                            "characters")
-    if f"{prefix}.h" == KERNEL_HEADER:
-        raise BackendError(f"--c-prefix {prefix!r} would overwrite the kernel header "
-                           f"{KERNEL_HEADER}; choose another name")
+    if prefix.startswith("microlith_kernels") or prefix.startswith("mlk_"):
+        raise BackendError(f"--c-prefix {prefix!r} would overwrite or shadow the kernel "
+                           f"header {prefix}.h or the mlk_ kernels; choose another name")
 
 
 def _ctype(value: Value) -> str:
@@ -66,21 +77,24 @@ def _ctype(value: Value) -> str:
 
 
 def kernel_header_text() -> str:
-    kernels = importlib.resources.files("microlith.backends.c").joinpath("kernels")
-    return kernels.joinpath(KERNEL_HEADER).read_text()
+    return kernel_headers()[KERNEL_HEADER]
 
 
 def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> CSources:
-    """Render the planned graph; raise BackendError listing every unsupported node."""
-    from microlith.backends.c.render_ops import RENDERERS, check_c_supported
+    """Render the legalized, prepared, planned graph; BackendError lists every problem."""
+    from microlith.backends.c.render_ops import RENDERERS, check_c_supported, render_node
 
     check_prefix(prefix)
     plan: MemoryPlan | None = graph.meta.get("memory_plan")
     if plan is None:
         raise BackendError("the graph has no memory plan (run plan-memory last)")
+    stale = check_plan(graph, plan)
+    if stale:
+        raise BackendError(f"stale memory plan: {stale}")
     problems = []
     for node in graph.nodes:
-        reason = "no C kernel" if node.op not in RENDERERS else check_c_supported(node)
+        reason = (f"no C kernel for op {node.op} (run legalize-c)" if node.op not in RENDERERS
+                  else check_c_supported(node))
         if reason:
             problems.append(f"{node.name} ({node.op}): {reason}")
     if problems:
@@ -101,17 +115,18 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
 
     ctx = RenderContext(tensor_expr, scratch_expr, prefix)
     body: list[str] = []
+    calls = 0
     for node in graph.nodes:  # each renderer starts with a comment naming the node
-        statements = RENDERERS[node.op](ctx, node).strip("\n")
+        statements = render_node(ctx, node).strip("\n")
+        calls += sum(1 for line in statements.splitlines() if line.startswith("mlk_"))
         body.extend("    " + line if line else "" for line in statements.splitlines())
     weight_bytes = sum(_array_bytes(d) for d in ctx.declarations)
     model_c = _model_c(graph, prefix, upper, arena, ctx.declarations, body, plan, source_name)
     header = _model_h(graph, prefix, upper, plan, source_name)
     plan_json = json.dumps(plan.to_json(), indent=1, sort_keys=True) + "\n"
-    return CSources({f"{prefix}.h": header, f"{prefix}.c": model_c,
-                     KERNEL_HEADER: kernel_header_text(),
-                     f"{prefix}{PLAN_SUFFIX}": plan_json}, plan.arena_size, weight_bytes,
-                    plan.lower_bound)
+    files = {f"{prefix}.h": header, f"{prefix}.c": model_c, **kernel_headers(),
+             f"{prefix}{PLAN_SUFFIX}": plan_json}
+    return CSources(files, plan.arena_size, weight_bytes, plan.lower_bound, calls)
 
 
 def _comment(text: str) -> str:

@@ -1,38 +1,31 @@
-"""Shared machinery of the C renderers: the call model, the registry, parameter helpers.
+"""Shared machinery of the C renderers: the call model, the registry, C-range helpers.
 
-See ``microlith.backends.c.render_ops`` for the maths of every op and the emitter contract.
+A renderer turns one target-op node and its parameter record (``node.params``, made by
+``prepare`` from ``microlith.quant``) into a ``Plan``: a comment and kernel ``Call``s. A
+call names the kernel, its parameter struct type and fields (flash tables for arrays),
+and the tensors it reads and writes; ``render_node`` writes it as
+``mlk_kernel(&<struct>, x, y);`` with the struct a ``static const`` definition. The
+renderers only translate records into the C kernels' terms (loop structures, C-range
+checks: shifts within [-31, 31], an int32 accumulator that cannot overflow, at most 4
+broadcast loops); all the arithmetic parameters come from the record.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from microlith.backends.c import sanitize
-from microlith.backends.c.render_context import RenderContext, Renderer
-from microlith.interpreter import fixed_point as fp
-from microlith.interpreter.int8_common import (
-    activation_range,
-    f32,
-)
-from microlith.interpreter.int8_graph_kernels import is_integer_node
+from microlith.backends.c.render_context import RenderContext
 from microlith.ir.core import Node, Value
-from microlith.ir.types import DType, QuantParams
+from microlith.ir.types import DType
+from microlith.quant.registry import is_integer_node, params_of
 
-# Element-wise int8 -> int8 nodes with at least this many output elements read a 256-byte
-# table instead of computing: always for the fixed-point transcendental ones (a load instead
-# of ~100 instructions per element), from the table's own size for the cheap ones.
-LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
-                                    "LeakyRelu": 256, "QuantizeLinear": 256}
 INT32_LIMIT = 1 << 31
-RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 CTYPE = {DType.INT8: "int8_t", DType.UINT8: "uint8_t", DType.FLOAT32: "float"}
-
-
-# --------------------------------------------------------------------------- call model
 
 
 @dataclass(frozen=True)
@@ -51,6 +44,8 @@ class Out:
 
 @dataclass(frozen=True)
 class Table:
+    """A constant array (flash) referenced by a struct field."""
+
     hint: str
     array: np.ndarray
 
@@ -60,26 +55,36 @@ class Float:
     value: float
 
 
-Arg = In | Out | Table | Float | int | str
+FieldValue = int | Float | Table | str
 
 
 @dataclass(frozen=True)
 class Call:
     function: str
-    args: tuple[Arg, ...]
+    struct: str | None  # the parameter struct type (None: the kernel takes none)
+    fields: tuple[tuple[str, FieldValue], ...]
+    tensors: tuple[In | Out | str, ...]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a node becomes: a comment and kernel calls (prepared without a context)."""
+    """What a node becomes: a comment and kernel calls."""
 
     comment: str
     calls: tuple[Call, ...]
 
 
-Prepare = Callable[[Node], Plan]
+Renderer = Callable[[Node, Any], Plan]
 RENDERERS: dict[str, Renderer] = {}
-_PREPARE: dict[str, Prepare] = {}
+
+
+def renders(*ops: str) -> Callable[[Renderer], Renderer]:
+    def wrap(fn: Renderer) -> Renderer:
+        for op in ops:
+            RENDERERS[op] = fn
+        return fn
+
+    return wrap
 
 
 def c_int(v: int) -> str:
@@ -93,23 +98,27 @@ def c_float(v: float) -> str:
     return f"{float(np.float32(v))!r}f"
 
 
-def _arg(ctx: RenderContext, arg: Arg) -> str:
+def _field(ctx: RenderContext, node: Node, value: FieldValue) -> str:
+    if isinstance(value, Table):
+        return ctx.const_array(value.hint, value.array)
+    if isinstance(value, Float):
+        return c_float(value.value)
+    if isinstance(value, str):
+        return value
+    return c_int(value)
+
+
+def _tensor(ctx: RenderContext, arg: In | Out | str) -> str:
     if isinstance(arg, In):
         if arg.value.is_constant:
             return ctx.const_array(arg.value.name, np.asarray(arg.value.data))
         return f"(const {arg.ctype} *)({ctx.tensor(arg.value)})"
     if isinstance(arg, Out):
         return f"({arg.ctype} *)({ctx.tensor(arg.value)})"
-    if isinstance(arg, Table):
-        return ctx.const_array(arg.hint, arg.array)
-    if isinstance(arg, Float):
-        return c_float(arg.value)
-    if isinstance(arg, str):
-        return arg
-    return c_int(arg)
+    return arg
 
 
-def _format_call(name: str, args: list[str], width: int = 96) -> str:
+def format_call(name: str, args: list[str], width: int = 96) -> str:
     lines, line = [], f"{name}("
     for i, text in enumerate(args):
         piece = text + (", " if i < len(args) - 1 else ");")
@@ -121,115 +130,66 @@ def _format_call(name: str, args: list[str], width: int = 96) -> str:
     return "\n".join(lines)
 
 
-def _comment(text: str) -> str:
+def comment(text: str) -> str:
     """A whole comment line; model strings in ``text`` went through ``sanitize`` already."""
     return "/* " + sanitize.comment(text, limit=None) + " */"
 
 
-def _register(*ops: str) -> Callable[[Prepare], Prepare]:
-    def wrap(prepare: Prepare) -> Prepare:
-        def render(ctx: RenderContext, node: Node) -> str:
-            plan = prepare(node)
-            body = [_format_call(c.function, [_arg(ctx, a) for a in c.args]) for c in plan.calls]
-            head = _comment(f"{sanitize.comment(node.name)} ({node.op}): {plan.comment}")
-            return "\n".join([head, *body])
-
-        for op in ops:
-            RENDERERS[op] = render
-            _PREPARE[op] = prepare
-        return prepare
-
-    return wrap
+def render_plan(ctx: RenderContext, node: Node, plan: Plan) -> str:
+    """The C statements of ``plan``: a comment naming the node, then one line per call."""
+    body = []
+    for call in plan.calls:
+        args = [_tensor(ctx, t) for t in call.tensors]
+        if call.struct is not None:
+            fields = [(name, _field(ctx, node, value)) for name, value in call.fields]
+            args.insert(0, "&" + ctx.struct(call.struct, node.name, fields))
+        body.append(format_call(call.function, args))
+    head = comment(f"{sanitize.comment(node.name)} ({node.op}): {plan.comment}")
+    return "\n".join([head, *body])
 
 
-def check_c_supported(node: Node) -> str | None:
-    """Why ``node`` cannot be emitted as C (None if it can)."""
+def prepare_plan(node: Node) -> Plan:
+    """The node's plan from its record (``node.params``, else prepared now); ValueError (or
+    KeyError) says why it cannot be C."""
     if node.op not in RENDERERS:
-        return f"no C kernel for op {node.op}"
-    if node.op not in ("QuantizeLinear", "DequantizeLinear") and not is_integer_node(node):
-        return ("float op: the C backend emits int8 kernels only (float is allowed only at "
-                "the QuantizeLinear/DequantizeLinear edges)")
-    try:
-        _PREPARE[node.op](node)
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        return str(exc)
-    return None
+        raise ValueError(f"no C kernel for op {node.op}")
+    if not is_integer_node(node):
+        raise ValueError("float op: the C backend emits int8 kernels only (float is allowed "
+                         "only at the QUANTIZE/DEQUANTIZE edges)")
+    return RENDERERS[node.op](node, params_of(node))
 
 
-def scratch_bytes(node: Node) -> int:
-    """Scratch memory a node's kernel needs: none of them needs any."""
-    return 0
+def render_node(ctx: RenderContext, node: Node) -> str:
+    return render_plan(ctx, node, prepare_plan(node))
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _quant(value: Value | None) -> QuantParams:
-    if value is None or value.quant is None:
-        raise ValueError(f"value {getattr(value, 'name', None)!r} is not quantized")
-    return value.quant
+def shift_in_range(shift: int, what: str = "multiplier") -> int:
+    """A shift ``mlk_mbqm`` accepts: within [-31, 31]."""
+    if not -31 <= int(shift) <= 31:
+        raise ValueError(f"{what} needs a shift of {shift} (outside [-31, 31])")
+    return int(shift)
 
 
-def _tensor_q(value: Value | None) -> tuple[float, int]:
-    q = _quant(value)
-    if q.axis is not None and len(q.scale) != 1:
-        raise ValueError(f"{value.name!r} is quantized per axis; the kernel needs per tensor")
-    return float(f32(q.scale[0])), int(q.zero_point[0])
+def shifts_in_range(shifts: np.ndarray) -> np.ndarray:
+    for s in np.asarray(shifts).reshape(-1):
+        shift_in_range(int(s))
+    return np.asarray(shifts, np.int32)
 
 
-def _int8(*values: Value | None) -> None:
+def numel(value: Value) -> int:
+    return int(np.prod(value.shape, dtype=np.int64))
+
+
+def int8_values(*values: Value | None) -> None:
     for v in values:
         if v is None or v.dtype != DType.INT8:
             raise ValueError(f"{getattr(v, 'name', None)!r} must be int8")
 
 
-def _qm(real: float) -> tuple[int, int]:
-    """``quantize_multiplier`` with the shift range the C ``mlk_mbqm`` accepts."""
-    m, s = fp.quantize_multiplier(real)
-    if not -31 <= s <= 31:
-        raise ValueError(f"multiplier {real!r} needs a shift of {s} (outside [-31, 31])")
-    return m, s
-
-
-def _numel(value: Value) -> int:
-    return int(math.prod(value.shape))
-
-
-def _act(node: Node, y_scale: float, y_zp: int) -> tuple[int, int]:
-    return activation_range(node.attr("activation", "NONE"), y_scale, y_zp)
-
-
-def _per_channel(q: QuantParams, n: int) -> list[float]:
-    scales = list(q.scale)
-    if len(scales) == 1:
-        return scales * n
-    if len(scales) != n:
-        raise ValueError(f"{len(scales)} weight scales for {n} output channels")
-    return scales
-
-
-def _multiplier_tables(name: str, x_scale: float, w_scales: Sequence[float],
-                       y_scale: float) -> tuple[Table, Table]:
-    pairs = [_qm(x_scale * float(f32(s)) / y_scale) for s in w_scales]
-    return (Table(f"{name}_mult", np.array([p[0] for p in pairs], np.int32)),
-            Table(f"{name}_shift", np.array([p[1] for p in pairs], np.int32)))
-
-
-def _biases(node: Node, w2d: np.ndarray, x_zp: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bias, bias - x_zp * sum(w)) as int32, after checking the accumulator cannot overflow."""
-    b = node.input(2)
-    units = w2d.shape[0]
-    if b is not None and (not b.is_constant or b.dtype != DType.INT32):
-        raise ValueError("the bias must be a constant int32 tensor")
-    bias = np.zeros(units, np.int64) if b is None else np.asarray(b.data, np.int64).reshape(units)
-    w = w2d.astype(np.int64)
-    bound = np.abs(bias) + 256 * np.abs(w).sum(axis=1)
-    if bound.size and int(bound.max()) >= INT32_LIMIT:
-        raise ValueError("the int32 accumulator could overflow (|bias| + 256 sum|w| >= 2**31)")
-    return bias.astype(np.int32), (bias - x_zp * w.sum(axis=1)).astype(np.int32)
-
-
-def _merge(sizes: list[int], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+def merge_dims(sizes: list[int], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
     """Drop size-1 dims; merge dims i, i+1 when every operand has ``s_i = s_{i+1} n_{i+1}``."""
     keep = [i for i, n in enumerate(sizes) if n != 1]
     out_n: list[int] = []
@@ -246,7 +206,7 @@ def _merge(sizes: list[int], strides: list[list[int]]) -> tuple[list[int], list[
     return out_n, out_s
 
 
-def _contiguous(shape: Sequence[int]) -> list[int]:
+def contiguous_strides(shape: Sequence[int]) -> list[int]:
     strides, acc = [], 1
     for n in reversed(shape):
         strides.append(acc)
@@ -254,17 +214,21 @@ def _contiguous(shape: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
-def _broadcast(out_shape: Sequence[int], shapes: Sequence[Sequence[int]]) -> list[int]:
-    """Output dims then each operand's strides, merged and left-padded to 4 dims."""
+def broadcast_loops(out_shape: Sequence[int], shapes: Sequence[Sequence[int]]
+                    ) -> list[tuple[str, int]]:
+    """Fields n0..n3 and as0..as3, bs0..bs3: merged output dims and operand strides."""
     rank = len(out_shape)
     strides = []
     for shape in shapes:
         padded = [1] * (rank - len(shape)) + [int(d) for d in shape]
-        contiguous = _contiguous(padded)
+        contiguous = contiguous_strides(padded)
         strides.append([0 if d == 1 and n != 1 else s
                         for d, n, s in zip(padded, out_shape, contiguous, strict=True)])
-    dims, merged = _merge([int(d) for d in out_shape], strides)
+    dims, merged = merge_dims([int(d) for d in out_shape], strides)
     if len(dims) > 4:
         raise ValueError(f"broadcasting {list(shapes)} needs {len(dims)} loops (at most 4)")
     pad = 4 - len(dims)
-    return [*([1] * pad + dims), *(v for s in merged for v in [0] * pad + s)]
+    fields = [(f"n{i}", n) for i, n in enumerate([1] * pad + dims)]
+    for prefix, s in zip(("as", "bs"), merged, strict=True):
+        fields += [(f"{prefix}{i}", v) for i, v in enumerate([0] * pad + s)]
+    return fields

@@ -2,15 +2,15 @@
 
 The emitter owns memory (arena offsets from ``plan-memory``, flash arrays for
 constants) and the file layout; a renderer (``microlith.backends.c.render_ops``) turns one
-IR node into C statements, asking the context for pointer expressions and for
-constant tables it needs (per-channel multipliers and shifts, lookup tables).
-Everything a renderer emits must be deterministic: the same node gives the same
-text.
+target-op node and its parameter record into kernel calls, asking the context for pointer
+expressions, for constant tables (per-channel multipliers and shifts, lookup tables) and
+for the ``static const`` parameter structs. Everything a renderer emits is deterministic:
+the same node gives the same text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,9 +31,19 @@ class RenderContext:
     prefix: str = "model"
     declarations: list[str] = field(default_factory=list)  # file-scope definitions, in order
     _const_names: dict[tuple[str, str, bytes], str] = field(default_factory=dict)
+    _struct_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    _taken: set[str] = field(default_factory=set)
 
     def tensor(self, value: Value) -> str:
         return self.tensor_expr(value)
+
+    def _unique(self, hint: str) -> str:
+        base = f"{self.prefix}_{sanitize.identifier(hint)}"
+        name, i = base, 1
+        while name in self._taken:
+            name, i = f"{base}_{i}", i + 1
+        self._taken.add(name)
+        return name
 
     def const_array(self, hint: str, array: np.ndarray) -> str:
         """A ``static const`` array in flash holding ``array``; returns its C name.
@@ -45,13 +55,23 @@ class RenderContext:
         key = (ctype, hint, array.tobytes())
         if key in self._const_names:
             return self._const_names[key]
-        base = f"{self.prefix}_{sanitize.identifier(hint)}"
-        name, i = base, 1
-        taken = set(self._const_names.values())
-        while name in taken:
-            name, i = f"{base}_{i}", i + 1
+        name = self._unique(hint)
         self._const_names[key] = name
         self.declarations.append(format_array(name, array, ctype))
+        return name
+
+    def struct(self, ctype: str, hint: str, fields: Sequence[tuple[str, str]]) -> str:
+        """A ``static const`` parameter struct (designated initializers); returns its name.
+
+        Identical structs share one definition.
+        """
+        body = "".join(f"\n    .{name} = {value}," for name, value in fields)
+        key = (ctype, body)
+        if key in self._struct_names:
+            return self._struct_names[key]
+        name = self._unique(hint + "_params")
+        self._struct_names[key] = name
+        self.declarations.append(f"static const {ctype} {name} = {{{body}\n}};")
         return name
 
     def scratch(self, node: Node, nbytes: int) -> str:
@@ -73,6 +93,3 @@ def format_array(name: str, array: np.ndarray, ctype: str, per_line: int = 16) -
     body = ",\n    ".join(lines) if lines else "0"
     size = max(len(flat), 1)
     return (f"static const {ctype} {name}[{size}] MICROLITH_ALIGN(16) = {{\n    {body}\n}};")
-
-
-Renderer = Callable[[RenderContext, Node], str]

@@ -1,4 +1,10 @@
-"""C renderers: convolutions, fully connected, pooling, mean (maths in ``render_ops``)."""
+"""C renderers: convolutions, fully connected, pooling, mean (see ``microlith.quant.conv`` and
+``microlith.quant.pool`` for the maths; the records carry every parameter). TFLite's own
+``tfl.conv_2d`` / ``tfl.*_pool_2d`` render too: their records hold SAME/VALID as pads.
+
+Convolution kernels use the zero-point-folded bias for windows inside the image, exact
+only while ``|bias| + 256 sum |w|`` stays below 2**31 (checked here).
+"""
 
 from __future__ import annotations
 
@@ -7,155 +13,114 @@ import math
 import numpy as np
 
 from microlith.backends.c.render_base import (
+    INT32_LIMIT,
     Call,
     In,
     Out,
     Plan,
     Table,
-    _act,
-    _biases,
-    _contiguous,
-    _int8,
-    _multiplier_tables,
-    _numel,
-    _per_channel,
-    _quant,
-    _register,
-    _tensor_q,
-)
-from microlith.backends.tflite.padding import tflite_padding
-from microlith.interpreter import fixed_point as fp
-from microlith.interpreter.int8_common import (
-    spatial_geometry,
+    contiguous_strides,
+    int8_values,
+    numel,
+    renders,
+    shift_in_range,
+    shifts_in_range,
 )
 from microlith.ir.core import Node
+from microlith.quant.conv import ConvParams, FullyConnectedParams
+from microlith.quant.fixed_point import wrap_int32
+from microlith.quant.pool import MeanParams, PoolParams
 
-# --------------------------------------------------------------------------- convolutions
+
+def _accumulator_fits(bound: int) -> None:
+    if bound >= INT32_LIMIT:
+        raise ValueError("the int32 accumulator could overflow (|bias| + 256 sum|w| >= 2**31)")
 
 
-@_register("Conv")
-def _conv(node: Node) -> Plan:
+def _tables(node: Node, p: ConvParams | FullyConnectedParams, with_bias: bool
+            ) -> list[tuple[str, Table]]:
+    w = node.inputs[1]
+    tables = [("w", Table(w.name, np.asarray(w.data)))]
+    if with_bias:
+        tables.append(("bias", Table(f"{node.name}_bias", p.bias)))
+    return tables + [("bias_folded", Table(f"{node.name}_bias_folded", p.bias_folded)),
+                     ("mult", Table(f"{node.name}_mult", p.mult)),
+                     ("shift", Table(f"{node.name}_shift", shifts_in_range(p.shift)))]
+
+
+@renders("c.conv_2d", "c.depthwise_conv_2d", "tfl.conv_2d", "tfl.depthwise_conv_2d")
+def _conv(node: Node, p: ConvParams) -> Plan:
     x, w, y = node.inputs[0], node.inputs[1], node.output
-    _int8(x, w, y)
-    if node.attr("layout", "NCHW") != "NHWC" or x.type.rank != 4:
-        raise ValueError("the C convolution expects a 4-D NHWC input (run to-nhwc)")
-    if not w.is_constant:
-        raise ValueError("convolution weights must be constant")
-    (sx, zx), (sy, zy) = _tensor_q(x), _tensor_q(y)
-    out_c, kh, kw, cg = w.shape
-    batches, in_h, in_w, in_c = x.shape
-    _, out_h, out_w, _ = y.shape
-    group = int(node.attr("group", 1))
-    sh, sw = node.attr("strides", (1, 1))
-    dh, dw = node.attr("dilations", (1, 1))
-    top, left, _, _ = node.attr("pads", (0, 0, 0, 0))
-    if min(top, left) < 0 or in_c != cg * group or out_c % group:
-        raise ValueError(f"unsupported convolution geometry (pads, groups {group})")
-    lo, hi = _act(node, sy, zy)
-    mult, shift = _multiplier_tables(node.name, sx, _per_channel(_quant(w), out_c), sy)
-    data = np.asarray(w.data)
-    bias, folded = _biases(node, data.reshape(out_c, -1), zx)
-    tables = (Table(w.name, data), Table(f"{node.name}_bias", bias),
-              Table(f"{node.name}_bias_folded", folded), mult, shift)
-    geometry = (sh, sw, dh, dw, top, left)
-    text = f"{kh}x{kw} stride {sh}x{sw} dilation {dh}x{dw} pad {top},{left}, "
-    if group > 1 and group == in_c and cg == 1:  # weights as [KH][KW][C*M] (TFLite's)
-        tables = (Table(w.name, np.ascontiguousarray(data.reshape(out_c, kh * kw).T)),
-                  *tables[1:])
-        call = Call("mlk_depthwise_conv2d_i8", (In(x), *tables, Out(y), batches, in_h, in_w,
-                                                in_c, out_h, out_w, out_c // in_c, kh, kw,
-                                                *geometry, zx, zy, lo, hi))
-        return Plan(f"depthwise {text}x{out_c // in_c}", (call,))
-    if (kh, kw, sh, sw, group) == (1, 1, 1, 1, 1) and (in_h, in_w) == (out_h, out_w):
-        # pointwise: a fully-connected layer over the pixels (no pads: same size)
-        call = Call("mlk_fully_connected_i8", (In(x), tables[0], tables[2], mult, shift, Out(y),
-                                               batches * in_h * in_w, in_c, out_c, zy, lo, hi))
-        return Plan(f"pointwise {in_c}->{out_c}", (call,))
-    call = Call("mlk_conv2d_i8", (In(x), *tables, Out(y), batches, in_h, in_w, in_c, out_h,
-                                  out_w, out_c, kh, kw, *geometry, group, zx, zy, lo, hi))
-    return Plan(f"{text}{in_c}->{out_c} groups {group}", (call,))
+    int8_values(x, w, y)
+    _accumulator_fits(p.acc_bound)
+    geometry = [("batches", x.shape[0]), ("in_h", p.in_h), ("in_w", p.in_w), ("in_c", p.in_c),
+                ("out_h", p.out_h), ("out_w", p.out_w)]
+    window = [("k_h", p.k_h), ("k_w", p.k_w), ("stride_h", p.stride_h),
+              ("stride_w", p.stride_w), ("dil_h", p.dil_h), ("dil_w", p.dil_w),
+              ("pad_top", p.pad_top), ("pad_left", p.pad_left)]
+    quant = [("x_zp", p.x_zp), ("y_zp", p.y_zp), ("act_min", p.act_min),
+             ("act_max", p.act_max)]
+    text = (f"{p.k_h}x{p.k_w} stride {p.stride_h}x{p.stride_w} dilation {p.dil_h}x{p.dil_w} "
+            f"pad {p.pad_top},{p.pad_left}, ")
+    if p.depth_multiplier:
+        fields = [*_tables(node, p, True), *geometry, ("depth_mult", p.depth_multiplier),
+                  *window, *quant]
+        call = Call("mlk_depthwise_conv2d_i8", "mlk_depthwise_conv2d_params", tuple(fields),
+                    (In(x), Out(y)))
+        return Plan(f"depthwise {text}x{p.depth_multiplier}", (call,))
+    fields = [*_tables(node, p, True), *geometry, ("out_c", p.out_c), *window,
+              ("groups", p.groups), *quant]
+    call = Call("mlk_conv2d_i8", "mlk_conv2d_params", tuple(fields), (In(x), Out(y)))
+    return Plan(f"{text}{p.in_c}->{p.out_c} groups {p.groups}", (call,))
 
 
-@_register("FullyConnected")
-def _fully_connected(node: Node) -> Plan:
+@renders("tfl.fully_connected")
+def _fully_connected(node: Node, p: FullyConnectedParams) -> Plan:
     x, w, y = node.inputs[0], node.inputs[1], node.output
-    _int8(x, w, y)
+    int8_values(x, w, y)
     if not w.is_constant or w.type.rank != 2:
         raise ValueError("fully-connected weights must be a constant [units, depth] tensor")
-    (sx, zx), (sy, zy) = _tensor_q(x), _tensor_q(y)
-    units, depth = w.shape
-    data = np.asarray(w.data)
-    _, folded = _biases(node, data, zx)
-    mult, shift = _multiplier_tables(node.name, sx, _per_channel(_quant(w), units), sy)
-    lo, hi = _act(node, sy, zy)
-    call = Call("mlk_fully_connected_i8", (In(x), Table(w.name, data),
-                                           Table(f"{node.name}_bias_folded", folded), mult,
-                                           shift, Out(y), _numel(x) // depth, depth, units, zy,
-                                           lo, hi))
-    return Plan(f"{depth}->{units}", (call,))
+    if p.w_zp:
+        raise ValueError("the C fully-connected kernel needs symmetric weights (zero point 0)")
+    _accumulator_fits(p.acc_bound)
+    fields = (*_tables(node, p, False), ("batches", numel(x) // p.depth), ("depth", p.depth),
+              ("units", p.units), ("y_zp", p.y_zp), ("act_min", p.act_min),
+              ("act_max", p.act_max))
+    call = Call("mlk_fully_connected_i8", "mlk_fully_connected_params", fields, (In(x), Out(y)))
+    return Plan(f"{p.depth}->{p.units}", (call,))
 
 
-# --------------------------------------------------------------------------- pooling / mean
-
-
-@_register("MaxPool", "AveragePool")
-def _pool(node: Node) -> Plan:
+@renders("c.max_pool_2d", "c.average_pool_2d", "tfl.max_pool_2d", "tfl.average_pool_2d")
+def _pool(node: Node, p: PoolParams) -> Plan:
     x, y = node.inputs[0], node.output
-    _int8(x, y)
-    if node.attr("layout", "NCHW") != "NHWC" or x.type.rank != 4:
-        raise ValueError("the C pooling expects a 4-D NHWC input (run to-nhwc)")
-    (_, zx), (sy, zy) = _tensor_q(x), _tensor_q(y)
-    kh, kw = node.attr("kernel_shape")
-    sh, sw = node.attr("strides", (1, 1))
-    pads = tuple(node.attr("pads", (0, 0, 0, 0)))
-    batches, in_h, in_w, ch = x.shape
-    _, out_h, out_w, _ = y.shape
-    padding = tflite_padding((in_h, in_w), (kh, kw), (sh, sw), (1, 1), pads)
-    if node.op == "AveragePool" and node.attr("count_include_pad", 0) and any(pads):
-        padding = None
-    if padding is None:  # an explicit border (-128 for max: the same as skipping it)
-        (top, left), count_border = pads[:2], int(node.op == "AveragePool")
-    else:
-        (_, (top, left)), count_border = spatial_geometry(padding, (in_h, in_w), (kh, kw),
-                                                          (sh, sw)), 0
-    if kh * kw >= 1 << 22:
-        raise ValueError("pooling window too large for an int32 sum")
-    lo, hi = _act(node, sy, zy)
-    common = (Out(y), batches, in_h, in_w, ch, out_h, out_w, kh, kw, sh, sw, top, left)
-    mode = padding or f"border {pads}"
-    if node.op == "MaxPool":
-        return Plan(f"{kh}x{kw} stride {sh}x{sw} {mode}",
-                    (Call("mlk_max_pool2d_i8", (In(x), *common, lo, hi)),))
-    return Plan(f"{kh}x{kw} stride {sh}x{sw} {mode}",
-                (Call("mlk_avg_pool2d_i8", (In(x), *common, count_border, zx, lo, hi)),))
+    int8_values(x, y)
+    common = [("batches", x.shape[0]), ("in_h", p.in_h), ("in_w", p.in_w), ("ch", p.channels),
+              ("out_h", p.out_h), ("out_w", p.out_w), ("k_h", p.k_h), ("k_w", p.k_w),
+              ("stride_h", p.stride_h), ("stride_w", p.stride_w), ("pad_top", p.pad_top),
+              ("pad_left", p.pad_left)]
+    act = [("act_min", p.act_min), ("act_max", p.act_max)]
+    mode = f"pad {p.pad_top},{p.pad_left}" + (", border counted" if p.count_border else "")
+    text = f"{p.k_h}x{p.k_w} stride {p.stride_h}x{p.stride_w} {mode}"
+    if p.is_max:
+        return Plan(text, (Call("mlk_max_pool2d_i8", "mlk_max_pool2d_params",
+                                tuple(common + act), (In(x), Out(y))),))
+    fields = (*common, ("count_border", p.count_border), ("fill", p.x_zp), *act)
+    return Plan(text, (Call("mlk_avg_pool2d_i8", "mlk_avg_pool2d_params", fields,
+                            (In(x), Out(y))),))
 
 
-@_register("GlobalAveragePool", "ReduceMean")
-def _mean(node: Node) -> Plan:
+@renders("tfl.mean")
+def _mean(node: Node, p: MeanParams) -> Plan:
     x, y = node.inputs[0], node.output
-    _int8(x, y)
-    (sx, zx), (sy, zy) = _tensor_q(x), _tensor_q(y)
-    rank = x.type.rank
-    if node.op == "GlobalAveragePool":
-        if node.attr("layout", "NCHW") != "NHWC" or rank != 4:
-            raise ValueError("the C global pooling expects a 4-D NHWC input (run to-nhwc)")
-        axes = [1, 2]
-    else:
-        axes = node.attr("axes")
-        axes = list(range(rank)) if axes is None else sorted({a % rank for a in axes})
-    count = math.prod(x.shape[a] for a in axes)
-    if count == 0:
+    int8_values(x, y)
+    if p.count == 0:
         raise ValueError("mean over an empty axis")
-    mult, shift = fp.quantize_multiplier(sx / sy)
-    k = min(count.bit_length() - 1, 32, 31 + shift)
-    mult, shift = int(fp.wrap_int32((mult << k) // count)), shift - k
-    if not -31 <= shift <= 31:
-        raise ValueError(f"mean multiplier shift {shift} outside [-31, 31]")
-    strides = _contiguous(x.shape)
+    shift_in_range(p.shift, "the mean multiplier")
+    strides = contiguous_strides(x.shape)
     groups: list[list[int]] = [[], []]  # (size, stride) of kept / reduced runs
     previous = None
     for axis, (n, s) in enumerate(zip(x.shape, strides, strict=True)):
-        reduced = int(axis in axes)
+        reduced = int(axis in p.axes)
         if n == 1:
             continue
         if previous == reduced:
@@ -165,9 +130,13 @@ def _mean(node: Node) -> Plan:
             groups[reduced] += [n, s]
         previous = reduced
     if len(groups[0]) > 4 or len(groups[1]) > 4:
-        raise ValueError(f"mean over axes {axes} of {x.shape} needs more than 2+2 loops")
+        raise ValueError(f"mean over axes {list(p.axes)} of {x.shape} needs more than 2+2 loops")
     kept = [1, 0] * (2 - len(groups[0]) // 2) + groups[0]
     red = groups[1] + [1, 0] * (2 - len(groups[1]) // 2)
-    zp_count = int(fp.wrap_int32(zx * count))
-    call = Call("mlk_mean_i8", (In(x), Out(y), *kept, *red, zp_count, mult, shift, zy))
-    return Plan(f"axes {axes}, {count} elements", (call,))
+    names = ("k0", "ks0", "k1", "ks1", "r0", "rs0", "r1", "rs1")
+    fields = (*zip(names, [*kept, *red], strict=True),
+              ("zp_times_count", int(wrap_int32(p.zp_count))), ("mult", p.mult),
+              ("shift", p.shift), ("y_zp", p.y_zp))
+    call = Call("mlk_mean_i8", "mlk_mean_params", tuple(fields), (In(x), Out(y)))
+    return Plan(f"axes {list(p.axes)}, {math.prod(x.shape[a] for a in p.axes)} elements",
+                (call,))

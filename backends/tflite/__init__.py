@@ -1,4 +1,4 @@
-"""TFLite flatbuffer backend: lowering from the IR, writer, reader."""
+"""TFLite flatbuffer backend: the writer table from target ops, operator versions."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from microlith.ir.core import Graph
 
 
 def emit_tflite(graph: Graph) -> bytes:
-    """Serialize a legal graph (see ``lowering.check_legal``) to ``.tflite`` bytes."""
-    import microlith.backends.tflite.ops  # noqa: F401  (registers lowerings)
-    from microlith.backends.tflite.lowering import lower_graph
+    """Serialize a legalized graph (``legalize-tflite``) to ``.tflite`` bytes."""
+    from microlith.backends.tflite.writer import graph_to_model
     from microlith.formats.tflite.flatbuffer import serialize_model
 
-    return serialize_model(lower_graph(graph))
+    return serialize_model(graph_to_model(graph))

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from microlith.diagnostics import MicrolithError, UsageError
+from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
 EXIT_USAGE = 2
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("model", help="input .onnx file")
     comp.add_argument("-o", "--output", required=True,
                       help="output .tflite file (tflite), or directory (c, c-array)")
-    comp.add_argument("--target", default="tflite", choices=["tflite", "c", "c-array"],
+    comp.add_argument("--target", default="tflite", choices=_target_names(),
                       help="tflite: flatbuffer; c: standalone C99 (int8); c-array: the "
                       ".tflite as a C array + TFLite-Micro op resolver")
     comp.add_argument("--c-prefix", default="model", metavar="NAME",
@@ -120,17 +120,24 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
     group.add_argument("--calibration-data", metavar="PATH", required=required,
                        help="representative inputs: .npz (one array per input, first axis = "
                        "samples, ONNX layout), .npy, or a directory of .npy files")
-    group.add_argument("--calibration-method", default="minmax",
+    group.add_argument("--calibration-method", default=None,
                        choices=["minmax", "percentile", "entropy", "mse"],
-                       help="how activation ranges are chosen (default: minmax)")
+                       help="how activation ranges are chosen (default: minmax; with "
+                       "--pipeline: sets calibrate{method=...})")
     group.add_argument("--calibration-cache", metavar="JSON",
                        help="reuse/store calibrated ranges so re-quantizing skips the data")
     group.add_argument("--io-dtype", choices=["int8", "uint8", "float32"],
                        help="model input/output type (default int8 with --quantize int8; "
                        "float32 adds QUANTIZE/DEQUANTIZE at the edges)")
-    group.add_argument("--fallback", choices=["none", "float"], default="none",
+    group.add_argument("--fallback", choices=["none", "float"], default=None,
                        help="float: keep ops without int8 kernels in float (listed); "
                        "none: refuse them (default)")
+
+
+def _target_names() -> list[str]:
+    from microlith.targets import all_targets
+
+    return list(all_targets())
 
 
 def _version() -> str:
@@ -144,16 +151,17 @@ def _version() -> str:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from microlith.app.driver import (
-        DIRECTORY_TARGETS,
         CompileOptions,
         check_output_dir,
         check_output_path,
         compile_onnx,
+        directory_targets,
         write_atomic,
         write_directory,
     )
 
-    if args.target in DIRECTORY_TARGETS:
+    directory = args.target in directory_targets()
+    if directory:
         check_output_dir(args.output)
     else:
         check_output_path(args.output)
@@ -167,7 +175,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
         c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
     result = compile_onnx(args.model, options)
-    if args.target in DIRECTORY_TARGETS:
+    if directory:
         write_directory(args.output, result.files)
     else:
         write_atomic(args.output, result.output)
@@ -265,16 +273,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except MicrolithError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(args, "verbose", False) and exc.context:  # -v: the IR around the node
+            print(exc.context, file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
+    except Exception as exc:  # InternalError and any other: a bug, never the user's input
         if args.traceback:
             raise
         where = getattr(args, "model", None) or getattr(args, "file", "")
-        print(f"error: internal error while processing {where}: {type(exc).__name__}: {exc} "
-              "(rerun with --traceback and report it)", file=sys.stderr)
+        what = str(exc) if isinstance(exc, InternalError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: internal error while processing {where}: {what} (rerun with "
+              "--traceback and report it)", file=sys.stderr)
         return 1
 
 

@@ -1,7 +1,9 @@
 """The compile driver: ONNX file -> IR -> pipeline -> target bytes, written atomically.
 
 The CLI and the Python API both go through ``compile_onnx``; nothing here prints
-except the instruments the caller asked for.
+except the instruments the caller asked for. The target (``microlith.targets``) says
+what to append to the pipeline and how to emit; the pipeline itself is built and
+edited by ``microlith.app.pipeline_edits``.
 """
 
 from __future__ import annotations
@@ -14,17 +16,30 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from microlith.app.pipeline_edits import (
+    apply_flags,
+    check_for_target,
+    explicit_options,
+    with_target_tail,
+)
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.frontend.onnx_import import load_onnx
 from microlith.ir.core import Graph
-from microlith.pipeline import PassContext, PassManager
+from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.targets import EmitOptions, Target, all_targets, get_target
 
-TARGETS = ("tflite", "c", "c-array")
-DIRECTORY_TARGETS = ("c", "c-array")
 QUANTIZE_MODES = (None, "int8")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
 IO_DTYPES = ("int8", "uint8", "float32")
+
+
+def target_names() -> tuple[str, ...]:
+    return tuple(all_targets())
+
+
+def directory_targets() -> tuple[str, ...]:
+    return tuple(name for name, t in all_targets().items() if t.directory)
 
 
 @dataclass
@@ -43,10 +58,10 @@ class CompileOptions:
     quantize: str | None = None  # None (float) or "int8"
     # a .npz / .npy / directory path, a CalibrationSet, or a representative_dataset iterable
     calibration_data: Any = None
-    calibration_method: str = "minmax"
+    calibration_method: str | None = None  # default minmax; with --pipeline: an edit of it
     calibration_cache: str | None = None  # JSON of ranges; reused when model and data match
     io_dtype: str | None = None  # int8 | uint8 | float32; default int8 when quantizing
-    fallback: str = "none"  # "float" keeps ops without int8 kernels in float
+    fallback: str | None = None  # "float" keeps ops without int8 kernels in float
     quiet: bool = False  # no progress bar
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
@@ -65,32 +80,42 @@ class CompileResult:
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
 
 
-def default_pipeline_for(options: CompileOptions) -> str:
-    from microlith.passes.pipelines import default_pipeline, int8_pipeline
+def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
+    """The passes to run: the default for the mode or ``--pipeline``, flags applied as edits,
+    the target's tail appended; refused unless it leaves what the target needs."""
+    from microlith.passes.pipelines import canonicalize, int8
 
-    if options.quantize == "int8":
-        return int8_pipeline(options.calibration_method, options.io_dtype or "int8",
-                             options.fallback, target=options.target)
-    return default_pipeline("float")
+    flags = {"--calibration-method": options.calibration_method,
+             "--io-dtype": options.io_dtype, "--fallback": options.fallback}
+    if options.pipeline is None:  # an explicit "" is the user's pipeline too (refused as empty)
+        passes = int8() if options.quantize == "int8" else canonicalize()
+        passes = apply_flags(passes, flags, None) if options.quantize == "int8" else passes
+    else:
+        passes = apply_flags(parse_pipeline(options.pipeline), flags,
+                             explicit_options(options.pipeline))
+    passes = with_target_tail(passes, target)
+    check_for_target(PassManager(passes), target)
+    return passes
 
 
-def check_quantize_options(options: CompileOptions) -> None:
+def check_quantize_options(options: CompileOptions, target: Target) -> None:
     """Refuse inconsistent quantization options before any work is done."""
     if options.quantize not in QUANTIZE_MODES:
         raise UsageError(f"unknown quantization mode {options.quantize!r} (modes: int8)")
-    if options.calibration_method not in CALIBRATION_METHODS:
+    if options.calibration_method not in (None, *CALIBRATION_METHODS):
         raise UsageError(f"unknown calibration method {options.calibration_method!r} "
                          f"(methods: {', '.join(CALIBRATION_METHODS)})")
     if options.io_dtype is not None and options.io_dtype not in IO_DTYPES:
         raise UsageError(f"unknown --io-dtype {options.io_dtype!r} "
                          f"(choices: {', '.join(IO_DTYPES)})")
-    if options.fallback not in ("none", "float"):
+    if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
-    if options.target == "c" and options.quantize != "int8":
-        raise UsageError("--target c emits integer kernels: add --quantize int8 and "
-                         "--calibration-data")
+    if target.integer_only and options.quantize != "int8":
+        raise UsageError(f"--target {target.name} emits integer kernels: add --quantize int8 "
+                         "and --calibration-data")
     if options.quantize is None:
-        if options.calibration_data is not None or options.io_dtype not in (None, "float32"):
+        if options.pipeline is None and (options.calibration_data is not None or
+                                         options.io_dtype not in (None, "float32")):
             raise UsageError("--calibration-data and --io-dtype need --quantize int8")
         return
     if options.calibration_data is None and not (
@@ -127,16 +152,13 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
                  ) -> CompileResult:
     """Import, run the pipeline and emit for ``options.target``."""
     options = options or CompileOptions()
-    if options.target not in TARGETS:
-        raise UsageError(f"unknown target {options.target!r} (targets: {', '.join(TARGETS)})")
-    check_quantize_options(options)
-    if options.target in DIRECTORY_TARGETS:  # before any work, naming the option
-        from microlith.backends.c.emitter import check_prefix
-
-        check_prefix(options.c_prefix)
-    # An explicit "" is the user's pipeline too (refused as empty), not "use the default".
-    spec = options.pipeline if options.pipeline is not None else \
-        default_pipeline_for(options)
+    target = get_target(options.target)
+    check_quantize_options(options, target)
+    emit_options = EmitOptions(options.c_prefix,
+                               os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx")
+    if target.check_options is not None:  # before any work, naming the option
+        target.check_options(emit_options)
+    passes = build_pipeline(options, target)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr
     if options.print_ir_after_all or options.print_ir_after:
@@ -145,22 +167,24 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     timing = Timing() if options.timing else None
     if timing is not None:
         instruments.append(timing)
-    manager = PassManager.from_spec(spec, instruments=instruments,
-                                    verify_each=options.verify_each)
+    manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     graph = load_onnx(path, options.input_shapes, warn=options.warn)
     seconds["import"] = time.perf_counter() - start
     ctx = PassContext(warn=options.warn)
-    if options.quantize is not None or "calibrate" in spec:
+    if options.quantize is not None or any(p.name == "calibrate" for p in passes):
         ctx.options.update(calibration_context(graph, options))
     start = time.perf_counter()
     manager.run(graph, ctx)
     seconds["passes"] = time.perf_counter() - start
     start = time.perf_counter()
     result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
-    emit(result, options, os.path.splitext(os.path.basename(os.fspath(path)))[0])
+    emitted = target.emit(graph, emit_options)
+    result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
+    if result.sizes:
+        check_size_limits(result, options)
     seconds["emit"] = time.perf_counter() - start
     return result
 
@@ -181,26 +205,6 @@ def _new_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-def emit(result: CompileResult, options: CompileOptions, model_name: str) -> None:
-    """Fill ``result.output`` / ``result.files`` for ``options.target``."""
-    from microlith.backends.tflite import emit_tflite
-
-    if options.target == "c":
-        from microlith.backends.c.emitter import emit_c
-
-        sources = emit_c(result.graph, options.c_prefix, model_name + ".onnx")
-        result.files = sources.files
-        result.sizes = {"arena": sources.arena_bytes, "lower_bound": sources.lower_bound,
-                        "weights": sources.weight_bytes, "flash": sources.flash_estimate}
-        check_size_limits(result, options)
-        return
-    result.output = emit_tflite(result.graph)
-    if options.target == "c-array":
-        from microlith.backends.c_array import c_array_files
-
-        result.files = c_array_files(result.output, f"{options.c_prefix}_data")
 
 
 def check_size_limits(result: CompileResult, options: CompileOptions) -> None:

@@ -3,7 +3,8 @@
 The model is imported, canonicalized and calibrated exactly as ``compile --quantize int8``
 does (the same ``int8_pipeline`` up to ``calibrate``); that float graph is copied and the
 copy gets ``insert-qdq, fuse-requantize, eliminate-dead``. Both graphs run on the
-evaluation data with the reference interpreter (the int8 kernels are TFLite-Micro-exact),
+evaluation data with the reference interpreter (the int8 graph lowered to TFLite's ops by
+``microlith.app.integer_run``: its kernels are TFLite-Micro-exact),
 and every quantized tensor of the int8 graph (the output of each integer node, plus
 quantized graph inputs) is compared with its float counterpart, the float tensor of the
 same ONNX node (matched by node name, so a renamed value still pairs up).
@@ -48,6 +49,7 @@ import numpy as np
 from numpy.lib.npyio import NpzFile
 
 from microlith.app.driver import CompileOptions, calibration_context, check_quantize_options
+from microlith.app.integer_run import executable, node_runner
 from microlith.calibration.data import (
     CalibrationError,
     CalibrationSet,
@@ -58,12 +60,11 @@ from microlith.calibration.data import (
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.interpreter import KERNELS, run_graph
-from microlith.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.types import QuantParams
 from microlith.pipeline import Pass, PassContext, PassManager
 from microlith.pipeline.spec import parse_pipeline
-from microlith.quantization import dequantize_array, quantize_array
+from microlith.quant.params import dequantize_array, quantize_array
 
 LABELS_KEY = "labels"
 
@@ -206,7 +207,9 @@ def build_graphs(model: str | os.PathLike[str], options: DebugOptions
         input_shapes=dict(options.input_shapes), warn=options.warn, quantize="int8",
         calibration_data=options.calibration_data, quiet=options.quiet,
         calibration_method=options.calibration_method, fallback=options.fallback)
-    check_quantize_options(compile_options)
+    from microlith.targets import get_target
+
+    check_quantize_options(compile_options, get_target("tflite"))
     passes = parse_pipeline(int8_pipeline(options.calibration_method, "int8", options.fallback))
     split = next(i for i, p in enumerate(passes) if p.name == "insert-qdq")
     graph = load_onnx(model, compile_options.input_shapes, warn=options.warn)
@@ -278,6 +281,7 @@ class _Probe:
     inputs: list[str | None]  # float counterparts of the node's activation inputs
     layer: ErrorStats
     cumulative: ErrorStats
+    runner: Any = None  # the integer node alone, lowered (made on first use)
 
     def add_layer(self, fenv: dict[str, np.ndarray], q: np.ndarray) -> None:
         """This layer alone: its kernel on quantized float inputs vs float on the same."""
@@ -295,7 +299,9 @@ class _Probe:
             else:
                 f_args.append(x)
             q_args.append(value.data if value is not None and x is None else x)
-        approx = dequantize_array(INT8_GRAPH_KERNELS[node.op](node, q_args)[0], qp)
+        if self.runner is None:
+            self.runner = node_runner(node)
+        approx = dequantize_array(self.runner(q_args), qp)
         if self.float_node is None:  # QuantizeLinear: the reference is its float input
             reference = f_args[0]
         else:
@@ -380,12 +386,13 @@ def compare(float_graph: Graph, int8_graph: Graph, data: CalibrationSet,
     progress = Progress(len(data), label="comparing", stream=stream,
                         enabled=False if quiet else None)
     progress.update(0)
+    runnable = executable(int8_graph)
     try:
         for start in range(0, len(data), batch_size):
             batch = {n: data.array(n)[start:start + batch_size] for n in data.names}
             with np.errstate(over="ignore", invalid="ignore"):
                 fenv = run_graph(float_graph, _feeds(float_graph, batch), keep_all=True)
-                qenv = run_graph(int8_graph, _feeds(int8_graph, batch), keep_all=True)
+                qenv = run_graph(runnable, _feeds(int8_graph, batch), keep_all=True)
                 for probe in probes:
                     q = qenv[probe.value.name]
                     probe.cumulative.add(fenv[probe.ref], dequantize_array(q, _qp(probe.value)))

@@ -1,8 +1,9 @@
 """Execute a graph: float nodes with the numpy float kernels, quantized nodes exactly.
 
-Nodes whose outputs are quantized integers (and Quantize/DequantizeLinear) run
-the integer-exact kernels of ``int8_graph_kernels``, which reproduce
-TFLite-Micro's int8 arithmetic bit for bit; everything else runs in float32.
+Nodes whose outputs are quantized integers (and quantize / dequantize ops) run the
+integer-exact kernels of ``microlith.quant`` on their parameter records (``node.params``,
+or prepared on the fly), which reproduce TFLite-Micro's int8 arithmetic bit for bit;
+everything else runs the float reference kernel of its op definition.
 
 ``run_graph`` walks ``graph.nodes`` in order (they are kept topologically sorted),
 reads constants from ``Value.data``, runs each node's kernel from ``KERNELS`` and
@@ -22,9 +23,9 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from microlith.interpreter.float_kernels import KERNELS
-from microlith.interpreter.int8_graph_kernels import INT8_GRAPH_KERNELS, is_integer_node
 from microlith.ir.core import Graph, Node, Value
+from microlith.ir.ops import get_op, is_registered
+from microlith.quant.registry import is_integer_node, run_integer
 
 Observer = Callable[[Node, list[np.ndarray]], None]
 
@@ -117,9 +118,14 @@ def _fetch(value: Value, env: dict[str, np.ndarray]) -> np.ndarray:
 def _execute(node: Node, args: list[np.ndarray | None], exact: bool) -> list[np.ndarray]:
     """Run one node's kernel; wrap any failure with the node's name and op."""
     where = f"while executing %{node.name} ({node.op})"
-    kernel = INT8_GRAPH_KERNELS.get(node.op) if is_integer_node(node) else KERNELS.get(node.op)
-    if kernel is None:
-        raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
+    if is_integer_node(node):
+        def kernel(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+            return run_integer(node, args)
+    else:
+        float_kernel = get_op(node.op).float_kernel() if is_registered(node.op) else None
+        if float_kernel is None:
+            raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
+        kernel = float_kernel
     try:
         results = kernel(node, args)
         if len(results) != len(node.outputs):

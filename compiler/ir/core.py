@@ -80,6 +80,7 @@ class Node:
         self.outputs: list[Value] = []
         self.graph: Graph | None = None
         self.meta: dict[str, Any] = {}
+        self.params: Any = None  # the parameter record of an integer target op (``prepare``)
 
     def input(self, index: int) -> Value | None:
         return self.inputs[index] if index < len(self.inputs) else None
@@ -215,6 +216,20 @@ class Graph:
             use.node.set_input(use.index, new)
         self.outputs = [new if v is old else v for v in self.outputs]
 
+    def rewrite_node(self, node: Node, op: str, inputs: Sequence[Value | None],
+                     attrs: dict[str, Any] | None = None) -> Node:
+        """Turn ``node`` into ``op(inputs; attrs)`` in place; its outputs (and uses) stay."""
+        inputs = list(inputs)  # may be node.inputs itself
+        for index in range(len(node.inputs)):
+            node.set_input(index, None)
+        node.inputs = [None] * len(inputs)
+        for index, value in enumerate(inputs):
+            node.set_input(index, value)
+        node.op = op
+        node.attrs = dict(attrs or {})
+        node.params = None
+        return node
+
     def remove_node(self, node: Node) -> None:
         """Remove ``node``; its outputs must be unused and not graph outputs."""
         for out in node.outputs:
@@ -317,6 +332,7 @@ class Graph:
         for node in self.nodes:
             new_node = Node(node.op, node.name, copy.deepcopy(node.attrs))
             new_node.meta = copy.deepcopy(node.meta)
+            new_node.params = node.params  # records are immutable
             new_node.graph = clone
             clone._node_names.add(node.name)
             for index, value in enumerate(node.inputs):

@@ -2,9 +2,15 @@
 
 Instruments (TVM style) get ``before(pass, graph)`` and ``after(pass, graph,
 seconds)``. Shipped: ``PrintIR`` (``--print-ir-after-all`` / ``--print-ir-after=NAME``),
-``Timing`` (``-v``), and verification after each pass (``--verify-each``). A pass
-that fails raises ``PassError`` naming the pass, the node and the passes that ran
-before it; the IR around the node, with a caret under it, is in ``error.context``.
+``Timing`` (``-v``), and verification after each pass (``--verify-each``).
+
+Before running, ``check_facts`` walks the pipeline: every pass's ``requires`` must be
+provided by a pass before it (or be in ``graph.meta["facts"]`` already); what a pass
+``invalidates`` is dropped (with the parameter records of ``prepare``). A user error in a
+pass (a ``RewriteFailure``, a ``ShapeError`` or a ``MicrolithError``) raises ``PassError``
+naming the pass, the node and the passes that ran before it, with the IR around the node
+and a caret under it in ``error.context``; any other exception is a bug and raises
+``InternalError`` with the same context.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from microlith.diagnostics import MicrolithError, PassError
+from microlith.diagnostics import InternalError, MicrolithError, PassError
 from microlith.ir.core import Graph, Node
 from microlith.ir.ops import ShapeError
 from microlith.ir.printer import print_graph
-from microlith.ir.verifier import VerificationError, verify
+from microlith.ir.verifier import verify
+from microlith.pipeline.facts import PREPARED, PROVIDED_BY
 from microlith.pipeline.pass_base import Pass, PassContext, RewriteFailure
 from microlith.pipeline.spec import format_pipeline, parse_pipeline
 
@@ -90,6 +97,7 @@ class PassManager:
         self.passes = list(passes)
         self.instruments = list(instruments)
         self.verify_each = verify_each
+        self.lost_by: dict[str, str] = {}  # fact -> the pass that invalidated it last
 
     @classmethod
     def from_spec(cls, spec: str, **kwargs: object) -> PassManager:
@@ -99,24 +107,41 @@ class PassManager:
     def spec(self) -> str:
         return format_pipeline(self.passes)
 
-    def check_requirements(self, already_ran: Sequence[str] = ()) -> None:
-        seen = set(already_ran)
+    def check_facts(self, facts: Sequence[str] = ()) -> set[str]:
+        """The facts after the pipeline, starting from ``facts``; a missing requirement is a
+        ``PassError`` naming the pass that would provide it (and the one that dropped it)."""
+        have, lost_by = set(facts), dict[str, str]()
         for pass_ in self.passes:
-            missing = [r for r in pass_.requires if r not in seen]
+            missing = [f for f in pass_.requires if f not in have]
             if missing:
-                raise PassError(f"pipeline error: pass '{pass_.name}' requires "
-                                f"{', '.join(repr(m) for m in missing)} to run before it")
-            seen.add(pass_.name)
+                providers = ", ".join(f"'{f}' (from {PROVIDED_BY.get(f, 'no pass')})"
+                                      for f in missing)
+                why = "".join(f" ('{lost_by[f]}' invalidated {f!r})" for f in missing
+                              if f in lost_by)
+                raise PassError(f"pipeline error: pass '{pass_.name}' needs {providers} "
+                                f"earlier in the pipeline{why}")
+            for fact in pass_.invalidates:
+                if fact in have:
+                    lost_by[fact] = str(pass_)
+            have = (have - set(pass_.invalidates)) | set(pass_.provides)
+            for fact in pass_.provides:
+                lost_by.pop(fact, None)
+        self.lost_by = lost_by
+        return have
 
     def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
         ctx = ctx or PassContext()
         applied: list[str] = graph.meta.setdefault("applied_passes", [])
-        self.check_requirements(applied)
+        facts: set[str] = set(graph.meta.get("facts", ()))
+        self.check_facts(sorted(facts))
         ran: list[str] = []
         for pass_ in self.passes:
             ctx.current_pass = pass_.name
             for instrument in self.instruments:
                 instrument.before(pass_, graph)
+            if PREPARED in pass_.invalidates:
+                for node in graph.nodes:
+                    node.params = None
             start = time.perf_counter()
             try:
                 pass_.run(graph, ctx)
@@ -125,13 +150,17 @@ class PassManager:
                     verify(graph)
             except RewriteFailure as exc:
                 raise self._error(pass_, ran, exc.node, exc.reason, graph) from None
-            except (ShapeError, VerificationError, ValueError) as exc:
+            except ShapeError as exc:
                 raise self._error(pass_, ran, None, str(exc), graph) from exc
             except MicrolithError:
                 raise
+            except Exception as exc:  # a bug in the pass (VerificationError included)
+                raise self._internal(pass_, ran, exc, graph) from exc
             seconds = time.perf_counter() - start
             ran.append(str(pass_))
             applied.append(pass_.name)
+            facts = (facts - set(pass_.invalidates)) | set(pass_.provides)
+            graph.meta["facts"] = sorted(facts)
             for instrument in self.instruments:
                 instrument.after(pass_, graph, seconds)
         return graph
@@ -143,5 +172,14 @@ class PassManager:
         before = ", ".join(ran) if ran else "none"
         error = PassError(f"pass '{pass_}' failed{where}: {reason} "
                           f"[passes before it: {before}]")
-        error.context = failure_context(graph, node)  # type: ignore[attr-defined]
+        error.context = failure_context(graph, node)
         return error
+
+    @staticmethod
+    def _internal(pass_: Pass, ran: list[str], exc: Exception, graph: Graph) -> InternalError:
+        before = ", ".join(ran) if ran else "none"
+        error = InternalError(f"pass '{pass_}' crashed: {type(exc).__name__}: {exc} "
+                              f"[passes before it: {before}]")
+        error.context = ""
+        return error
+

@@ -1,11 +1,19 @@
 """``Pass``: a frozen dataclass with a kebab-case ``name`` and typed option fields.
 
 ``str(pass)`` gives its spec text (``name`` or ``name{key=value,...}`` listing the
-options that differ from their defaults), which ``parse_pipeline`` reads back to
-an equal pass. ``requires`` names passes that must run earlier in the same
-pipeline (or in an earlier pipeline on the same graph). Passes register by name
-with ``@register_pass``; third-party packages add passes through the
-``microlith.passes`` entry-point group (each entry point is a module to import).
+options that differ from their defaults), which ``parse_pipeline`` reads back to an
+equal pass. Options are checked when the pass is made (``check_options``), so a bad
+value fails at parse time.
+
+Facts (``microlith.pipeline.facts``): a pass ``requires`` facts that passes before it
+must have provided, ``provides`` facts, and ``invalidates`` facts its changes make stale
+(by default the parameter records and the memory plan: anything that rewrites the graph
+after ``prepare`` / ``plan-memory`` invalidates them). The ``PassManager`` checks a whole
+pipeline against these before running it.
+
+Registration: ``@register_pass``. The registry never imports the passes itself: the
+built-in passes, like third-party ones, are named by ``microlith.passes`` entry points
+(each entry point is a module to import), loaded the first time a pass is looked up.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from typing import Any, ClassVar, TypeVar
 
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph, Node
+from microlith.pipeline.facts import MEMORY_PLANNED, PREPARED
 
 PASSES: dict[str, type[Pass]] = {}
 _PLUGINS_LOADED = False
+ENTRY_POINT_GROUP = "microlith.passes"
 
 
 class RewriteFailure(Exception):
@@ -53,6 +63,17 @@ class Pass:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+    invalidates: ClassVar[tuple[str, ...]] = (PREPARED, MEMORY_PLANNED)
+
+    def __post_init__(self) -> None:
+        reason = self.check_options()
+        if reason:
+            raise UsageError(f"{self.name}: {reason}")
+
+    def check_options(self) -> str | None:
+        """Why the option values are unusable (None when they are fine); override."""
+        return None
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         raise NotImplementedError
@@ -96,25 +117,29 @@ def register_pass(cls: P) -> P:
     return cls
 
 
-def load_builtin_passes() -> None:
-    import microlith.passes  # noqa: F401  (the package imports every pass module)
-
-
 def load_plugins(warn: WarningSink = stderr_warning) -> None:
-    """Import modules named by ``microlith.passes`` entry points (once)."""
+    """Import the modules named by ``microlith.passes`` entry points (once).
+
+    The built-in passes are one of them (``microlith.passes``); a plugin that fails to
+    load is a warning, but the built-in set failing to load is an error.
+    """
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    for entry in importlib.metadata.entry_points(group="microlith.passes"):
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                        key=lambda e: (e.value != "microlith.passes", e.name)):
         try:
             entry.load()
         except Exception as exc:  # a broken plugin must not break the compiler
+            if entry.value == "microlith.passes":
+                raise
             warn(f"pass plugin {entry.name!r} failed to load: {exc}")
+    if not PASSES:
+        raise RuntimeError("no passes are registered: is microlith installed (pip install -e .)?")
 
 
 def get_pass_class(name: str) -> type[Pass]:
-    load_builtin_passes()
     load_plugins()
     if name not in PASSES:
         import difflib
@@ -126,7 +151,5 @@ def get_pass_class(name: str) -> type[Pass]:
 
 
 def all_passes() -> dict[str, type[Pass]]:
-    load_builtin_passes()
     load_plugins()
     return dict(sorted(PASSES.items()))
-

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
-from microlith.diagnostics import PassError, UsageError
+from microlith.diagnostics import InternalError, PassError, UsageError
 from microlith.ir.core import Graph, Use
 from microlith.ir.types import DType, TensorType
 from microlith.passes.pipelines import PIPELINES
@@ -25,6 +25,7 @@ from microlith.pipeline import (
     parse_pipeline,
     register_pass,
 )
+from microlith.pipeline.facts import NHWC
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.pipeline.pass_base import all_passes
 
@@ -76,8 +77,8 @@ class CorruptingPass(Pass):
 @dataclass(frozen=True)
 class NeedsPass(Pass):
     name = "test-needs"
-    summary = "requires infer-shapes"
-    requires = ("infer-shapes",)
+    summary = "requires the NHWC fact (from to-nhwc)"
+    requires = (NHWC,)
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         pass
@@ -116,19 +117,32 @@ def quiet() -> PassContext:
 
 # ---- round trips ------------------------------------------------------------------------
 
-def _other_value(hint: Any, default: Any) -> Any:
-    """A valid non-default value for an option of type ``hint``."""
+def _candidates(hint: Any, default: Any) -> list[Any]:
+    """Non-default values for an option of type ``hint``, most ordinary first."""
     if typing.get_origin(hint) is Literal:
-        return next(c for c in typing.get_args(hint) if c != default)
+        return [c for c in typing.get_args(hint) if c != default]
     if hint is bool:
-        return not default
+        return [not default]
     if hint is int:
-        return default + 3
+        return [default + 3, default * 2, default + 1]
     if hint is float:
-        return default * 2 + 0.25
+        return [default * 2 + 0.25, default / 2 + 0.25, default / 2]
     if hint is str:
-        return f"{default}x"
+        return [f"{default}x"]
     raise AssertionError(f"option type {hint} cannot be written in a pipeline string")
+
+
+def _other_value(cls: type[Pass], option: str, hint: Any, default: Any) -> Any:
+    """A non-default value the pass accepts (options are checked when a pass is made)."""
+    for value in _candidates(hint, default):
+        if value == default:
+            continue
+        try:
+            cls(**{option: value})
+        except UsageError:
+            continue
+        return value
+    raise AssertionError(f"{cls.name}: no acceptable non-default value for {option}")
 
 
 @pytest.mark.parametrize("name", sorted(all_passes()))
@@ -141,7 +155,7 @@ def test_every_registered_pass_round_trips(name: str) -> None:
     hints = typing.get_type_hints(cls)
     for f in cls.option_fields():
         assert f.default is not dataclasses.MISSING, f"{name}: option {f.name} has no default"
-        value = _other_value(hints[f.name], f.default)
+        value = _other_value(cls, f.name, hints[f.name], f.default)
         instance = cls(**{f.name: value})
         spec = str(instance)
         assert spec == f"{name}{{{f.name.replace('_', '-')}={_text(value)}}}"
@@ -259,22 +273,33 @@ def test_registry_rejects_bad_names() -> None:
 
 @pytest.mark.usefixtures("test_passes")
 def test_requires_must_run_earlier(graph: Graph) -> None:
-    with pytest.raises(PassError, match="pass 'test-needs' requires 'infer-shapes' to run "
-                                        "before it"):
-        PassManager.from_spec("test-needs,infer-shapes").run(graph, quiet())
+    with pytest.raises(PassError, match="pass 'test-needs' needs 'nhwc' \\(from to-nhwc\\) "
+                                        "earlier in the pipeline"):
+        PassManager.from_spec("test-needs,to-nhwc").run(graph, quiet())
     assert "applied_passes" not in graph.meta or graph.meta["applied_passes"] == []
-    PassManager.from_spec("infer-shapes,test-needs").run(graph, quiet())
-    assert graph.meta["applied_passes"] == ["infer-shapes", "test-needs"]
+    PassManager.from_spec("to-nhwc,test-needs").run(graph, quiet())
+    assert graph.meta["applied_passes"] == ["to-nhwc", "test-needs"]
 
 
 @pytest.mark.usefixtures("test_passes")
 def test_requires_is_satisfied_by_an_earlier_run_on_the_same_graph(graph: Graph) -> None:
-    PassManager.from_spec("infer-shapes").run(graph, quiet())
+    PassManager.from_spec("to-nhwc").run(graph, quiet())
     PassManager.from_spec("test-needs").run(graph, quiet())
     fresh = Graph()
-    with pytest.raises(PassError, match="requires 'infer-shapes'"):
-        PassManager.from_spec("test-needs").check_requirements(
-            fresh.meta.get("applied_passes", []))
+    with pytest.raises(PassError, match="needs 'nhwc'"):
+        PassManager.from_spec("test-needs").check_facts(fresh.meta.get("facts", []))
+
+
+def test_a_fact_invalidated_later_is_missing_and_named() -> None:
+    """plan-memory before fuse-requantize is refused, naming who invalidated the plan."""
+    manager = PassManager(parse_pipeline("insert-qdq,legalize-c,prepare,plan-memory,"
+                                         "fuse-requantize"))
+    facts = manager.check_facts(["calibrated"])
+    assert "memory-planned" not in facts and "prepared" not in facts
+    assert manager.lost_by["memory-planned"] == "fuse-requantize"
+    with pytest.raises(PassError, match="pass 'plan-memory' needs 'target-ops' "
+                                        "\\(from legalize-tflite or legalize-c\\)"):
+        PassManager(parse_pipeline("plan-memory,legalize-c")).check_facts()
 
 
 # ---- instruments ----------------------------------------------------------------------------
@@ -353,17 +378,20 @@ def test_first_pass_failure_says_none_ran_before(graph: Graph) -> None:
 
 
 @pytest.mark.usefixtures("test_passes")
-def test_plain_errors_inside_a_pass_are_named(graph: Graph) -> None:
-    with pytest.raises(PassError, match=r"pass 'test-value-error' failed: something is off "
-                                        r"\[passes before it: infer-shapes\]"):
+def test_plain_errors_inside_a_pass_are_internal_errors(graph: Graph) -> None:
+    """A ValueError escaping a pass is a bug in the pass, not the user's input."""
+    with pytest.raises(InternalError, match=r"pass 'test-value-error' crashed: ValueError: "
+                                            r"something is off \[passes before it: "
+                                            r"infer-shapes\]"):
         PassManager.from_spec("infer-shapes,test-value-error").run(graph, quiet())
 
 
 @pytest.mark.usefixtures("test_passes")
 def test_verify_each_catches_a_corrupting_pass(graph: Graph) -> None:
     PassManager.from_spec("infer-shapes,test-corrupt").run(graph.copy(), quiet())  # unnoticed
-    with pytest.raises(PassError, match=r"pass 'test-corrupt' failed: node 'neg' \(Neg\): use "
-                                        r"list of 'relu' .*\[passes before it: infer-shapes\]"):
+    with pytest.raises(InternalError, match=r"pass 'test-corrupt' crashed: VerificationError: "
+                                            r"node 'neg' \(Neg\): use list of 'relu' .*"
+                                            r"\[passes before it: infer-shapes\]"):
         PassManager.from_spec("infer-shapes,test-corrupt", verify_each=True).run(graph, quiet())
 
 

@@ -1,4 +1,4 @@
-"""Int8 reference kernels (``microlith.interpreter.int8_ops``) vs TFLite-Micro, byte for byte.
+"""Int8 reference kernels (``microlith.quant.reference``) vs TFLite-Micro, byte for byte.
 
 Every case builds a one-operator int8 ``.tflite`` with ``microlith.formats.tflite.flatbuffer``,
 runs it in TFLite-Micro's Python runtime and asserts our numpy kernel returns identical
@@ -57,9 +57,9 @@ from microlith.formats.tflite.flatbuffer import (
     TflTensor,
     serialize_model,
 )
-from microlith.interpreter import fixed_point as fp
-from microlith.interpreter import int8_ops as ops
-from microlith.interpreter.int8_common import activation_range
+from microlith.quant import fixed_point as fp
+from microlith.quant import reference as ops
+from microlith.quant.arith import activation_range
 
 tflm_runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
@@ -957,7 +957,12 @@ F = np.float32
 
 
 def test_precision_add_sub():
-    from microlith.interpreter.int8_elementwise import _add_sub
+    from microlith.quant.elementwise import add_sub_params, run_add_sub
+
+    def _add_sub(a, b, sign, multipliers, za, zb, sy, zy, activation):
+        p = add_sub_params(sign, a_scale=1.0, a_zp=za, b_scale=1.0, b_zp=zb, y_scale=sy,
+                           y_zp=zy, activation=activation, multipliers=multipliers)
+        return run_add_sub(p, [a, b])[0]
 
     a, b = ALL_INT8.reshape(256, 1), ALL_INT8.reshape(1, 256)
     sa, sb, sy, za, zb, zy = 0.029278486967086792, 0.8499374389648438, 0.2123604118824005, 3, -5, 7
@@ -1022,7 +1027,10 @@ def test_precision_relu():
 
 
 def test_precision_hard_swish():
-    from microlith.interpreter.int8_activations import _hard_swish_core
+    from microlith.quant.activation import hard_swish_params_from_reals, run_hard_swish
+
+    def _hard_swish_core(x, zx, zy, out_real, relu_real):
+        return run_hard_swish(hard_swish_params_from_reals(zx, zy, out_real, relu_real), [x])[0]
 
     x = ALL_INT8
     sx, zx, sy, zy = 0.41844385862350464, 79, 1.0753960609436035, -36

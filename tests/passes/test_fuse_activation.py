@@ -59,7 +59,7 @@ def test_clip_bounds_fuse(tmp_path: Path, low: float, high: float | None,
     assert_matches_onnxruntime(graph, path)
 
 
-@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "MaxPool", "Concat", "Gemm"])
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "MaxPool", "Gemm"])
 def test_relu_fuses_into_every_fusable_op(tmp_path: Path, op: str) -> None:
     rng = np.random.default_rng(1)
     shape = [1, 2, 4, 4]
@@ -68,9 +68,6 @@ def test_relu_fuses_into_every_fusable_op(tmp_path: Path, op: str) -> None:
     if op == "MaxPool":
         node = helper.make_node(op, ["x"], ["h"], kernel_shape=[2, 2], strides=[2, 2])
         out_shape = [1, 2, 2, 2]
-    elif op == "Concat":
-        node = helper.make_node(op, ["x", "x"], ["h"], axis=1)
-        out_shape = [1, 4, 4, 4]
     elif op == "Gemm":
         shape, out_shape = [1, 5], [1, 3]
         inits = {"k": rng.standard_normal((5, 3))}
@@ -82,6 +79,17 @@ def test_relu_fuses_into_every_fusable_op(tmp_path: Path, op: str) -> None:
     graph, _ = compile_model(path, "infer-shapes,lower-fc,fuse-activation")
     (fused,) = graph.nodes
     assert fused.attr("activation") == "RELU"
+    assert_matches_onnxruntime(graph, path)
+
+
+def test_relu_does_not_fuse_into_concat(tmp_path: Path) -> None:
+    """TFLite's CONCATENATION refuses a fused activation: the Relu stays an op of its own."""
+    node = helper.make_node("Concat", ["x", "x"], ["h"], axis=1)
+    path = make_model(tmp_path / "m.onnx", [node, helper.make_node("Relu", ["h"], ["y"])],
+                      [("x", [1, 2, 4, 4])], [("y", [1, 4, 4, 4])], {})
+    graph, ctx = compile_model(path, "infer-shapes,fuse-activation")
+    assert [n.op for n in graph.nodes] == ["Concat", "Relu"]
+    assert any("cannot fuse an activation" in message for _, _, message in ctx.remarks)
     assert_matches_onnxruntime(graph, path)
 
 

@@ -1,8 +1,10 @@
 """A C test harness for the per-op renderers: one-node graphs -> one C program -> bytes.
 
 Each ``Case`` is a graph with one integer node (plus its constants), concrete inputs and
-the outputs our integer interpreter (== TFLite-Micro) gives. ``build_program`` renders
-every case with ``microlith.backends.c.render_ops.RENDERERS`` into a function of one C file; each
+the outputs our integer interpreter (== TFLite-Micro) gives. ONNX-level nodes are lowered
+with ``legalize-c`` and ``prepare`` first (``make_case``), so the case holds the target op
+the C backend renders. ``build_program`` renders every case with
+``microlith.backends.c.render_ops.render_node`` into a function of one C file; each
 non-constant value gets its own static buffer (or, for ``alias`` cases, the output shares
 input 0's buffer, as the memory planner does for in-place element-wise ops). ``main``
 reads all inputs from one file, runs the cases in order and writes all outputs to another,
@@ -24,6 +26,10 @@ from microlith.backends.c.render_context import CTYPES, RenderContext
 from microlith.interpreter import run_graph
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.passes import legalize_c
+from microlith.passes.legalize_c import LegalizeC
+from microlith.passes.prepare import Prepare
+from microlith.pipeline import PassContext, PassManager
 
 KERNELS_DIR = Path(render_ops.__file__).resolve().parent / "kernels"
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -101,10 +107,19 @@ def random_inputs(graph: Graph, rng: np.random.Generator) -> dict[str, np.ndarra
     return feeds
 
 
+def lowered(graph: Graph, lut_min: int | None = None) -> Graph:
+    """``graph`` rewritten into the C target's ops (``legalize-c``) and prepared, in place."""
+    if not all("." in node.op for node in graph.nodes):
+        with lut_threshold(lut_min):
+            PassManager([LegalizeC(), Prepare()]).run(graph, PassContext(warn=lambda m: None))
+    return graph
+
+
 def make_case(name: str, graph: Graph, rng: np.random.Generator | None = None,
               inputs: dict[str, np.ndarray] | None = None, **options: object) -> Case:
-    """A case with the interpreter's outputs as the expected bytes."""
+    """A case with the interpreter's outputs as the expected bytes (lowered for C first)."""
     feeds = inputs if inputs is not None else random_inputs(graph, rng or np.random.default_rng())
+    lowered(graph, options.get("lut_min"))  # type: ignore[arg-type]
     results = run_graph(graph, feeds)
     expected = [np.array(results[v.name]) for v in graph.outputs]
     return Case(name, graph, feeds, expected, **options)  # type: ignore[arg-type]
@@ -112,15 +127,15 @@ def make_case(name: str, graph: Graph, rng: np.random.Generator | None = None,
 
 @contextlib.contextmanager
 def lut_threshold(value: int | None) -> Iterator[None]:
-    """Render with every ``render_ops.LUT_MIN_ELEMENTS`` entry set to ``value`` (if given)."""
-    saved = dict(render_ops.LUT_MIN_ELEMENTS)
+    """Lower with every ``legalize_c.LUT_MIN_ELEMENTS`` entry set to ``value`` (if given)."""
+    saved = dict(legalize_c.LUT_MIN_ELEMENTS)
     if value is not None:
         for op in saved:
-            render_ops.LUT_MIN_ELEMENTS[op] = value
+            legalize_c.LUT_MIN_ELEMENTS[op] = value
     try:
         yield
     finally:
-        render_ops.LUT_MIN_ELEMENTS.update(saved)
+        legalize_c.LUT_MIN_ELEMENTS.update(saved)
 
 
 def _render_case(index: int, case: Case) -> tuple[list[str], list[str], str, list[tuple]]:
@@ -140,8 +155,7 @@ def _render_case(index: int, case: Case) -> tuple[list[str], list[str], str, lis
         if definition not in buffers:
             buffers.append(definition)
     ctx = RenderContext(tensor_expr=lambda v: names[id(v)], prefix=prefix)
-    with lut_threshold(case.lut_min):
-        body = render_ops.RENDERERS[node.op](ctx, node)
+    body = render_ops.render_node(ctx, node)
     function = f"static void {prefix}_run(void)\n{{\n" + _indent(body) + "\n}\n"
     io = [(names[id(v)], v.type.nbytes) for v in case.graph.inputs]
     return ctx.declarations, buffers, function, [io, (names[id(out)], out.type.nbytes)]
@@ -181,7 +195,7 @@ def input_bytes(cases: Sequence[Case]) -> bytes:
 def compile_program(source: str, workdir: Path, build: str) -> subprocess.Popen:
     """Start gcc on ``source`` with the warning flags and the ``build`` flags."""
     workdir.mkdir(parents=True, exist_ok=True)
-    src = workdir / "program.c"
+    src = workdir / f"program_{build}.c"  # one file per build: the compiles run at once
     src.write_text(source)
     exe = workdir / f"program_{build}"
     return subprocess.Popen(["gcc", *WARNINGS, *BUILDS[build], "-I", str(KERNELS_DIR),

@@ -24,7 +24,6 @@ from harness import (
     Const,
     build_and_run,
     isolate,
-    lut_threshold,
     make_case,
     one_node_graph,
     qparams,
@@ -33,10 +32,12 @@ from harness import (
 
 from microlith.backends.c import render_ops
 from microlith.backends.c.render_context import RenderContext
+from microlith.diagnostics import BackendError
 from microlith.interpreter import run_graph
 from microlith.ir.core import Graph
+from microlith.ir.ops import all_ops
 from microlith.ir.types import DType, QuantParams, TensorType
-from microlith.passes.insert_qdq import INT8_OPS
+from microlith.passes import legalize_c
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 
@@ -517,16 +518,24 @@ def test_table_and_arithmetic_paths_both_covered(op_results) -> None:
                           ("leaky_relu", "mlk_leaky_relu_i8(")]:
         texts = []
         for case in groups[group][:2]:
-            with lut_threshold(case.lut_min):
-                ctx = RenderContext(tensor_expr=lambda v: v.name)
-                texts.append(render_ops.RENDERERS[case.node.op](ctx, case.node))
+            ctx = RenderContext(tensor_expr=lambda v: v.name)
+            texts.append(render_ops.render_node(ctx, case.node))
         assert kernel in texts[0] and "mlk_lut_i8(" in texts[1], group
 
 
 def test_every_int8_op_has_a_renderer() -> None:
-    needed = INT8_OPS | {"QuantizeLinear", "DequantizeLinear"}
-    missing = sorted(needed - set(render_ops.RENDERERS))
-    assert not missing
+    """Every ONNX-level op with an int8 rule lowers for C, into ops the C backend renders."""
+    needed = {name for name, opdef in all_ops().items()
+              if opdef.has_int8_kernel and opdef.dialect == "onnx"}
+    needed |= {"QuantizeLinear", "DequantizeLinear"}
+    assert not sorted(needed - set(legalize_c.RULES))
+    produced = {"c.conv_2d", "c.depthwise_conv_2d", "c.max_pool_2d", "c.average_pool_2d",
+                "c.lut", "tfl.fully_connected", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul",
+                "tfl.maximum", "tfl.minimum", "tfl.relu", "tfl.logistic", "tfl.tanh",
+                "tfl.hard_swish", "tfl.leaky_relu", "tfl.softmax", "tfl.reshape",
+                "tfl.transpose", "tfl.concatenation", "tfl.pad", "tfl.padv2", "tfl.quantize",
+                "tfl.dequantize"}
+    assert not sorted(produced - set(render_ops.RENDERERS))
 
 
 def test_rendering_is_deterministic() -> None:
@@ -534,9 +543,17 @@ def test_rendering_is_deterministic() -> None:
     texts = []
     for _ in range(2):
         ctx = RenderContext(tensor_expr=lambda v: f"(arena + {len(v.name)})")
-        texts.append(render_ops.RENDERERS["Conv"](ctx, case.node) + "\n".join(ctx.declarations))
+        texts.append(render_ops.render_node(ctx, case.node) + "\n".join(ctx.declarations))
     assert texts[0] == texts[1]
     assert "(const int8_t *)((arena + 2))" in texts[0]
+
+
+def _c_problems(graph: Graph) -> str:
+    try:
+        legalize_c.check_legal(graph)
+    except BackendError as exc:
+        return str(exc)
+    return ""
 
 
 def test_check_c_supported_reasons() -> None:
@@ -545,19 +562,20 @@ def test_check_c_supported_reasons() -> None:
     assert render_ops.check_c_supported(ok) is None
     float_graph = Graph("f")
     x = float_graph.add_input("x", TensorType(DType.FLOAT32, (1, 4)))
-    relu = float_graph.add_node("Relu", [x])
-    assert "float" in render_ops.check_c_supported(relu)
-    concat = one_node_graph("Concat", [qtype((1, 2), 0.1, 0), qtype((1, 2), 0.1, 0)],
-                            qparams(0.1, 0), axis=1, activation="RELU_N1_TO_1").nodes[0]
-    assert "RELU_N1_TO_1" in render_ops.check_c_supported(concat)
+    float_graph.add_node("Relu", [x])
+    assert "float" in _c_problems(float_graph)
     softmax = one_node_graph("Softmax", [qtype((2, 3), 0.1, 0)], qparams(1 / 256, -128),
-                             axis=0).nodes[0]
-    assert "last axis" in render_ops.check_c_supported(softmax)
-    bad_softmax = one_node_graph("Softmax", [qtype((2, 3), 0.1, 0)], qparams(0.01, 0)).nodes[0]
-    assert "1/256" in render_ops.check_c_supported(bad_softmax)
-    unknown = float_graph.add_node("Exp", [x])
-    assert "no C kernel" in render_ops.check_c_supported(unknown)
-    assert render_ops.scratch_bytes(ok) == 0
+                             axis=0)
+    assert "last axis" in _c_problems(softmax)
+    bad_softmax = one_node_graph("Softmax", [qtype((2, 3), 0.1, 0)], qparams(0.01, 0))
+    bad_softmax.rewrite_node(bad_softmax.nodes[0], "tfl.softmax", bad_softmax.nodes[0].inputs,
+                             {"beta": 1.0})
+    assert "1/256" in render_ops.check_c_supported(bad_softmax.nodes[0])
+    exp = Graph("e")
+    xq = exp.add_input("x", qtype((1, 4), 0.1, 0))
+    exp.add_node("Exp", [xq], output_types=[qtype((1, 4), 0.1, 0)])
+    assert "no C kernel" in _c_problems(exp)
+    assert getattr(ok.params, "scratch_bytes", 0) == 0
 
 
 # --------------------------------------------------------------------------- zoo models

@@ -1,8 +1,6 @@
-"""Neural-network kernels: convolution, transposed convolution, pooling, batch norm.
+"""Float arithmetic shared by the convolution and pooling families (NHWC, explicit pads).
 
-All 2-D spatial kernels compute in NHWC internally; NCHW inputs are transposed in
-and out, and NCHW (OIHW) convolution weights are transposed to OHWI. For an input
-``x`` (padded by ``pads = (top, left, bottom, right)``) the convolution is
+For an input ``x`` padded by ``pads = (top, left, bottom, right)`` the convolution is
 
     y[n, oh, ow, o] = b[o] + sum_{i, j, c} x[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]
                                           * W[o, i, j, c],   g = o // (O / group)
@@ -12,8 +10,6 @@ im2col + one matrix product per group (batched over groups with ``np.matmul``);
 depthwise convolutions (one input channel per group) accumulate ``KH*KW`` shifted
 products instead. The im2col matrix is built for a chunk of the batch at a time so
 its size stays bounded when calibration runs thousands of samples.
-
-Matrix-product kernels (FullyConnected, Gemm, MatMul) live in ``matmul_kernels``.
 """
 
 from __future__ import annotations
@@ -22,17 +18,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from microlith.interpreter.registry import need, optional, register
 from microlith.ir.core import Node
-from microlith.ir.opdefs import conv_output_size, spatial_axes
-
-Arrays = list[np.ndarray | None]
+from microlith.ops.common import conv_output_size, spatial_axes
 
 #: Upper bound on the bytes of one im2col buffer (the batch is chunked to fit).
 IM2COL_BUDGET = 64 << 20
 
+Pads = tuple[int, int, int, int]
 
-# ---- layout helpers -------------------------------------------------------------------
+
 def to_nhwc(x: np.ndarray, layout: str) -> np.ndarray:
     """A (possibly strided) NHWC view of a 4-D tensor in ``layout``."""
     if x.ndim != 4:
@@ -46,21 +40,21 @@ def from_nhwc(y: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(y.transpose(0, 3, 1, 2) if layout == "NCHW" else y)
 
 
-def _pair(values: Sequence[int], name: str) -> tuple[int, int]:
+def pair(values: Sequence[int], name: str) -> tuple[int, int]:
     a, b = (int(v) for v in values)
     if name != "pads" and (a <= 0 or b <= 0):
         raise ValueError(f"{name} must be positive, got {tuple(values)}")
     return a, b
 
 
-def _pads(node: Node) -> tuple[int, int, int, int]:
-    top, left, bottom, right = (int(p) for p in node.attr("pads", (0, 0, 0, 0)))
+def node_pads(node: Node, attr: str = "pads") -> Pads:
+    top, left, bottom, right = (int(p) for p in node.attr(attr, (0, 0, 0, 0)))
     if min(top, left, bottom, right) < 0:
         raise ValueError(f"negative pads {(top, left, bottom, right)} are not supported")
     return top, left, bottom, right
 
 
-def pad_nhwc(x: np.ndarray, pads: tuple[int, int, int, int], value: float) -> np.ndarray:
+def pad_nhwc(x: np.ndarray, pads: Pads, value: float) -> np.ndarray:
     """``x`` padded spatially with ``value``; ``x`` itself when the pads are zero."""
     top, left, bottom, right = pads
     if not any(pads):
@@ -81,24 +75,23 @@ def windows(xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
         strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3), writeable=False)
 
 
-def _out_hw(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
-            dilations: tuple[int, int], pads: tuple[int, int, int, int]) -> tuple[int, int]:
+def out_hw(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+           dilations: tuple[int, int], pads: Pads) -> tuple[int, int]:
     top, left, bottom, right = pads
     return (conv_output_size(x.shape[1], kernel[0], strides[0], dilations[0], top, bottom),
             conv_output_size(x.shape[2], kernel[1], strides[1], dilations[1], left, right))
 
 
-# ---- convolution ------------------------------------------------------------------------
 def conv2d_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                 strides: tuple[int, int], dilations: tuple[int, int],
-                pads: tuple[int, int, int, int], group: int) -> np.ndarray:
+                pads: Pads, group: int) -> np.ndarray:
     """Grouped 2-D convolution of NHWC ``x`` with OHWI ``w`` (see the module docstring)."""
     n, _, _, c = x.shape
     o, kh, kw, cg = w.shape
     if group <= 0 or c != cg * group or o % group:
         raise ValueError(f"input channels {c} and weights {w.shape} do not fit group {group}")
     dtype = np.result_type(x, w)
-    oh, ow = _out_hw(x, (kh, kw), strides, dilations, pads)
+    oh, ow = out_hw(x, (kh, kw), strides, dilations, pads)
     xp = pad_nhwc(x, pads, 0)
     og = o // group
     y = np.empty((n, oh, ow, o), dtype=dtype)
@@ -130,24 +123,9 @@ def conv2d_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     return y
 
 
-@register("Conv")
-def conv(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """ONNX Conv with explicit pads; weights OIHW in NCHW, OHWI in NHWC."""
-    layout = node.attr("layout")
-    x, w = to_nhwc(need(inputs, 0), layout), need(inputs, 1)
-    if w.ndim != 4:
-        raise ValueError(f"weights must be 4-D, got {w.shape}")
-    if layout == "NCHW":
-        w = w.transpose(0, 2, 3, 1)
-    y = conv2d_nhwc(x, w, optional(inputs, 2), strides=_pair(node.attr("strides"), "strides"),
-                    dilations=_pair(node.attr("dilations"), "dilations"), pads=_pads(node),
-                    group=int(node.attr("group")))
-    return [from_nhwc(y, layout)]
-
-
 def conv_transpose2d_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
                           strides: tuple[int, int], dilations: tuple[int, int],
-                          pads: tuple[int, int, int, int], output_padding: tuple[int, int],
+                          pads: Pads, output_padding: tuple[int, int],
                           group: int) -> np.ndarray:
     """Transposed convolution of NHWC ``x`` with ONNX weights ``[C_in, C_out/group, KH, KW]``.
 
@@ -184,70 +162,30 @@ def conv_transpose2d_nhwc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, *,
     return y
 
 
-@register("ConvTranspose")
-def conv_transpose(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """ONNX ConvTranspose with explicit pads.
-
-    Weights are ``[C_in, C_out/group, KH, KW]`` in NCHW and ``[C_out, KH, KW, C_in/group]``
-    in NHWC (TFLite TRANSPOSE_CONV order; with group > 1 the output channels of group
-    ``g`` are rows ``g*C_out/group ...``).
-    """
-    layout = node.attr("layout")
-    x, w = to_nhwc(need(inputs, 0), layout), need(inputs, 1)
-    if w.ndim != 4:
-        raise ValueError(f"weights must be 4-D, got {w.shape}")
-    group = int(node.attr("group"))
-    if layout == "NHWC":  # [O, KH, KW, I/G] -> [I, O/G, KH, KW]
-        o, kh, kw, ig = w.shape
-        if o % group:
-            raise ValueError(f"{o} output channels do not split into {group} groups")
-        w = w.reshape(group, o // group, kh, kw, ig).transpose(0, 4, 1, 2, 3)
-        w = w.reshape(group * ig, o // group, kh, kw)
-    y = conv_transpose2d_nhwc(
-        x, w, optional(inputs, 2), strides=_pair(node.attr("strides"), "strides"),
-        dilations=_pair(node.attr("dilations"), "dilations"), pads=_pads(node),
-        output_padding=_pair(node.attr("output_padding"), "pads"), group=group)
-    return [from_nhwc(y, layout)]
-
-
-# ---- pooling ------------------------------------------------------------------------------
-def _pool_geometry(node: Node, x: np.ndarray):
-    kernel_shape = node.attr("kernel_shape")
-    if kernel_shape is None:
-        raise ValueError("kernel_shape is required")
-    kernel = _pair(kernel_shape, "kernel_shape")
-    strides = _pair(node.attr("strides"), "strides")
-    dilations = _pair(node.attr("dilations", (1, 1)), "dilations")
-    pads = _pads(node)
-    return kernel, strides, dilations, pads, _out_hw(x, kernel, strides, dilations, pads)
-
-
-@register("MaxPool")
-def max_pool(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """Window maximum; padding counts as -inf (never selected)."""
-    layout = node.attr("layout")
-    x = to_nhwc(need(inputs, 0), layout)
-    kernel, strides, dilations, pads, out_hw = _pool_geometry(node, x)
+def max_pool_nhwc(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+                  pads: Pads, dilations: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Window maximum of NHWC ``x``; padding counts as -inf (never selected)."""
+    shape = out_hw(x, kernel, strides, dilations, pads)
     low = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
-    win = windows(pad_nhwc(x, pads, low), kernel, strides, dilations, out_hw)
+    win = windows(pad_nhwc(x, pads, low), kernel, strides, dilations, shape)
     y = win[:, :, :, 0, 0].copy()
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             if i or j:
                 np.maximum(y, win[:, :, :, i, j], out=y)
-    return [from_nhwc(y, layout)]
+    return y
 
 
-@register("AveragePool")
-def average_pool(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """Window mean; divides by KH*KW if ``count_include_pad`` else by the unpadded count."""
-    layout = node.attr("layout")
-    x = to_nhwc(need(inputs, 0), layout)
-    kernel, strides, dilations, pads, out_hw = _pool_geometry(node, x)
+def average_pool_nhwc(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+                      pads: Pads, count_include_pad: bool,
+                      dilations: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Window mean of NHWC ``x``: over ``KH*KW`` taps if ``count_include_pad``, else over the
+    taps inside the image."""
+    shape = out_hw(x, kernel, strides, dilations, pads)
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
 
     def window_sum(a: np.ndarray) -> np.ndarray:
-        win = windows(pad_nhwc(a, pads, 0), kernel, strides, dilations, out_hw)
+        win = windows(pad_nhwc(a, pads, 0), kernel, strides, dilations, shape)
         total = np.zeros(win.shape[:3] + win.shape[5:], dtype=dtype)
         for i in range(kernel[0]):
             for j in range(kernel[1]):
@@ -255,34 +193,8 @@ def average_pool(node: Node, inputs: Arrays) -> list[np.ndarray]:
         return total
 
     total = window_sum(x)
-    if node.attr("count_include_pad", 0) or not any(pads):
+    if count_include_pad or not any(pads):
         count = np.asarray(kernel[0] * kernel[1], dtype=dtype)
     else:
         count = window_sum(np.ones((1, x.shape[1], x.shape[2], 1), dtype=dtype))
-    return [from_nhwc(total / count, layout)]
-
-
-@register("GlobalAveragePool")
-def global_average_pool(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """Mean over H and W, kept as size-1 dimensions."""
-    x = need(inputs, 0)
-    _, h_ax, w_ax = spatial_axes(node.attr("layout"))
-    if x.ndim != 4:
-        raise ValueError(f"expects a 4-D input, got shape {x.shape}")
-    return [np.mean(x, axis=(h_ax, w_ax), keepdims=True)]
-
-
-@register("BatchNormalization")
-def batch_normalization(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    """(x - mean) / sqrt(var + epsilon) * scale + B, per channel.
-
-    The channel axis is 1 in NCHW (any rank >= 2, as ONNX) and the last one in NHWC.
-    """
-    x = need(inputs, 0)
-    scale, bias, mean, var = (need(inputs, i) for i in range(1, 5))
-    axis = 1 if node.attr("layout") == "NCHW" else x.ndim - 1
-    shape = [1] * x.ndim
-    shape[axis] = x.shape[axis]
-    eps = np.asarray(node.attr("epsilon"), dtype=var.dtype)
-    inv = (scale / np.sqrt(var + eps)).reshape(shape)
-    return [(x - mean.reshape(shape)) * inv + bias.reshape(shape)]
+    return total / count

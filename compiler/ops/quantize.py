@@ -1,0 +1,53 @@
+"""Quantize / dequantize: ONNX-level ``QuantizeLinear`` / ``DequantizeLinear`` (as
+``insert-qdq`` writes them: the parameters live in the value types, not in inputs) and
+TFLite's ``tfl.quantize`` / ``tfl.dequantize``.
+
+``QuantizeLinear(x)``: float (or integer, for requantization) -> an integer value whose
+type carries the target ``QuantParams``: ``q = clamp(round(x / s) + zp)``;
+``DequantizeLinear(q)``: ``x = s (q - zp)`` with ``s, zp`` from ``q``'s type. Their kernels
+are the integer-exact ones of ``microlith.quant`` (there is no float approximation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from microlith.ir.core import Node
+from microlith.ir.ops import Layout, ShapeError, define_op
+from microlith.ir.types import DType, TensorType
+from microlith.ops.common import Arrays, define_tfl
+
+
+def _quantize_infer(node: Node) -> list[TensorType]:
+    x = node.inputs[0]
+    if x is None:
+        raise ShapeError("input 0 is required")
+    quant = node.outputs[0].quant if node.outputs else None
+    dtype = DType(node.attr("to", "i8")) if "to" in node.attrs or not node.outputs else \
+        node.outputs[0].dtype
+    return [TensorType(dtype, x.shape, quant)]
+
+
+def _dequantize_infer(node: Node) -> list[TensorType]:
+    q = node.inputs[0]
+    if q is None:
+        raise ShapeError("input 0 is required")
+    if q.quant is None:
+        raise ShapeError(f"input {q.name!r} has no quantization parameters")
+    return [TensorType(DType.FLOAT32, q.shape)]
+
+
+def _quantize_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
+    from microlith.quant.registry import run_integer
+
+    return run_integer(node, inputs)
+
+
+define_op("QuantizeLinear", "q = clamp(round(x / scale) + zero_point); params on the output",
+          infer=_quantize_infer, kernel=_quantize_kernel, attrs={"to": "i8"},
+          layout=Layout.ELEMENTWISE)
+define_op("DequantizeLinear", "x = scale * (q - zero_point); params on the input",
+          infer=_dequantize_infer, kernel=_quantize_kernel, layout=Layout.ELEMENTWISE)
+define_tfl("QUANTIZE", "float -> integer, or integer -> integer (requantize)",
+           infer=_quantize_infer, kernel=_quantize_kernel)
+define_tfl("DEQUANTIZE", "integer -> float", infer=_dequantize_infer, kernel=_quantize_kernel)

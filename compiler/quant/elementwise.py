@@ -1,0 +1,128 @@
+"""Integer ADD, SUB, MUL, MAXIMUM and MINIMUM (numpy broadcasting), bit-exact with TFLite-Micro.
+
+ADD / SUB (``left_shift = 20``)::
+
+    t   = 2 max(s_a, s_b)
+    a'  = MBQM((a - z_a) 2**20, s_a / t),   b' = MBQM((b - z_b) 2**20, s_b / t)
+    y   = clamp(z_y + MBQM(a' +- b', t / (2**20 s_y)), act_lo, act_hi)
+
+The three real multipliers are computed in double for both ops (the TFLite-Micro
+source of August 2026 still divides in float32 in SUB's prepare, but the runtime we test
+against -- tflite-micro 0.dev20261023 -- matches the double computation bit for bit;
+``test_precision_add_sub`` pins scales where the two differ).
+
+MUL: ``y = clamp(z_y + MBQM((a - z_a)(b - z_b), double(s_a) double(s_b) / double(s_y)))``.
+MAXIMUM / MINIMUM move int8 values unchanged (TFLite-Micro requires equal quantization).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from microlith.ir.core import Node
+from microlith.quant import fixed_point as fp
+from microlith.quant.arith import activation_range, as_int, clamp_to_int8, f32
+from microlith.quant.nodes import activation, tensor_q
+from microlith.quant.registry import integer_op
+
+LEFT_SHIFT = 20  # int8 ADD/SUB headroom shift
+
+
+@dataclass(frozen=True, eq=False)
+class AddSubParams:
+    sign: int  # +1 ADD, -1 SUB
+    a_zp: int
+    a_mult: int
+    a_shift: int
+    b_zp: int
+    b_mult: int
+    b_shift: int
+    out_mult: int
+    out_shift: int
+    y_zp: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True, eq=False)
+class MulParams:
+    a_zp: int
+    b_zp: int
+    mult: int
+    shift: int
+    y_zp: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True, eq=False)
+class ExtremumParams:
+    is_max: int
+
+
+def add_sub_multipliers(a_scale: float, b_scale: float, y_scale: float
+                        ) -> tuple[float, float, float]:
+    """The three real multipliers of ADD/SUB, in double (``2 max`` is exact in float)."""
+    sa, sb, sy = float(f32(a_scale)), float(f32(b_scale)), float(f32(y_scale))
+    twice_max = 2.0 * max(sa, sb)
+    return sa / twice_max, sb / twice_max, twice_max / ((1 << LEFT_SHIFT) * sy)
+
+
+def add_sub_params(sign: int, *, a_scale: float, a_zp: int, b_scale: float, b_zp: int,
+                   y_scale: float, y_zp: int, activation: str,
+                   multipliers: tuple[float, float, float] | None = None) -> AddSubParams:
+    reals = multipliers or add_sub_multipliers(a_scale, b_scale, y_scale)
+    (m1, s1), (m2, s2), (mo, so) = (fp.quantize_multiplier_smaller_than_one(r) for r in reals)
+    lo, hi = activation_range(activation, y_scale, y_zp)
+    return AddSubParams(int(sign), int(a_zp), m1, s1, int(b_zp), m2, s2, mo, so, int(y_zp), lo,
+                        hi)
+
+
+def run_add_sub(p: AddSubParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    a1 = fp.multiply_by_quantized_multiplier((as_int(args[0]) - p.a_zp) << LEFT_SHIFT, p.a_mult,
+                                             p.a_shift)
+    b1 = fp.multiply_by_quantized_multiplier((as_int(args[1]) - p.b_zp) << LEFT_SHIFT, p.b_mult,
+                                             p.b_shift)
+    raw = fp.wrap_int32(a1 + p.sign * b1)
+    y = fp.multiply_by_quantized_multiplier(raw, p.out_mult, p.out_shift) + p.y_zp
+    return [clamp_to_int8(y, p.act_min, p.act_max)]
+
+
+def prepare_add_sub(node: Node) -> AddSubParams:
+    (sa, za), (sb, zb), (sy, zy) = (tensor_q(v) for v in (*node.inputs[:2], node.output))
+    return add_sub_params(1 if node.op == "tfl.add" else -1, a_scale=sa, a_zp=za, b_scale=sb,
+                          b_zp=zb, y_scale=sy, y_zp=zy, activation=activation(node))
+
+
+integer_op("tfl.add", "tfl.sub", prepare=prepare_add_sub)(run_add_sub)
+
+
+def mul_params(*, a_scale: float, a_zp: int, b_scale: float, b_zp: int, y_scale: float,
+               y_zp: int, activation: str) -> MulParams:
+    m, s = fp.quantize_multiplier(float(f32(a_scale)) * float(f32(b_scale)) / float(f32(y_scale)))
+    lo, hi = activation_range(activation, y_scale, y_zp)
+    return MulParams(int(a_zp), int(b_zp), m, s, int(y_zp), lo, hi)
+
+
+def run_mul(p: MulParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    product = fp.wrap_int32((as_int(args[0]) - p.a_zp) * (as_int(args[1]) - p.b_zp))
+    y = fp.multiply_by_quantized_multiplier(product, p.mult, p.shift) + p.y_zp
+    return [clamp_to_int8(y, p.act_min, p.act_max)]
+
+
+def prepare_mul(node: Node) -> MulParams:
+    (sa, za), (sb, zb), (sy, zy) = (tensor_q(v) for v in (*node.inputs[:2], node.output))
+    return mul_params(a_scale=sa, a_zp=za, b_scale=sb, b_zp=zb, y_scale=sy, y_zp=zy,
+                      activation=activation(node))
+
+
+integer_op("tfl.mul", prepare=prepare_mul)(run_mul)
+
+
+@integer_op("tfl.maximum", "tfl.minimum",
+            prepare=lambda node: ExtremumParams(int(node.op == "tfl.maximum")))
+def run_extremum(p: ExtremumParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    fn = np.maximum if p.is_max else np.minimum
+    return [fn(np.asarray(args[0], np.int8), np.asarray(args[1], np.int8))]
