@@ -1,7 +1,8 @@
 """``fold-constants``: evaluate nodes whose inputs are all constants.
 
 A node folds when every input is constant, or when it is a ``Shape`` (shapes
-are static). The float reference kernels compute the result, which replaces the
+are static). The reference kernels (integer-exact ones for quantize / dequantize) compute
+the result, which replaces the
 node as a constant named after its output. Quantized values are not folded.
 Deliberately not handled: algebraic simplification (x*1, x+0); large results
 are still folded (weights pre-processing chains produce them legitimately).
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microlith.interpreter import KERNELS
+from microlith.interpreter import kernel_for
 from microlith.ir.core import Graph, Node
 from microlith.pipeline import Pass, PassContext, register_pass
 
@@ -41,7 +42,7 @@ class FoldConstants(Pass):
                 shape = node.inputs[0].shape
                 results = [np.array(shape[node.attr("start", 0):node.attr("end")], np.int64)]
             else:
-                kernel = KERNELS.get(node.op)
+                kernel = kernel_for(node)
                 if kernel is None:
                     ctx.remark(node, "not folded: no reference kernel")
                     continue

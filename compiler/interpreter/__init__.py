@@ -6,6 +6,6 @@ of ``microlith.quant`` (TFLite-Micro's arithmetic, bit for bit).
 """
 
 from microlith.interpreter.kernels import KERNELS
-from microlith.interpreter.run import InterpreterError, run_graph
+from microlith.interpreter.run import InterpreterError, kernel_for, run_graph, run_node
 
-__all__ = ["KERNELS", "InterpreterError", "run_graph"]
+__all__ = ["KERNELS", "InterpreterError", "kernel_for", "run_graph", "run_node"]

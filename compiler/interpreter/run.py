@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
-from microlith.ir.ops import get_op, is_registered
+from microlith.ir.ops import Kernel, get_op, is_registered
 from microlith.quant.registry import is_integer_node, run_integer
 
 Observer = Callable[[Node, list[np.ndarray]], None]
@@ -115,17 +115,28 @@ def _fetch(value: Value, env: dict[str, np.ndarray]) -> np.ndarray:
                                f"computed: is the graph topologically sorted?") from None
 
 
+def kernel_for(node: Node) -> Kernel | None:
+    """The node's kernel: integer-exact for integer nodes, else its op's float kernel."""
+    if is_integer_node(node):
+        return run_integer
+    return get_op(node.op).float_kernel() if is_registered(node.op) else None
+
+
+def run_node(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Run one node on one array per input (None when absent); ValueError when it has no
+    kernel."""
+    kernel = kernel_for(node)
+    if kernel is None:
+        raise ValueError(f"no kernel for op {node.op!r}")
+    return kernel(node, args)
+
+
 def _execute(node: Node, args: list[np.ndarray | None], exact: bool) -> list[np.ndarray]:
     """Run one node's kernel; wrap any failure with the node's name and op."""
     where = f"while executing %{node.name} ({node.op})"
-    if is_integer_node(node):
-        def kernel(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
-            return run_integer(node, args)
-    else:
-        float_kernel = get_op(node.op).float_kernel() if is_registered(node.op) else None
-        if float_kernel is None:
-            raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
-        kernel = float_kernel
+    kernel = kernel_for(node)
+    if kernel is None:
+        raise InterpreterError(f"{where}: no kernel for op {node.op!r}")
     try:
         results = kernel(node, args)
         if len(results) != len(node.outputs):

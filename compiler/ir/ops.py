@@ -22,7 +22,9 @@ An ``OpDef`` carries the shape function, the float reference kernel and the *tra
 * ``macs``: the multiply-accumulates of one run, from the shapes (for reports).
 
 Passes and backends ask these traits instead of keeping their own lists of op names.
-Op families register themselves in ``microlith.ops`` (one module per family).
+Op families register themselves with ``define_op`` (the built-in ones are ``microlith.ops``,
+one module per family); the registry loads them, like any plugin's ops, from the
+``microlith.ops`` entry points the first time an op is looked up.
 """
 
 from __future__ import annotations
@@ -208,6 +210,19 @@ def _with_activation(fn: Kernel, attr: str) -> Kernel:
     return kernel
 
 
+_LOADED = False
+ENTRY_POINT_GROUP = "microlith.ops"
+
+
 def _ensure_loaded() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import importlib.metadata
+
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                        key=lambda e: (e.value != "microlith.ops", e.name)):
+        entry.load()
     if not OPS:
-        import microlith.ops  # noqa: F401  (each op family registers its ops)
+        raise RuntimeError("no ops are registered: is microlith installed (pip install -e .)?")

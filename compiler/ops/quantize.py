@@ -4,18 +4,17 @@ TFLite's ``tfl.quantize`` / ``tfl.dequantize``.
 
 ``QuantizeLinear(x)``: float (or integer, for requantization) -> an integer value whose
 type carries the target ``QuantParams``: ``q = clamp(round(x / s) + zp)``;
-``DequantizeLinear(q)``: ``x = s (q - zp)`` with ``s, zp`` from ``q``'s type. Their kernels
-are the integer-exact ones of ``microlith.quant`` (there is no float approximation).
+``DequantizeLinear(q)``: ``x = s (q - zp)`` with ``s, zp`` from ``q``'s type. They have no
+float kernel: the interpreter runs them with the integer-exact kernels of
+``microlith.quant`` (there is no float approximation).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from microlith.ir.core import Node
 from microlith.ir.ops import Layout, ShapeError, define_op
 from microlith.ir.types import DType, TensorType
-from microlith.ops.common import Arrays, define_tfl
+from microlith.ops.common import define_tfl
 
 
 def _quantize_infer(node: Node) -> list[TensorType]:
@@ -37,17 +36,10 @@ def _dequantize_infer(node: Node) -> list[TensorType]:
     return [TensorType(DType.FLOAT32, q.shape)]
 
 
-def _quantize_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    from microlith.quant.registry import run_integer
-
-    return run_integer(node, inputs)
-
-
 define_op("QuantizeLinear", "q = clamp(round(x / scale) + zero_point); params on the output",
-          infer=_quantize_infer, kernel=_quantize_kernel, attrs={"to": "i8"},
-          layout=Layout.ELEMENTWISE)
+          infer=_quantize_infer, attrs={"to": "i8"}, layout=Layout.ELEMENTWISE)
 define_op("DequantizeLinear", "x = scale * (q - zero_point); params on the input",
-          infer=_dequantize_infer, kernel=_quantize_kernel, layout=Layout.ELEMENTWISE)
+          infer=_dequantize_infer, layout=Layout.ELEMENTWISE)
 define_tfl("QUANTIZE", "float -> integer, or integer -> integer (requantize)",
-           infer=_quantize_infer, kernel=_quantize_kernel)
-define_tfl("DEQUANTIZE", "integer -> float", infer=_dequantize_infer, kernel=_quantize_kernel)
+           infer=_quantize_infer)
+define_tfl("DEQUANTIZE", "integer -> float", infer=_dequantize_infer)

@@ -107,8 +107,12 @@ def close(actual: np.ndarray, expected: np.ndarray) -> None:
 
 
 def test_every_op_has_a_kernel() -> None:
+    """A float reference kernel for every op; quantize / dequantize run integer-exact."""
+    from microlith.quant.registry import QUANTIZE_OPS, integer_ops
+
     get_op("Conv")  # loads the registry
-    assert set(KERNELS) == set(OPS)
+    assert set(KERNELS) | set(QUANTIZE_OPS) == set(OPS)
+    assert set(QUANTIZE_OPS) <= set(integer_ops())
 
 
 # ---- convolution --------------------------------------------------------------------------
