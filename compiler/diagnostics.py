@@ -12,11 +12,16 @@ from collections.abc import Callable
 
 
 class MicrolithError(Exception):
-    """A user-facing error with a one-line message; ``context`` may hold more (IR lines)."""
+    """A user-facing error with a one-line message; ``context`` may hold more (IR lines).
 
-    def __init__(self, message: str) -> None:
+    ``node`` (optional) is the IR node at fault: the pass manager then fills ``context``
+    with the IR around it, a caret under it.
+    """
+
+    def __init__(self, message: str, node: object | None = None) -> None:
         super().__init__(" ".join(message.split("\n")))
         self.context = ""
+        self.node = node
 
 
 class FrontendError(MicrolithError):

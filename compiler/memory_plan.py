@@ -109,9 +109,9 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
     for value in graph.inputs:
         touch(value, 0)
     for step, node in enumerate(graph.nodes):
-        for value in node.inputs:
-            if value is not None and not value.is_constant:
-                touch(value, step)
+        for operand in node.inputs:
+            if operand is not None and not operand.is_constant:
+                touch(operand, step)
         for value in node.outputs:
             touch(value, step)
     for value in graph.outputs:

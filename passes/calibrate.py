@@ -100,7 +100,7 @@ class Calibrate(Pass):
         if contents is not None:
             stats, samples = contents.tensors, contents.samples
             ctx.remark(graph.name, f"statistics of {samples} samples read from calibration "
-                                   f"cache {os.fspath(cache_path)!r}")
+                                   f"cache {os.fspath(str(cache_path))!r}")
         else:
             if data is None:
                 raise CalibrationError(NEEDS_DATA)

@@ -32,7 +32,7 @@ class EliminateDead(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> None:
         for node in list(graph.nodes):
             if node.op == "Identity" and node.inputs[0] is not None and not (
-                    node.output in graph.outputs and not _can_take_name(graph, node.inputs[0])):
+                    node.output in graph.outputs and not _can_take_name(graph, node.arg(0))):
                 bypass(graph, node)
         for node in reversed(list(graph.nodes)):
             if not any(out.uses or out in graph.outputs for out in node.outputs):

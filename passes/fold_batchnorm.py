@@ -54,7 +54,7 @@ class FoldIntoLinear(RewriteRule):
         if source is None or source.op not in FOLD_INTO:
             return Reject("input is not produced by Conv/ConvTranspose/Gemm/MatMul/"
                           "FullyConnected")
-        if sole_user(source.output, node.graph) is not node:
+        if sole_user(source.output, node.owner) is not node:
             return Reject(f"{source.name} output has other users")
         if source.attr("activation", "NONE") != "NONE":
             return Reject(f"{source.name} already has a fused activation")
@@ -66,7 +66,7 @@ class FoldIntoLinear(RewriteRule):
             if len(source.output.shape) != 2:
                 return Reject(f"{source.name} output is not 2-D")
             if source.op != "FullyConnected":
-                plan = plan_fc(node.graph, source)
+                plan = plan_fc(node.owner, source)
                 if isinstance(plan, Reject):
                     return Reject(f"{source.name} cannot become FullyConnected: {plan.reason}")
         elif channel_axis(node, len(node.output.shape)) != channel_axis(
@@ -81,7 +81,7 @@ class FoldIntoLinear(RewriteRule):
             assert not isinstance(lowered, Reject), lowered
             source = lowered
         scale, shift = match.data["scale"], match.data["shift"]
-        weight = source.inputs[1].data.astype(np.float64)
+        weight = source.arg(1).data.astype(np.float64)
         axis = 1 if source.op == "ConvTranspose" and source.attr("layout") != "NHWC" else 0
         shape = [1] * weight.ndim
         shape[axis] = -1
@@ -125,7 +125,7 @@ class LoneBatchNorm(RewriteRule):
                                    node.name + "_scale")
         shift = graph.add_constant(match.data["shift"].reshape(shape).astype(np.float32),
                                    node.name + "_shift")
-        mul = graph.add_node("Mul", [node.inputs[0], scale], name=node.name + "_mul",
+        mul = graph.add_node("Mul", [node.arg(0), scale], name=node.name + "_mul",
                              before=node)
         add = graph.add_node("Add", [mul.output, shift], name=node.name + "_add", before=node)
         bypass(graph, node, add.output)

@@ -39,7 +39,7 @@ class FoldConstants(Pass):
             if not foldable(node):
                 continue
             if node.op == "Shape":
-                shape = node.inputs[0].shape
+                shape = node.arg(0).shape
                 results = [np.array(shape[node.attr("start", 0):node.attr("end")], np.int64)]
             else:
                 kernel = kernel_for(node)

@@ -25,7 +25,7 @@ class PadIntoConv(RewriteRule):
     def match(self, node: Node) -> Match | Reject:
         if node.attr("mode", "constant") != "constant" or float(node.attr("value", 0.0)) != 0.0:
             return Reject("pad value is not zero")
-        user = sole_user(node.output, node.graph)
+        user = sole_user(node.output, node.owner)
         if user is None or user.op != "Conv" or user.inputs[0] is not node.output:
             return Reject("the only user is not a Conv reading it as data")
         pads = node.attr("pads")

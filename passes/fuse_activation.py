@@ -45,7 +45,7 @@ class FuseIntoProducer(RewriteRule):
             return Reject(f"producer {source.name} ({source.op}) cannot fuse an activation")
         if source.attr("activation", "NONE") != "NONE":
             return Reject(f"producer {source.name} already has an activation")
-        if sole_user(source.output, node.graph) is not node:
+        if sole_user(source.output, node.owner) is not node:
             return Reject(f"producer {source.name} output has other users")
         return Match(node, {"source": source}, {"activation": activation})
 

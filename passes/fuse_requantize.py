@@ -45,8 +45,8 @@ class FuseIsland(RewriteRule):
             dq = value.producer
             if dq is None or dq.op != "DequantizeLinear":
                 return Reject(f"input {value.name!r} is not dequantized")
-            sources.append(dq.inputs[0])
-        q = sole_user(node.output, node.graph)
+            sources.append(dq.arg(0))
+        q = sole_user(node.output, node.owner)
         if q is None or q.op != "QuantizeLinear" or q.output.dtype.value != "i8":
             return Reject("output is not quantized to int8 by a single QuantizeLinear")
         return Match(node, {"q": q}, {"sources": sources})

@@ -33,6 +33,7 @@ from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
 from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
 from microlith.pipeline.facts import CALIBRATED, QDQ
+from microlith.quant.nodes import qparams
 from microlith.quant.params import (
     activation_params,
     fixed_params,
@@ -154,20 +155,20 @@ class InsertQDQ(Pass):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
             if rule is Int8Rule.WEIGHTED and index == 1:
-                q, qp = quantize_weights(value.data, axis=0)
+                q, qp = quantize_weights(value.constant, axis=0)
             elif rule is Int8Rule.WEIGHTED and index == 2:
-                weights = node.inputs[1]
-                w_scales = weights.producer.inputs[0].quant.scale if weights.producer else \
-                    quantize_weights(weights.data, 0)[1].scale
-                x_params = params[id(node.inputs[0])]
-                q, qp = quantize_bias(value.data, x_params.scale[0], w_scales)
+                weights = node.arg(1)
+                w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
+                    quantize_weights(weights.constant, 0)[1].scale
+                x_params = params[id(node.arg(0))]
+                q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales)
                 node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
                 continue
             elif rule is Int8Rule.SAME:
                 qp = params[id(node.output)]
-                q = quantize_array(value.data, qp)
+                q = quantize_array(value.constant, qp)
             else:
-                data = value.data
+                data = value.constant
                 qp = activation_params(float(data.min(initial=0.0)), float(data.max(initial=0.0)))
                 q = quantize_array(data, qp)
             node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT8))
@@ -216,7 +217,7 @@ class InsertQDQ(Pass):
         elif self.io_dtype == "int8":
             result = quantized
         else:
-            qp = quantized.quant
+            qp = qparams(quantized)
             node = graph.add_node("QuantizeLinear", [quantized], {"to": "u8"},
                                   name=name + "_to_uint8", output_types=[TensorType(
                                       DType.UINT8, quantized.shape,

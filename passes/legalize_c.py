@@ -44,13 +44,13 @@ SHARED_WITH_TFLITE = ("GlobalAveragePool", "ReduceMean", "FullyConnected", "Add"
 
 
 def _window_check(node: Node) -> str | None:
-    x = node.inputs[0]
+    x = node.arg(0)
     if node.attr("layout", "NCHW") != "NHWC" or x.type.rank != 4:
         return "the C kernels expect a 4-D NHWC input (run to-nhwc)"
     if min(node.attr("pads", (0, 0, 0, 0))) < 0:
         return "negative pads are not supported"
     if node.op == "Conv":
-        w = node.inputs[1]
+        w = node.arg(1)
         group = int(node.attr("group", 1))
         if not w.is_constant:
             return "convolution weights must be constant"
@@ -65,44 +65,46 @@ def check_legal(graph: Graph) -> None:
     """Raise one BackendError listing every node the C target cannot emit."""
     kept_in_float = set(graph.meta.get("float_fallback") or ())
     problems = []
+    first = None
     for node in graph.nodes:
         label = f"{node.name} ({node.op})"
         if label in kept_in_float:
-            problems.append(label)
-            continue
-        if node.op not in RULES:
-            problems.append(f"{label}: no C kernel for op {node.op}")
-            continue
-        if not is_integer_node(node):
-            problems.append(f"{label}: float op: the C backend emits int8 kernels only (float "
-                            "is allowed only at the QuantizeLinear/DequantizeLinear edges)")
-            continue
-        reason = RULES[node.op][1](node)
-        if reason:
-            problems.append(f"{label}: {reason}")
+            problem: str | None = label
+        elif node.op not in RULES:
+            problem = f"{label}: no C kernel for op {node.op}"
+        elif not is_integer_node(node):
+            problem = (f"{label}: float op: the C backend emits int8 kernels only (float is "
+                       "allowed only at the QuantizeLinear/DequantizeLinear edges)")
+        else:
+            reason = RULES[node.op][1](node)
+            problem = f"{label}: {reason}" if reason else None
+        if problem:
+            problems.append(problem)
+            first = first or node
     if kept_in_float & set(problems):
         raise BackendError(
             "C target is integer-only and cannot emit the ops --fallback float kept in "
-            "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems))
+            "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems),
+            node=first)
     if problems:
-        raise BackendError("C target cannot emit: " + "; ".join(problems))
+        raise BackendError("C target cannot emit: " + "; ".join(problems), node=first)
 
 
 def _conv(graph: Graph, node: Node) -> None:
-    x, w, y = node.inputs[0], node.inputs[1], node.output
+    x, w, y = node.arg(0), node.arg(1), node.output
     out_c, kh, kw, cg = w.shape
     group = int(node.attr("group", 1))
     strides, dilations = tuple(node.attr("strides")), tuple(node.attr("dilations", (1, 1)))
     pads = tuple(node.attr("pads", (0, 0, 0, 0)))
     act = activation(node)
     if (kh, kw, *strides, group) == (1, 1, 1, 1, 1) and x.shape[1:3] == y.shape[1:3]:
-        weights = const(graph, w.data.reshape(out_c, cg), w.name + "_fc", w.quant)
+        weights = const(graph, w.constant.reshape(out_c, cg), w.name + "_fc", w.quant)
         graph.rewrite_node(node, "tfl.fully_connected", [x, weights, node.input(2)],
                            {"fused_activation_function": act, "keep_num_dims": True})
     elif group > 1 and group == x.shape[3] and cg == 1:
         quant = None if w.quant is None else QuantParams(
             w.quant.scale, w.quant.zero_point, 3 if w.quant.axis is not None else None)
-        weights = const(graph, w.data.transpose(3, 1, 2, 0), w.name + "_dw", quant)
+        weights = const(graph, w.constant.transpose(3, 1, 2, 0), w.name + "_dw", quant)
         graph.rewrite_node(node, "c.depthwise_conv_2d", [x, weights, node.input(2)],
                            {"strides": strides, "dilations": dilations, "pads": pads,
                             "depth_multiplier": out_c // x.shape[3], "activation": act})
@@ -113,13 +115,13 @@ def _conv(graph: Graph, node: Node) -> None:
 
 
 def _pool(graph: Graph, node: Node) -> None:
-    attrs = {"kernel_shape": tuple(node.attr("kernel_shape")),
+    attrs: dict[str, object] = {"kernel_shape": tuple(node.attr("kernel_shape")),
              "strides": tuple(node.attr("strides")), "pads": tuple(node.attr("pads")),
              "activation": activation(node)}
     if node.op == "AveragePool":
         attrs["count_include_pad"] = int(node.attr("count_include_pad", 0))
     graph.rewrite_node(node, "c.max_pool_2d" if node.op == "MaxPool" else "c.average_pool_2d",
-                       [node.inputs[0]], attrs)
+                       [node.arg(0)], attrs)
 
 
 RULES = {op: (TFLITE_RULES[op].rewrite, TFLITE_RULES[op].check or (lambda node: None))
@@ -131,7 +133,7 @@ RULES.update({"Conv": (_conv, _window_check), "MaxPool": (_pool, _window_check),
 def _as_lookup(graph: Graph, node: Node) -> None:
     """Replace an int8 -> int8 element-wise target op by ``c.lut`` of its own outputs."""
     table = const(graph, lookup_table(node), f"{node.name}_lut")
-    graph.rewrite_node(node, "c.lut", [node.inputs[0], table])
+    graph.rewrite_node(node, "c.lut", [node.arg(0), table])
 
 
 @register_pass
@@ -146,7 +148,7 @@ class LegalizeC(Pass):
         for node in list(graph.nodes):
             source_op = node.op
             RULES[node.op][0](graph, node)
-            x = node.inputs[0]
+            x = node.arg(0)
             if (node.output.type.numel >= LUT_MIN_ELEMENTS.get(source_op, 1 << 62)
                     and x is not None and x.dtype == DType.INT8
                     and node.output.dtype == DType.INT8):

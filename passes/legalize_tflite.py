@@ -30,18 +30,18 @@ from microlith.pipeline.facts import TARGET_OPS, TFLITE_OPS
 def check_legal(graph: Graph) -> None:
     """Raise one BackendError listing every node that has no TFLite lowering."""
     problems: list[str] = []
+    first = None
     for node in graph.nodes:
         if node.op.startswith("tfl."):
             continue
         rule = RULES.get(node.op)
-        if rule is None:
-            problems.append(f"{node.name} ({node.op}): no TFLite lowering{hint(node.op)}")
-            continue
-        reason = rule.check(node) if rule.check is not None else None
+        reason = f"no TFLite lowering{hint(node.op)}" if rule is None else (
+            rule.check(node) if rule.check is not None else None)
         if reason:
             problems.append(f"{node.name} ({node.op}): {reason}")
+            first = first or node
     if problems:
-        raise BackendError("tflite backend cannot emit: " + "; ".join(problems))
+        raise BackendError("tflite backend cannot emit: " + "; ".join(problems), node=first)
 
 
 @register_pass

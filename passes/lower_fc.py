@@ -41,7 +41,7 @@ class FCPlan:
 
 def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
     """Decide whether ``node`` (Gemm/MatMul) can be lowered; does not change the graph."""
-    x, b = node.inputs[0], node.inputs[1]
+    x, b = node.arg(0), node.arg(1)
     assert x is not None and b is not None
     if b.data is None or b.data.ndim != 2:
         return Reject("the weight operand is not a constant matrix")
@@ -63,7 +63,7 @@ def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
         weight = b.data.T
         user = sole_user(node.output, graph)
         if user is not None and user.op == "Add":
-            other = user.inputs[1] if user.inputs[0] is node.output else user.inputs[0]
+            other = user.arg(1) if user.inputs[0] is node.output else user.arg(0)
             if other is not None and other.data is not None and other.shape[-1:] == (
                     weight.shape[0],) and len(other.shape) <= len(node.output.shape):
                 bias = _bias_vector(other.data, weight.shape[0])
@@ -79,7 +79,7 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
     plan = plan_fc(graph, node)
     if isinstance(plan, Reject):
         return plan
-    x, b = node.inputs[0], node.inputs[1]
+    x, b = node.arg(0), node.arg(1)
     assert x is not None and b is not None
     inputs = [x, graph.add_constant(np.ascontiguousarray(plan.weight, np.float32),
                                     b.name + "_fc")]

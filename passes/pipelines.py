@@ -12,6 +12,8 @@ objects (``microlith.app.pipeline_edits``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from microlith.passes.calibrate import Calibrate
 from microlith.passes.eliminate_dead import EliminateDead
 from microlith.passes.fold_batchnorm import FoldBatchNorm
@@ -36,10 +38,12 @@ def canonicalize() -> list[Pass]:
 def int8(method: str = "minmax", io_dtype: str = "int8", fallback: str = "none",
          percentile: float | None = None) -> list[Pass]:
     """The int8 passes; options equal to their defaults print as nothing."""
-    calibrate = Calibrate(method=method) if percentile is None or method != "percentile" else \
-        Calibrate(method=method, p=percentile)  # type: ignore[arg-type]
+    options: dict[str, Any] = {"method": method}
+    if percentile is not None and method == "percentile":
+        options["p"] = percentile
+    calibrate = Calibrate(**options)
     return [*canonicalize(), calibrate,
-            InsertQDQ(io_dtype=io_dtype, fallback=fallback),  # type: ignore[arg-type]
+            InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback)),
             FuseRequantize(), EliminateDead()]
 
 

@@ -92,7 +92,7 @@ def _nhwc(node: Node) -> str | None:
 
 def padding_mode(node: Node, kernel: tuple[int, int]) -> str | None:
     """'VALID' / 'SAME' when TFLite's padding equals the node's explicit pads, else None."""
-    x = node.inputs[0]
+    x = node.arg(0)
     pads = tuple(node.attr("pads", (0, 0, 0, 0)))
     strides, dilations = node.attr("strides"), node.attr("dilations", (1, 1))
     top, left, bottom, right = pads
@@ -114,7 +114,7 @@ def padding_mode(node: Node, kernel: tuple[int, int]) -> str | None:
 def spatial_input(graph: Graph, node: Node, kernel: tuple[int, int],
                   pad_value: float = 0.0) -> tuple[Value, str]:
     """The op's input and padding mode, inserting a PAD when SAME/VALID do not fit."""
-    x = node.inputs[0]
+    x = node.arg(0)
     pads = tuple(node.attr("pads", (0, 0, 0, 0)))
     mode = padding_mode(node, kernel)
     if node.op == "AveragePool" and node.attr("count_include_pad", 0) and any(pads):
@@ -141,7 +141,7 @@ def bias_of(graph: Graph, node: Node, channels: int, index: int = 2) -> Value | 
     """The bias operand; float graphs get explicit zeros, quantized ones leave it absent."""
     if node.input(index) is not None:
         return node.input(index)
-    if node.inputs[0].quant is not None:
+    if node.arg(0).quant is not None:
         return None
     return const(graph, np.zeros(channels, np.float32), f"{node.name}_bias")
 
@@ -163,7 +163,7 @@ def slice_quant(quant: QuantParams | None, part: slice) -> QuantParams | None:
 # ---- convolutions and pooling ---------------------------------------------------------------
 @rule("Conv", check=_nhwc)
 def _conv(graph: Graph, node: Node) -> None:
-    x, w = node.inputs[0], node.inputs[1]
+    x, w = node.arg(0), node.arg(1)
     out_c, kh, kw, in_per_group = w.shape
     group = node.attr("group", 1)
     in_c = x.shape[3]
@@ -174,7 +174,7 @@ def _conv(graph: Graph, node: Node) -> None:
     elif group == in_c and in_per_group == 1:
         quant = None if w.quant is None else QuantParams(
             w.quant.scale, w.quant.zero_point, 3 if w.quant.axis is not None else None)
-        weights = const(graph, w.data.transpose(3, 1, 2, 0), w.name + "_dw", quant)
+        weights = const(graph, w.constant.transpose(3, 1, 2, 0), w.name + "_dw", quant)
         options = conv_options(node, padding)
         options["depth_multiplier"] = out_c // in_c
         graph.rewrite_node(node, "tfl.depthwise_conv_2d",
@@ -185,7 +185,7 @@ def _conv(graph: Graph, node: Node) -> None:
 
 def _grouped_conv(graph: Graph, node: Node, x_t: Value, padding: str, group: int) -> None:
     """SPLIT along channels, one CONV_2D per group, CONCATENATION of the results."""
-    w, out, bias = node.inputs[1], node.output, node.input(2)
+    w, out, bias = node.arg(1), node.output, node.input(2)
     per_out = w.shape[0] // group
     axis = const(graph, np.array(3, np.int32), f"{node.name}_split_axis")
     part_type = TensorType(x_t.dtype, (*x_t.shape[:3], x_t.shape[3] // group), x_t.quant)
@@ -196,9 +196,9 @@ def _grouped_conv(graph: Graph, node: Node, x_t: Value, padding: str, group: int
     results = []
     for g in range(group):
         part = slice(g * per_out, (g + 1) * per_out)
-        weights = const(graph, w.data[part], f"{w.name}_g{g}", slice_quant(w.quant, part))
+        weights = const(graph, w.constant[part], f"{w.name}_g{g}", slice_quant(w.quant, part))
         if bias is not None:
-            b: Value | None = const(graph, bias.data[part], f"{node.name}_bias_g{g}",
+            b: Value | None = const(graph, bias.constant[part], f"{node.name}_bias_g{g}",
                                     slice_quant(bias.quant, part))
         elif w.quant is not None:
             b = None
@@ -220,7 +220,7 @@ def _conv_transpose_check(node: Node) -> str | None:
 
 @rule("ConvTranspose", check=_conv_transpose_check)
 def _conv_transpose(graph: Graph, node: Node) -> None:
-    x, w, out = node.inputs[0], node.inputs[1], node.output
+    x, w, out = node.arg(0), node.arg(1), node.output
     shape = const(graph, np.array(out.shape, np.int32), f"{node.name}_output_shape")
     sh, sw = node.attr("strides")
     graph.rewrite_node(node, "tfl.transpose_conv", [shape, w, x, bias_of(graph, node, w.shape[0])],
@@ -252,22 +252,22 @@ def _pool(graph: Graph, node: Node) -> None:
 @rule("GlobalAveragePool", check=_nhwc)
 def _global_pool(graph: Graph, node: Node) -> None:
     axes = const(graph, np.array([1, 2], np.int32), f"{node.name}_axes")
-    graph.rewrite_node(node, "tfl.mean", [node.inputs[0], axes], {"keep_dims": True})
+    graph.rewrite_node(node, "tfl.mean", [node.arg(0), axes], {"keep_dims": True})
 
 
 @rule("ReduceMean")
 def _reduce_mean(graph: Graph, node: Node) -> None:
-    rank = node.inputs[0].type.rank
+    rank = node.arg(0).type.rank
     axes = node.attr("axes")
     axes = list(range(rank)) if axes is None else sorted(a % rank for a in axes)
     axes_t = const(graph, np.array(axes, np.int32), f"{node.name}_axes")
-    graph.rewrite_node(node, "tfl.mean", [node.inputs[0], axes_t],
+    graph.rewrite_node(node, "tfl.mean", [node.arg(0), axes_t],
                        {"keep_dims": bool(node.attr("keepdims", 1))})
 
 
 @rule("FullyConnected")
 def _fully_connected(graph: Graph, node: Node) -> None:
-    x, w = node.inputs[0], node.inputs[1]
+    x, w = node.arg(0), node.arg(1)
     graph.rewrite_node(node, "tfl.fully_connected", [x, w, bias_of(graph, node, w.shape[0])],
                        {"fused_activation_function": activation(node),
                         "keep_num_dims": x.type.rank > 2})
@@ -291,19 +291,19 @@ def _binary(graph: Graph, node: Node) -> None:
 
 @rule(*UNARY)
 def _unary(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, UNARY[node.op], [node.inputs[0]])
+    graph.rewrite_node(node, UNARY[node.op], [node.arg(0)])
 
 
 @rule("LeakyRelu")
 def _leaky_relu(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, "tfl.leaky_relu", [node.inputs[0]],
+    graph.rewrite_node(node, "tfl.leaky_relu", [node.arg(0)],
                        {"alpha": float(node.attr("alpha"))})
 
 
 @rule("Clip")
 def _clip(graph: Graph, node: Node) -> None:
     low, high = float(node.attr("min")), float(node.attr("max"))
-    x, out = node.inputs[0], node.output
+    x, out = node.arg(0), node.output
     if (low, high) == (0.0, 6.0):
         graph.rewrite_node(node, "tfl.relu6", [x])
         return
@@ -329,7 +329,7 @@ def _clip(graph: Graph, node: Node) -> None:
 @rule("HardSigmoid")
 def _hard_sigmoid(graph: Graph, node: Node) -> None:
     """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6."""
-    x, out = node.inputs[0], node.output
+    x, out = node.arg(0), node.output
     alpha, beta = float(node.attr("alpha")), float(node.attr("beta"))
     a = const(graph, np.array(6 * alpha, np.float32), f"{node.name}_a")
     scaled = insert(graph, node, "tfl.mul", [x, a], out, f"{node.name}_scaled",
@@ -342,7 +342,7 @@ def _hard_sigmoid(graph: Graph, node: Node) -> None:
 
 
 def _softmax_check(node: Node) -> str | None:
-    rank = node.inputs[0].type.rank
+    rank = node.arg(0).type.rank
     if node.attr("axis") % rank != rank - 1:
         return f"softmax over axis {node.attr('axis')} is not the last axis"
     return None
@@ -350,7 +350,7 @@ def _softmax_check(node: Node) -> str | None:
 
 @rule("Softmax", check=_softmax_check)
 def _softmax(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, "tfl.softmax", [node.inputs[0]], {"beta": 1.0})
+    graph.rewrite_node(node, "tfl.softmax", [node.arg(0)], {"beta": 1.0})
 
 
 # ---- data movement ------------------------------------------------------------------------------
@@ -358,13 +358,13 @@ def _softmax(graph: Graph, node: Node) -> None:
 def _reshape(graph: Graph, node: Node) -> None:
     shape = list(node.output.shape)
     shape_t = const(graph, np.array(shape, np.int32), f"{node.name}_shape")
-    graph.rewrite_node(node, "tfl.reshape", [node.inputs[0], shape_t], {"new_shape": shape})
+    graph.rewrite_node(node, "tfl.reshape", [node.arg(0), shape_t], {"new_shape": shape})
 
 
 @rule("Transpose")
 def _transpose(graph: Graph, node: Node) -> None:
     perm = const(graph, np.array(node.attr("perm"), np.int32), f"{node.name}_perm")
-    graph.rewrite_node(node, "tfl.transpose", [node.inputs[0], perm])
+    graph.rewrite_node(node, "tfl.transpose", [node.arg(0), perm])
 
 
 @rule("Concat")
@@ -381,12 +381,12 @@ def _pad(graph: Graph, node: Node) -> None:
     paddings = const(graph, np.array([[pads[i], pads[i + rank]] for i in range(rank)], np.int32),
                      f"{node.name}_paddings")
     value = float(node.attr("value", 0.0))
-    x, out = node.inputs[0], node.output
+    x, out = node.arg(0), node.output
     if value == 0.0:  # PAD fills with the zero point, i.e. real 0 when quantized
         graph.rewrite_node(node, "tfl.pad", [x, paddings])
         return
     if out.quant is not None:
-        fill = quantize_array(np.array([value], np.float32), out.quant, out.dtype.numpy)
+        fill = quantize_array(np.array([value], np.float32), out.quant, out.dtype.numpy.type)
         fill_t = const(graph, fill, f"{node.name}_value", out.quant)
     else:
         fill_t = const(graph, np.array([value], np.float32), f"{node.name}_value")
@@ -395,9 +395,9 @@ def _pad(graph: Graph, node: Node) -> None:
 
 @rule("QuantizeLinear")
 def _quantize(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, "tfl.quantize", [node.inputs[0]])
+    graph.rewrite_node(node, "tfl.quantize", [node.arg(0)])
 
 
 @rule("DequantizeLinear")
 def _dequantize(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, "tfl.dequantize", [node.inputs[0]])
+    graph.rewrite_node(node, "tfl.dequantize", [node.arg(0)])

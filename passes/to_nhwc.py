@@ -81,7 +81,7 @@ class LayoutRewriter:
         inv = inverse(current)
         step = tuple(inv[t] for t in target)
         if value.is_constant:
-            new = self.graph.add_constant(np.ascontiguousarray(value.data.transpose(step)),
+            new = self.graph.add_constant(np.ascontiguousarray(value.constant.transpose(step)),
                                           value.name + "_t")
         else:
             node = self.graph.add_node("Transpose", [value], {"perm": step},
@@ -105,7 +105,7 @@ class LayoutRewriter:
     def visit(self, node: Node) -> None:
         """Dispatch on the op's ``layout`` trait (``microlith.ir.ops.Layout``)."""
         rank_in = node.inputs[0].type.rank if node.inputs and node.inputs[0] is not None else 0
-        p = self.perm(node.inputs[0]) if rank_in else ()
+        p = self.perm(node.arg(0)) if rank_in else ()
         opdef = get_op(node.op)
         kind = opdef.layout
         if kind is Layout.SPATIAL and rank_in == 4:
@@ -124,8 +124,9 @@ class LayoutRewriter:
             self.axis_op(node, p, opdef.axis_attr)
         else:
             for index in range(len(node.inputs)):
-                if node.inputs[index] is not None:
-                    self.use(node, index, identity(node.inputs[index].type.rank))
+                operand = node.inputs[index]
+                if operand is not None:
+                    self.use(node, index, identity(operand.type.rank))
             for out in node.outputs:
                 out.set_type(infer_types(node)[node.outputs.index(out)])
 
@@ -155,7 +156,7 @@ class LayoutRewriter:
             if value is None:
                 continue
             if value.is_constant and value.type.rank < out_rank:
-                full = value.data.reshape((1,) * (out_rank - value.type.rank) + value.shape)
+                full = value.constant.reshape((1,) * (out_rank - value.type.rank) + value.shape)
                 value = self.graph.add_constant(full, value.name + "_r")
                 node.set_input(index, value)
             if value.type.rank != out_rank:
@@ -182,7 +183,7 @@ class LayoutRewriter:
         composed = tuple(inv[q] for q in logical)
         if composed == identity(rank):
             # The output's logical array *is* the input's physical one: identity perm.
-            x = node.inputs[0]
+            x = node.arg(0)
             if len(x.uses) == 1 and x not in self.graph.outputs and x.producer is not None:
                 bypass(self.graph, node)
                 self.set_perm(x, identity(rank))
@@ -218,7 +219,7 @@ class LayoutRewriter:
             raise ShapeError(f"op {node.op} has Layout.AXIS but no axis_attr")
 
     def reshape_like(self, node: Node, p: Perm) -> None:
-        x = node.inputs[0]
+        x = node.arg(0)
         logical_in = tuple(x.shape[i] for i in inverse(p))
         logical_out = node.output.shape
         if p == identity(len(p)):
@@ -234,8 +235,8 @@ class LayoutRewriter:
                         and u.const_input(1) is not None for u in users)):
             columns = np.arange(logical_out[1]).reshape(logical_in).transpose(p).reshape(-1)
             for user in users:
-                weight = user.inputs[1]
-                permuted = np.ascontiguousarray(weight.data[:, columns])
+                weight = user.arg(1)
+                permuted = np.ascontiguousarray(weight.constant[:, columns])
                 user.set_input(1, self.graph.add_constant(permuted, weight.name + "_nhwc"))
             self.ctx.remark(node, "FC weight columns permuted instead of transposing data")
             self.to_reshape(node, logical_out)

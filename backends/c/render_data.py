@@ -27,7 +27,7 @@ from microlith.quant.data import AxisParams, PadParams, ShapeParams
 
 @renders("tfl.reshape")
 def _reshape(node: Node, p: ShapeParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     if x.type.nbytes != y.type.nbytes:
         raise ValueError(f"reshape changes the size ({x.type.nbytes} -> {y.type.nbytes} bytes)")
     return Plan("reshape", ())
@@ -35,7 +35,7 @@ def _reshape(node: Node, p: ShapeParams) -> Plan:
 
 def render_reshape(ctx: RenderContext, node: Node) -> str:
     """Nothing when the plan aliases input and output, else one ``mlk_copy``."""
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     head = comment(f"{sanitize.comment(node.name)} ({node.op}): {x.shape} -> {y.shape}")
     if x.is_constant:
         source = ctx.const_array(x.name, np.asarray(x.data))
@@ -48,7 +48,7 @@ def render_reshape(ctx: RenderContext, node: Node) -> str:
 
 @renders("tfl.transpose")
 def _transpose(node: Node, p: AxisParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     int8_values(x, y)
     in_strides = contiguous_strides(x.shape)
     dims, (strides,) = merge_dims([int(n) for n in y.shape], [[in_strides[a] for a in p.perm]])
@@ -63,7 +63,7 @@ def _transpose(node: Node, p: AxisParams) -> Plan:
 
 @renders("tfl.pad", "tfl.padv2")
 def _pad(node: Node, p: PadParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     int8_values(x, y)
     if min((v for w in p.paddings for v in w), default=0) < 0:
         raise ValueError("negative pads (cropping) are not supported")

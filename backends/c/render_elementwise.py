@@ -7,6 +7,7 @@ from microlith.backends.c.render_base import (
     CTYPE,
     INT32_LIMIT,
     Call,
+    FieldValue,
     Float,
     In,
     Out,
@@ -34,7 +35,7 @@ from microlith.quant.elementwise import AddSubParams, ExtremumParams, MulParams
 
 
 def _binary(node: Node) -> tuple[tuple[In, In, Out], list[tuple[str, int]]]:
-    a, b, y = node.inputs[0], node.inputs[1], node.output
+    a, b, y = node.arg(0), node.arg(1), node.output
     int8_values(a, b, y)
     return (In(a), In(b), Out(y)), broadcast_loops(y.shape, [a.shape, b.shape])
 
@@ -47,7 +48,7 @@ def _add_sub(node: Node, p: AddSubParams) -> Plan:
               ("b_shift", shift_in_range(p.b_shift)), ("y_mult", p.out_mult),
               ("y_shift", shift_in_range(p.out_shift)), ("y_zp", p.y_zp),
               ("act_min", p.act_min), ("act_max", p.act_max))
-    a, b = node.inputs[0].shape, node.inputs[1].shape
+    a, b = node.arg(0).shape, node.arg(1).shape
     return Plan(f"{a} {'+' if p.sign > 0 else '-'} {b}",
                 (Call("mlk_add_sub_i8", "mlk_add_sub_params", fields, tensors),))
 
@@ -58,28 +59,28 @@ def _mul(node: Node, p: MulParams) -> Plan:
     fields = (*loops, ("a_zp", p.a_zp), ("b_zp", p.b_zp), ("mult", p.mult),
               ("shift", shift_in_range(p.shift)), ("y_zp", p.y_zp), ("act_min", p.act_min),
               ("act_max", p.act_max))
-    return Plan(f"{node.inputs[0].shape} * {node.inputs[1].shape}",
+    return Plan(f"{node.arg(0).shape} * {node.arg(1).shape}",
                 (Call("mlk_mul_i8", "mlk_mul_params", fields, tensors),))
 
 
 @renders("tfl.maximum", "tfl.minimum")
 def _extremum(node: Node, p: ExtremumParams) -> Plan:
     tensors, loops = _binary(node)
-    return Plan(f"{node.inputs[0].shape}, {node.inputs[1].shape}",
+    return Plan(f"{node.arg(0).shape}, {node.arg(1).shape}",
                 (Call("mlk_extremum_i8", "mlk_extremum_params",
                       (("is_max", p.is_max), *loops), tensors),))
 
 
 def _unary(node: Node) -> tuple[In, Out]:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     int8_values(x, y)
     return In(x), Out(y)
 
 
 @renders("c.lut")
 def _lut(node: Node, p: LutParams) -> Plan:
-    table = node.inputs[1]
-    fields = (("n", numel(node.output)), ("table", Table(table.name, table.data)))
+    table = node.arg(1)
+    fields = (("n", numel(node.output)), ("table", Table(table.name, table.constant)))
     return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields, _unary(node)),))
 
 
@@ -123,7 +124,7 @@ def _hard_swish(node: Node, p: HardSwishParams) -> Plan:
 @renders("tfl.logistic", "tfl.tanh")
 def _sigmoid(node: Node, p: SigmoidParams) -> Plan:
     if p.radius > 0 and not -31 <= p.shift <= 30:
-        raise ValueError(f"input scale {node.inputs[0].quant} out of the supported range")
+        raise ValueError(f"input scale {node.arg(0).quant} out of the supported range")
     fields = (("n", numel(node.output)), ("x_zp", p.x_zp), ("mult", p.mult),
               ("shift", p.shift), ("radius", p.radius))
     fn = "mlk_tanh_i8" if p.is_tanh else "mlk_logistic_i8"
@@ -133,7 +134,7 @@ def _sigmoid(node: Node, p: SigmoidParams) -> Plan:
 
 @renders("tfl.softmax")
 def _softmax(node: Node, p: SoftmaxParams) -> Plan:
-    x = node.inputs[0]
+    x = node.arg(0)
     depth = x.shape[-1]
     fields = (("rows", numel(x) // depth), ("depth", depth), ("mult", p.mult),
               ("left_shift", p.left_shift), ("diff_min", p.diff_min))
@@ -146,10 +147,11 @@ _SUFFIX = {DType.INT8: "i8", DType.UINT8: "u8"}
 
 @renders("tfl.quantize")
 def _quantize(node: Node, p: QuantizeParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     if y.dtype not in _SUFFIX:
         raise ValueError(f"quantize to {y.dtype} is not supported (int8 / uint8)")
     tensors = (In(x, CTYPE.get(x.dtype, "int8_t")), Out(y, CTYPE[y.dtype]))
+    fields: tuple[tuple[str, FieldValue], ...]
     if not p.requantize:
         fields = (("n", numel(y)), ("scale", Float(p.y_scale)), ("zp", p.y_zp))
         return Plan("float -> int", (Call(f"mlk_quantize_f32_{_SUFFIX[y.dtype]}",
@@ -164,7 +166,7 @@ def _quantize(node: Node, p: QuantizeParams) -> Plan:
 
 @renders("tfl.dequantize")
 def _dequantize(node: Node, p: DequantizeParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     if x.dtype not in _SUFFIX or y.dtype != DType.FLOAT32 or p.per_axis is not None:
         raise ValueError(f"dequantize {x.dtype} -> {y.dtype} is not supported")
     fields = (("n", numel(y)), ("scale", Float(p.scale)), ("zp", p.zp))

@@ -15,6 +15,7 @@ import numpy as np
 from microlith.backends.c.render_base import (
     INT32_LIMIT,
     Call,
+    FieldValue,
     In,
     Out,
     Plan,
@@ -38,9 +39,9 @@ def _accumulator_fits(bound: int) -> None:
 
 
 def _tables(node: Node, p: ConvParams | FullyConnectedParams, with_bias: bool
-            ) -> list[tuple[str, Table]]:
-    w = node.inputs[1]
-    tables = [("w", Table(w.name, np.asarray(w.data)))]
+            ) -> list[tuple[str, FieldValue]]:
+    w = node.arg(1)
+    tables: list[tuple[str, FieldValue]] = [("w", Table(w.name, np.asarray(w.data)))]
     if with_bias:
         tables.append(("bias", Table(f"{node.name}_bias", p.bias)))
     return tables + [("bias_folded", Table(f"{node.name}_bias_folded", p.bias_folded)),
@@ -50,16 +51,17 @@ def _tables(node: Node, p: ConvParams | FullyConnectedParams, with_bias: bool
 
 @renders("c.conv_2d", "c.depthwise_conv_2d", "tfl.conv_2d", "tfl.depthwise_conv_2d")
 def _conv(node: Node, p: ConvParams) -> Plan:
-    x, w, y = node.inputs[0], node.inputs[1], node.output
+    x, w, y = node.arg(0), node.arg(1), node.output
     int8_values(x, w, y)
     _accumulator_fits(p.acc_bound)
-    geometry = [("batches", x.shape[0]), ("in_h", p.in_h), ("in_w", p.in_w), ("in_c", p.in_c),
-                ("out_h", p.out_h), ("out_w", p.out_w)]
-    window = [("k_h", p.k_h), ("k_w", p.k_w), ("stride_h", p.stride_h),
-              ("stride_w", p.stride_w), ("dil_h", p.dil_h), ("dil_w", p.dil_w),
-              ("pad_top", p.pad_top), ("pad_left", p.pad_left)]
-    quant = [("x_zp", p.x_zp), ("y_zp", p.y_zp), ("act_min", p.act_min),
-             ("act_max", p.act_max)]
+    Fields = list[tuple[str, FieldValue]]
+    geometry: Fields = [("batches", x.shape[0]), ("in_h", p.in_h), ("in_w", p.in_w),
+                        ("in_c", p.in_c), ("out_h", p.out_h), ("out_w", p.out_w)]
+    window: Fields = [("k_h", p.k_h), ("k_w", p.k_w), ("stride_h", p.stride_h),
+                      ("stride_w", p.stride_w), ("dil_h", p.dil_h), ("dil_w", p.dil_w),
+                      ("pad_top", p.pad_top), ("pad_left", p.pad_left)]
+    quant: Fields = [("x_zp", p.x_zp), ("y_zp", p.y_zp), ("act_min", p.act_min),
+                     ("act_max", p.act_max)]
     text = (f"{p.k_h}x{p.k_w} stride {p.stride_h}x{p.stride_w} dilation {p.dil_h}x{p.dil_w} "
             f"pad {p.pad_top},{p.pad_left}, ")
     if p.depth_multiplier:
@@ -76,7 +78,7 @@ def _conv(node: Node, p: ConvParams) -> Plan:
 
 @renders("tfl.fully_connected")
 def _fully_connected(node: Node, p: FullyConnectedParams) -> Plan:
-    x, w, y = node.inputs[0], node.inputs[1], node.output
+    x, w, y = node.arg(0), node.arg(1), node.output
     int8_values(x, w, y)
     if not w.is_constant or w.type.rank != 2:
         raise ValueError("fully-connected weights must be a constant [units, depth] tensor")
@@ -92,7 +94,7 @@ def _fully_connected(node: Node, p: FullyConnectedParams) -> Plan:
 
 @renders("c.max_pool_2d", "c.average_pool_2d", "tfl.max_pool_2d", "tfl.average_pool_2d")
 def _pool(node: Node, p: PoolParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     int8_values(x, y)
     common = [("batches", x.shape[0]), ("in_h", p.in_h), ("in_w", p.in_w), ("ch", p.channels),
               ("out_h", p.out_h), ("out_w", p.out_w), ("k_h", p.k_h), ("k_w", p.k_w),
@@ -111,7 +113,7 @@ def _pool(node: Node, p: PoolParams) -> Plan:
 
 @renders("tfl.mean")
 def _mean(node: Node, p: MeanParams) -> Plan:
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     int8_values(x, y)
     if p.count == 0:
         raise ValueError("mean over an empty axis")

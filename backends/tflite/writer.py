@@ -66,14 +66,15 @@ def graph_to_model(graph: Graph, description: str = "microlith") -> TflModel:
         outs = [tensor(v) for v in node.outputs]
         options = {key: node.attr(key) for key in opdef.attrs}
         tensors = tensor.tensors
-        per_channel = any(i >= 0 and tensors[i].quant is not None
-                          and len(tensors[i].quant.scale) > 1 for i in ins)
+        quants = [tensors[i].quant for i in ins if i >= 0]
+        per_channel = any(q is not None and len(q.scale) > 1 for q in quants)
+        builtin = str(opdef.builtin)
         version = default_op_version(
-            opdef.builtin, [None if i < 0 else tensors[i].dtype for i in ins],
+            builtin, [None if i < 0 else tensors[i].dtype for i in ins],
             [tensors[o].dtype for o in outs], options=options,
             input_ranks=[0 if i < 0 else len(tensors[i].shape) for i in ins],
             per_channel=per_channel)
-        operators.append(TflOperator(opdef.builtin, ins, outs, options, version))
+        operators.append(TflOperator(builtin, ins, outs, options, version))
     outputs = []
     for value in graph.outputs:
         if value.producer is None:

@@ -34,10 +34,11 @@ def node_runner(node: Node) -> Callable[[list[np.ndarray | None]], np.ndarray]:
         if value is None:
             inputs.append(None)
         elif value.is_constant:
-            inputs.append(mini.add_constant(value.data, value.name, quant=value.quant))
+            inputs.append(mini.add_constant(value.constant, value.name, quant=value.quant))
         else:
-            inputs.append(mini.add_input(value.name, value.type))
-            feeds.append((index, inputs[-1].name))
+            feed = mini.add_input(value.name, value.type)
+            inputs.append(feed)
+            feeds.append((index, feed.name))
     out = node.output
     created = mini.add_node(node.op, inputs, dict(node.attrs), name=node.name,
                             output_types=[out.type], output_names=[out.name])
@@ -48,6 +49,6 @@ def node_runner(node: Node) -> Callable[[list[np.ndarray | None]], np.ndarray]:
     name = mini.outputs[0].name
 
     def run(args: list[np.ndarray | None]) -> np.ndarray:
-        return run_graph(mini, {feed: args[index] for index, feed in feeds})[name]
+        return run_graph(mini, {feed: np.asarray(args[index]) for index, feed in feeds})[name]
 
     return run

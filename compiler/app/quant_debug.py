@@ -324,7 +324,7 @@ def _counterpart(value: Value, float_graph: Graph) -> str | None:
     """The float graph's name for an int8 graph value: through Q/DQ, then by node name."""
     producer = value.producer
     if producer is not None and producer.op in ("QuantizeLinear", "DequantizeLinear"):
-        source = producer.inputs[0]
+        source = producer.arg(0)
         return None if source is None else _counterpart(source, float_graph)
     if producer is not None:
         try:

@@ -69,7 +69,7 @@ def graph_fingerprint(graph: Graph) -> str:
     add(["io_perms", _canonical(graph.meta.get("io_perms", {}))])
     seen: set[str] = set()
     for node in graph.nodes:
-        operands = []
+        operands: list[object] = []
         for value in node.inputs:
             if value is None:
                 operands.append(None)

@@ -54,14 +54,14 @@ def run_graph(graph: Graph, inputs: Mapping[str, np.ndarray], *, keep_all: bool 
             observer(node, outputs)
         del args, outputs
         if not keep_all:
-            for value in [*node.inputs, *node.outputs]:
-                if (value is not None and id(value) not in pinned
-                        and last_use.get(id(value), step) <= step):
-                    env.pop(value.name, None)
+            for used in [*node.inputs, *node.outputs]:
+                if (used is not None and id(used) not in pinned
+                        and last_use.get(id(used), step) <= step):
+                    env.pop(used.name, None)
     if keep_all:
         for value in graph.values.values():
             if value.is_constant and (value.uses or id(value) in pinned):
-                env.setdefault(value.name, value.data)
+                env.setdefault(value.name, value.constant)
         return env
     return {value.name: _fetch(value, env) for value in graph.outputs}
 

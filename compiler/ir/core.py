@@ -44,6 +44,13 @@ class Value:
         return self.data is not None
 
     @property
+    def constant(self) -> np.ndarray:
+        """The data of a constant (``ValueError`` naming the value if it is not one)."""
+        if self.data is None:
+            raise ValueError(f"value {self.name!r} is not a constant")
+        return self.data
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return self.type.shape
 
@@ -84,6 +91,20 @@ class Node:
 
     def input(self, index: int) -> Value | None:
         return self.inputs[index] if index < len(self.inputs) else None
+
+    @property
+    def owner(self) -> Graph:
+        """The graph holding the node (``ValueError`` if it was removed)."""
+        if self.graph is None:
+            raise ValueError(f"node {self.name!r} is not in a graph")
+        return self.graph
+
+    def arg(self, index: int) -> Value:
+        """Input ``index``, which must be present (``ValueError`` naming the node if not)."""
+        value = self.input(index)
+        if value is None:
+            raise ValueError(f"node {self.name!r} ({self.op}): input {index} is required")
+        return value
 
     def const_input(self, index: int) -> np.ndarray | None:
         """The constant data of input ``index``, or None if absent or not constant."""
@@ -335,8 +356,8 @@ class Graph:
             new_node.params = node.params  # records are immutable
             new_node.graph = clone
             clone._node_names.add(node.name)
-            for index, value in enumerate(node.inputs):
-                mapped = None if value is None else mapping[id(value)]
+            for index, operand in enumerate(node.inputs):
+                mapped = None if operand is None else mapping[id(operand)]
                 new_node.inputs.append(mapped)
                 if mapped is not None:
                     mapped.uses.append(Use(new_node, index))

@@ -69,9 +69,9 @@ class Namer:
             self.names[id(value)] = f"%arg{i}"
         count = 0
         for node in graph.nodes:
-            for value in node.inputs:
-                if value is not None and value.is_constant and id(value) not in self.names:
-                    self.names[id(value)] = f"%c{count}"
+            for operand in node.inputs:
+                if operand is not None and operand.is_constant and id(operand) not in self.names:
+                    self.names[id(operand)] = f"%c{count}"
                     count += 1
         for value in graph.outputs:
             if value.is_constant and id(value) not in self.names:

@@ -25,9 +25,9 @@ def verify(graph: Graph) -> None:
             if value.producer is not None:
                 raise VerificationError(f"constant {value.name!r} has a producer")
             defined.add(id(value))
-            if tuple(value.data.shape) != value.shape:
+            if tuple(value.constant.shape) != value.shape:
                 raise VerificationError(f"constant {value.name!r} data shape "
-                                        f"{value.data.shape} != type {value.shape}")
+                                        f"{value.constant.shape} != type {value.shape}")
     for node in graph.nodes:
         where = f"node {node.name!r} ({node.op})"
         if node.graph is not graph:
@@ -43,18 +43,18 @@ def verify(graph: Graph) -> None:
             raise VerificationError(f"{where}: unknown attributes {sorted(unknown)}")
         if opdef.fusable_activation and node.attr("activation") not in ACTIVATIONS:
             raise VerificationError(f"{where}: bad activation {node.attr('activation')!r}")
-        for index, value in enumerate(node.inputs):
-            if value is None:
+        for index, operand in enumerate(node.inputs):
+            if operand is None:
                 continue
-            if graph.values.get(value.name) is not value:
-                raise VerificationError(f"{where}: input {index} {value.name!r} is not in the "
+            if graph.values.get(operand.name) is not operand:
+                raise VerificationError(f"{where}: input {index} {operand.name!r} is not in the "
                                         "graph")
-            if id(value) not in defined:
+            if id(operand) not in defined:
                 raise VerificationError(
-                    f"{where}: input {index} {value.name!r} is used before it is defined")
-            if value.uses.count(Use(node, index)) != 1:
-                raise VerificationError(f"{where}: use list of {value.name!r} holds input "
-                                        f"{index} {value.uses.count(Use(node, index))} times")
+                    f"{where}: input {index} {operand.name!r} is used before it is defined")
+            if operand.uses.count(Use(node, index)) != 1:
+                raise VerificationError(f"{where}: use list of {operand.name!r} holds input "
+                                        f"{index} {operand.uses.count(Use(node, index))} times")
         for value in node.outputs:
             if value.producer is not node:
                 raise VerificationError(f"{where}: output {value.name!r} has another producer")

@@ -73,13 +73,13 @@ def tfl_window(node: Node, x: TensorType, kernel: tuple[int, int]
 
 def conv_macs(node: Node) -> int:
     """Every output element reads one filter row: ``numel(y) * prod(w) / out_channels``."""
-    w = node.inputs[1].shape
+    w = node.arg(1).shape
     return node.output.type.numel * math.prod(w) // max(w[0], 1)
 
 
 def depthwise_macs(node: Node) -> int:
     """Every output element reads one ``KH x KW`` window of filter ``[1, KH, KW, C*M]``."""
-    w = node.inputs[1].shape
+    w = node.arg(1).shape
     return node.output.type.numel * w[1] * w[2]
 
 
@@ -187,7 +187,7 @@ def _tfl_conv_infer(node: Node) -> list[TensorType]:
 
 def _tfl_conv_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
     x, w = need(inputs, 0), need(inputs, 1)
-    strides, dilations, pads = tfl_window(node, node.inputs[0].type, (w.shape[1], w.shape[2]))
+    strides, dilations, pads = tfl_window(node, node.arg(0).type, (w.shape[1], w.shape[2]))
     return [conv2d_nhwc(x, w, optional(inputs, 2), strides=strides, dilations=dilations,
                         pads=pads, group=x.shape[3] // w.shape[3])]
 
@@ -209,7 +209,7 @@ def _tfl_depthwise_infer(node: Node) -> list[TensorType]:
 
 def _tfl_depthwise_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
     x, w = need(inputs, 0), need(inputs, 1)
-    strides, dilations, pads = tfl_window(node, node.inputs[0].type, (w.shape[1], w.shape[2]))
+    strides, dilations, pads = tfl_window(node, node.arg(0).type, (w.shape[1], w.shape[2]))
     return [conv2d_nhwc(x, depthwise_as_ohwi(w), optional(inputs, 2), strides=strides,
                         dilations=dilations, pads=pads, group=x.shape[3])]
 

@@ -37,7 +37,8 @@ def binary_kernel(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Kernel:
 
 
 #: name, doc, numpy function, int8 rule, TFLite builtin, fused activation, in place (TFLite)
-_BINARY = [
+_BINARY: list[tuple[str, str, Callable[[np.ndarray, np.ndarray], np.ndarray], Int8Rule, str,
+                    bool, bool]] = [
     ("Add", "a + b", np.add, Int8Rule.RESCALE, "ADD", True, True),
     ("Sub", "a - b", np.subtract, Int8Rule.RESCALE, "SUB", True, True),
     ("Mul", "a * b", np.multiply, Int8Rule.RESCALE, "MUL", True, True),

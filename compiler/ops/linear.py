@@ -18,12 +18,12 @@ from microlith.ops.common import Arrays, broadcast_shapes, define_tfl, need, ope
 
 def fc_macs(node: Node) -> int:
     """Every output element reads one weight row of ``depth`` values."""
-    return node.output.type.numel * node.inputs[1].shape[1]
+    return node.output.type.numel * node.arg(1).shape[1]
 
 
 def matmul_macs(node: Node) -> int:
     """Every output element is a dot product over the reduced axis of input 0."""
-    a = node.inputs[0].shape
+    a = node.arg(0).shape
     k = a[0] if node.op == "Gemm" and node.attr("transA", 0) else a[-1]
     return node.output.type.numel * k
 

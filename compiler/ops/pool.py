@@ -105,12 +105,12 @@ def _tfl_pool_infer(node: Node) -> list[TensorType]:
 
 
 def _tfl_max_pool_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    kernel, strides, pads = tfl_pool_geometry(node, node.inputs[0].type)
+    kernel, strides, pads = tfl_pool_geometry(node, node.arg(0).type)
     return [max_pool_nhwc(need(inputs, 0), kernel, strides, pads)]
 
 
 def _tfl_average_pool_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    kernel, strides, pads = tfl_pool_geometry(node, node.inputs[0].type)
+    kernel, strides, pads = tfl_pool_geometry(node, node.arg(0).type)
     return [average_pool_nhwc(need(inputs, 0), kernel, strides, pads, False)]
 
 

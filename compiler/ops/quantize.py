@@ -18,7 +18,7 @@ from microlith.ops.common import define_tfl
 
 
 def _quantize_infer(node: Node) -> list[TensorType]:
-    x = node.inputs[0]
+    x = node.input(0)
     if x is None:
         raise ShapeError("input 0 is required")
     quant = node.outputs[0].quant if node.outputs else None
@@ -28,7 +28,7 @@ def _quantize_infer(node: Node) -> list[TensorType]:
 
 
 def _dequantize_infer(node: Node) -> list[TensorType]:
-    q = node.inputs[0]
+    q = node.input(0)
     if q is None:
         raise ShapeError("input 0 is required")
     if q.quant is None:

@@ -265,7 +265,7 @@ def _pad_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
     if mode == "constant":
         value = np.asarray(node.attr("value", 0.0)).astype(x.dtype)
         return [np.pad(x, widths, mode="constant", constant_values=value)]
-    return [np.pad(x, widths, mode=_PAD_MODES[mode])]
+    return [np.pad(x, widths, mode=_PAD_MODES[mode])]  # type: ignore[call-overload]
 
 
 define_op("Pad", "constant padding; pads = [begins..., ends...]", infer=_pad_infer,
@@ -342,9 +342,10 @@ def _cast_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 def _slice_infer(node: Node) -> list[TensorType]:
     x = operand(node, 0).type
     consts = [node.const_input(i) for i in range(1, len(node.inputs))]
-    if any(c is None for c in consts[:2]):
+    starts, ends = consts[0], consts[1] if len(consts) > 1 else None
+    if starts is None or ends is None:
         raise NeedsConstant("starts and ends must be constants")
-    index = slice_index(x.shape, *consts)
+    index = slice_index(x.shape, starts, ends, *consts[2:])
     return [TensorType(x.dtype, tuple(np.empty(x.shape, np.int8)[index].shape))]
 
 

@@ -152,7 +152,9 @@ class PassManager:
                 raise self._error(pass_, ran, exc.node, exc.reason, graph) from None
             except ShapeError as exc:
                 raise self._error(pass_, ran, None, str(exc), graph) from exc
-            except MicrolithError:
+            except MicrolithError as exc:
+                if exc.node is not None and not exc.context:
+                    exc.context = failure_context(graph, exc.node)  # type: ignore[arg-type]
                 raise
             except Exception as exc:  # a bug in the pass (VerificationError included)
                 raise self._internal(pass_, ran, exc, graph) from exc

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ops.common import need
 from microlith.quant import fixed_point as fp
 from microlith.quant.arith import INT8_MAX, INT8_MIN, as_int, clamp_to_int8, f32, round_half_away_f
 from microlith.quant.nodes import tensor_q
@@ -118,12 +119,13 @@ def relu_params(*, x_scale: float, x_zp: int, y_scale: float, y_zp: int) -> Relu
 
 
 def run_relu(p: ReluParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    y = p.y_zp + fp.multiply_by_quantized_multiplier(as_int(args[0]) - p.x_zp, p.mult, p.shift)
+    d = as_int(need(args, 0)) - p.x_zp
+    y = p.y_zp + fp.multiply_by_quantized_multiplier(d, p.mult, p.shift)
     return [clamp_to_int8(y, p.lo, p.hi)]
 
 
 def _prepare_relu(node: Node) -> ReluParams:
-    (sx, zx), (sy, zy) = tensor_q(node.inputs[0]), tensor_q(node.output)
+    (sx, zx), (sy, zy) = tensor_q(node.arg(0)), tensor_q(node.output)
     return relu_params(x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy)
 
 
@@ -136,12 +138,12 @@ def relu6_params(*, x_scale: float, x_zp: int) -> ClampParams:
 
 
 def run_clamp(p: ClampParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    xi = as_int(args[0])
+    xi = as_int(need(args, 0))
     return [np.where(xi > p.hi, p.hi, np.where(xi < p.lo, p.lo, xi)).astype(np.int8)]
 
 
 integer_op("tfl.relu6", prepare=lambda node: relu6_params(
-    x_scale=tensor_q(node.inputs[0])[0], x_zp=tensor_q(node.inputs[0])[1]))(run_clamp)
+    x_scale=tensor_q(node.arg(0))[0], x_zp=tensor_q(node.arg(0))[1]))(run_clamp)
 
 
 def leaky_relu_params(*, alpha: float, x_scale: float, x_zp: int, y_scale: float,
@@ -154,7 +156,7 @@ def leaky_relu_params(*, alpha: float, x_scale: float, x_zp: int, y_scale: float
 
 
 def run_leaky_relu(p: LeakyReluParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    d = as_int(args[0]) - p.x_zp
+    d = as_int(need(args, 0)) - p.x_zp
     identity = fp.multiply_by_quantized_multiplier(d, p.id_mult, p.id_shift)
     scaled = fp.multiply_by_quantized_multiplier(d, p.alpha_mult, p.alpha_shift)
     negative = -scaled if p.alpha_negative else scaled
@@ -162,7 +164,7 @@ def run_leaky_relu(p: LeakyReluParams, args: list[np.ndarray | None]) -> list[np
 
 
 def _prepare_leaky_relu(node: Node) -> LeakyReluParams:
-    (sx, zx), (sy, zy) = tensor_q(node.inputs[0]), tensor_q(node.output)
+    (sx, zx), (sy, zy) = tensor_q(node.arg(0)), tensor_q(node.output)
     return leaky_relu_params(alpha=float(node.attr("alpha")), x_scale=sx, x_zp=zx, y_scale=sy,
                              y_zp=zy)
 
@@ -207,7 +209,7 @@ def _saturating_doubling_high_mul16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def run_hard_swish(p: HardSwishParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    hires = fp.wrap_int16((as_int(args[0]) - p.x_zp) * (1 << 7))
+    hires = fp.wrap_int16((as_int(need(args, 0)) - p.x_zp) * (1 << 7))
     preshift = fp.saturating_rounding_doubling_high_mul_int16(hires, p.out_mult)
     reluish = hires
     if p.relu_exp > 0:
@@ -224,7 +226,7 @@ def run_hard_swish(p: HardSwishParams, args: list[np.ndarray | None]) -> list[np
 
 
 def _prepare_hard_swish(node: Node) -> HardSwishParams:
-    (sx, zx), (sy, zy) = tensor_q(node.inputs[0]), tensor_q(node.output)
+    (sx, zx), (sy, zy) = tensor_q(node.arg(0)), tensor_q(node.output)
     return hard_swish_params(x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy)
 
 
@@ -239,7 +241,7 @@ def sigmoid_params(*, x_scale: float, x_zp: int, is_tanh: bool) -> SigmoidParams
 
 
 def run_sigmoid(p: SigmoidParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    d = as_int(args[0]) - p.x_zp
+    d = as_int(need(args, 0)) - p.x_zp
     inside = np.where(np.abs(d) < p.radius, d, 0)  # keep the rescaling in range
     q4 = fp.multiply_by_quantized_multiplier(inside, p.mult, p.shift)
     if p.is_tanh:
@@ -251,7 +253,7 @@ def run_sigmoid(p: SigmoidParams, args: list[np.ndarray | None]) -> list[np.ndar
 
 
 def _prepare_sigmoid(node: Node) -> SigmoidParams:
-    sx, zx = tensor_q(node.inputs[0])
+    sx, zx = tensor_q(node.arg(0))
     return sigmoid_params(x_scale=sx, x_zp=zx, is_tanh=node.op == "tfl.tanh")
 
 
@@ -268,7 +270,7 @@ def softmax_params(*, beta: float, x_scale: float, y_scale: float, y_zp: int) ->
 
 
 def run_softmax(p: SoftmaxParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    xi = as_int(args[0])
+    xi = as_int(need(args, 0))
     diff = xi - xi.max(axis=-1, keepdims=True)
     valid = diff >= p.diff_min
     rescaled = fp.saturating_rounding_doubling_high_mul(
@@ -286,7 +288,7 @@ def run_softmax(p: SoftmaxParams, args: list[np.ndarray | None]) -> list[np.ndar
 
 
 def _prepare_softmax(node: Node) -> SoftmaxParams:
-    sx, _ = tensor_q(node.inputs[0])
+    sx, _ = tensor_q(node.arg(0))
     sy, zy = tensor_q(node.output)
     return softmax_params(beta=float(node.attr("beta")), x_scale=sx, y_scale=sy, y_zp=zy)
 
@@ -297,7 +299,8 @@ integer_op("tfl.softmax", prepare=_prepare_softmax)(run_softmax)
 # ---- c.lut ---------------------------------------------------------------------------------
 @integer_op("c.lut", prepare=lambda node: LutParams())
 def run_lut(p: LutParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    return [np.asarray(args[1])[as_int(args[0]) + 128].astype(np.asarray(args[1]).dtype)]
+    table = np.asarray(need(args, 1))
+    return [table[as_int(need(args, 0)) + 128].astype(table.dtype)]
 
 
 def lookup_table(node: Node) -> np.ndarray:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ops.common import need
 from microlith.quant.arith import activation_range, as_int, clamp_to_int8, f32
 from microlith.quant.fixed_point import (
     multiply_by_quantized_multiplier,
@@ -170,7 +171,7 @@ def _taps(xp: np.ndarray, p: ConvParams):
 
 
 def run_conv(p: ConvParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x, w = args[0], args[1]
+    x, w = need(args, 0), need(args, 1)
     n = x.shape[0]
     if p.depth_multiplier:
         xc = np.repeat(as_int(x) - p.x_zp, p.depth_multiplier, axis=3)
@@ -196,7 +197,7 @@ def prepare_conv(node: Node) -> ConvParams:
     (explicit pads)."""
     from microlith.ops.common import same_valid_pads
 
-    x, w, y = node.inputs[0], node.inputs[1], node.output
+    x, w, y = node.arg(0), node.arg(1), node.output
     if w is None or not w.is_constant:
         raise ValueError("convolution weights must be constant")
     bias = node.input(2)
@@ -213,7 +214,7 @@ def prepare_conv(node: Node) -> ConvParams:
     (sx, zx), (sy, zy) = tensor_q(x), tensor_q(y)
     return conv_params(x.shape, np.asarray(w.data), None if bias is None else bias.data,
                        x_scale=sx, x_zp=zx, w_scales=qparams(w).scale, y_scale=sy, y_zp=zy,
-                       out_hw=y.shape[1:3], stride=stride, dilation=dilation,
+                       out_hw=(y.shape[1], y.shape[2]), stride=stride, dilation=dilation,
                        pad=(pads[0], pads[1]), activation=activation(node),
                        depthwise=depthwise)
 
@@ -237,7 +238,7 @@ def fully_connected_params(w: np.ndarray, bias: np.ndarray | None, *, x_scale: f
 
 def run_fully_connected(p: FullyConnectedParams, args: list[np.ndarray | None]
                         ) -> list[np.ndarray]:
-    x, w = args[0], args[1]
+    x, w = need(args, 0), need(args, 1)
     xf = as_int(x).reshape(-1, p.depth) - p.x_zp
     wf = (as_int(w) - p.w_zp).astype(np.float64)
     acc = (xf.astype(np.float64) @ wf.T).astype(np.int64)
@@ -252,7 +253,7 @@ def _fully_connected(p: FullyConnectedParams, args: list[np.ndarray | None]
 
 
 def prepare_fully_connected(node: Node) -> FullyConnectedParams:
-    x, w, y = node.inputs[0], node.inputs[1], node.output
+    x, w, y = node.arg(0), node.arg(1), node.output
     if w is None or not w.is_constant or w.type.rank != 2:
         raise ValueError("fully-connected weights must be a constant [units, depth] tensor")
     bias = node.input(2)

@@ -18,6 +18,7 @@ import numpy as np
 
 from microlith.ir.core import Node
 from microlith.ir.types import QuantParams
+from microlith.ops.common import need
 from microlith.quant import fixed_point as fp
 from microlith.quant.arith import as_int, f32, float_to_int32, round_half_away_f
 from microlith.quant.nodes import qparams, tensor_q
@@ -86,7 +87,7 @@ def quantize_params(*, y_scale: float, y_zp: int, dtype: np.dtype | type,
 
 
 def run_quantize(p: QuantizeParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = np.asarray(args[0])
+    x = np.asarray(need(args, 0))
     if not p.requantize:
         if not np.issubdtype(x.dtype, np.floating):
             raise ValueError("quantize: an integer input needs x_scale (requantization)")
@@ -99,7 +100,7 @@ def run_quantize(p: QuantizeParams, args: list[np.ndarray | None]) -> list[np.nd
 
 
 def _prepare_quantize(node: Node) -> QuantizeParams:
-    source, y = node.inputs[0], node.output
+    source, y = node.arg(0), node.output
     sy, zy = tensor_q(y)
     if source is not None and source.quant is not None and not source.dtype.is_float:
         sx, zx = tensor_q(source)
@@ -112,13 +113,13 @@ integer_op("QuantizeLinear", "tfl.quantize", prepare=_prepare_quantize)(run_quan
 
 def run_dequantize(p: DequantizeParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
     if p.per_axis is not None:
-        return [dequantize_array(args[0], p.per_axis)]
-    return [(float(f32(p.scale)) * (as_int(args[0]) - p.zp).astype(np.float64)).astype(
+        return [dequantize_array(need(args, 0), p.per_axis)]
+    return [(float(f32(p.scale)) * (as_int(need(args, 0)) - p.zp).astype(np.float64)).astype(
         np.float32)]
 
 
 def _prepare_dequantize(node: Node) -> DequantizeParams:
-    q = qparams(node.inputs[0])
+    q = qparams(node.arg(0))
     if q.axis is not None:
         return DequantizeParams(0.0, 0, q)
     return DequantizeParams(float(f32(q.scale[0])), int(q.zero_point[0]), None)
@@ -128,7 +129,7 @@ integer_op("DequantizeLinear", "tfl.dequantize", prepare=_prepare_dequantize)(ru
 
 
 def run_pad(p: PadParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = np.asarray(args[0])
+    x = np.asarray(need(args, 0))
     return [np.pad(x, [list(w) for w in p.paddings], constant_values=p.fill).astype(x.dtype)]
 
 
@@ -154,7 +155,7 @@ def run_concatenation(p: AxisParams, args: list[np.ndarray | None]) -> list[np.n
 
 
 def run_reshape(p: ShapeParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = np.asarray(args[0])
+    x = np.asarray(need(args, 0))
     out: Sequence[int] = p.out_shape
     if (x.ndim == len(p.in_shape) and x.ndim > 0 and len(out) > 0 and x.shape[0] != p.in_shape[0]
             and p.in_shape[0] == out[0] and x.shape[1:] == tuple(p.in_shape[1:])):
@@ -163,7 +164,7 @@ def run_reshape(p: ShapeParams, args: list[np.ndarray | None]) -> list[np.ndarra
 
 
 integer_op("tfl.reshape", prepare=lambda node: ShapeParams(
-    tuple(node.inputs[0].shape), tuple(node.output.shape)))(run_reshape)
+    tuple(node.arg(0).shape), tuple(node.output.shape)))(run_reshape)
 
 
 def _prepare_transpose(node: Node) -> AxisParams:
@@ -175,18 +176,19 @@ def _prepare_transpose(node: Node) -> AxisParams:
 
 @integer_op("tfl.transpose", prepare=_prepare_transpose)
 def run_transpose(p: AxisParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    return [np.ascontiguousarray(np.transpose(np.asarray(args[0]), p.perm))]
+    return [np.ascontiguousarray(np.transpose(np.asarray(need(args, 0)), p.perm))]
 
 
 def _prepare_split(node: Node) -> AxisParams:
     axis = node.const_input(0)
     if axis is None:
         raise ValueError("the split axis must be a constant")
-    rank = node.inputs[1].type.rank
+    rank = node.arg(1).type.rank
     return AxisParams(int(np.asarray(axis).reshape(-1)[0]) % rank,
                       parts=int(node.attr("num_splits")))
 
 
 @integer_op("tfl.split", prepare=_prepare_split)
 def run_split(p: AxisParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    return [np.ascontiguousarray(a) for a in np.split(np.asarray(args[1]), p.parts, axis=p.axis)]
+    parts = np.split(np.asarray(need(args, 1)), p.parts, axis=p.axis)
+    return [np.ascontiguousarray(a) for a in parts]

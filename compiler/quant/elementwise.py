@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ops.common import need
 from microlith.quant import fixed_point as fp
 from microlith.quant.arith import activation_range, as_int, clamp_to_int8, f32
 from microlith.quant.nodes import activation, tensor_q
@@ -81,10 +82,10 @@ def add_sub_params(sign: int, *, a_scale: float, a_zp: int, b_scale: float, b_zp
 
 
 def run_add_sub(p: AddSubParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    a1 = fp.multiply_by_quantized_multiplier((as_int(args[0]) - p.a_zp) << LEFT_SHIFT, p.a_mult,
-                                             p.a_shift)
-    b1 = fp.multiply_by_quantized_multiplier((as_int(args[1]) - p.b_zp) << LEFT_SHIFT, p.b_mult,
-                                             p.b_shift)
+    a = (as_int(need(args, 0)) - p.a_zp) << LEFT_SHIFT
+    b = (as_int(need(args, 1)) - p.b_zp) << LEFT_SHIFT
+    a1 = fp.multiply_by_quantized_multiplier(a, p.a_mult, p.a_shift)
+    b1 = fp.multiply_by_quantized_multiplier(b, p.b_mult, p.b_shift)
     raw = fp.wrap_int32(a1 + p.sign * b1)
     y = fp.multiply_by_quantized_multiplier(raw, p.out_mult, p.out_shift) + p.y_zp
     return [clamp_to_int8(y, p.act_min, p.act_max)]
@@ -107,7 +108,7 @@ def mul_params(*, a_scale: float, a_zp: int, b_scale: float, b_zp: int, y_scale:
 
 
 def run_mul(p: MulParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    product = fp.wrap_int32((as_int(args[0]) - p.a_zp) * (as_int(args[1]) - p.b_zp))
+    product = fp.wrap_int32((as_int(need(args, 0)) - p.a_zp) * (as_int(need(args, 1)) - p.b_zp))
     y = fp.multiply_by_quantized_multiplier(product, p.mult, p.shift) + p.y_zp
     return [clamp_to_int8(y, p.act_min, p.act_max)]
 
@@ -125,4 +126,4 @@ integer_op("tfl.mul", prepare=prepare_mul)(run_mul)
             prepare=lambda node: ExtremumParams(int(node.op == "tfl.maximum")))
 def run_extremum(p: ExtremumParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
     fn = np.maximum if p.is_max else np.minimum
-    return [fn(np.asarray(args[0], np.int8), np.asarray(args[1], np.int8))]
+    return [fn(np.asarray(need(args, 0), np.int8), np.asarray(need(args, 1), np.int8))]

@@ -18,7 +18,8 @@ def tensor_q(value: Value | None) -> tuple[float, int]:
     """``(scale as stored in float32, zero point)`` of a per-tensor quantized value."""
     q = qparams(value)
     if q.axis is not None and len(q.scale) != 1:
-        raise ValueError(f"{value.name!r} is quantized per axis; the kernel needs per tensor")
+        raise ValueError(f"{getattr(value, 'name', None)!r} is quantized per axis; the kernel "
+                         "needs per tensor")
     return float(f32(q.scale[0])), int(q.zero_point[0])
 
 

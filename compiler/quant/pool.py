@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ops.common import need
 from microlith.quant.arith import INT8_MIN, activation_range, as_int, clamp_to_int8, f32
 from microlith.quant.fixed_point import (
     multiply_by_quantized_multiplier,
@@ -89,7 +90,7 @@ def _windows(x: np.ndarray, p: PoolParams, fill: int):
 
 
 def run_pool(p: PoolParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = as_int(args[0])
+    x = as_int(need(args, 0))
     if p.is_max:
         best = np.full((x.shape[0], p.out_h, p.out_w, p.channels), INT8_MIN, np.int64)
         for win in _windows(x, p, INT8_MIN):
@@ -111,7 +112,7 @@ def prepare_pool(node: Node) -> PoolParams:
     """tfl.*_pool_2d (SAME/VALID: border taps skipped) and c.*_pool_2d (explicit pads)."""
     from microlith.ops.common import same_valid_pads
 
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     _, zx = tensor_q(x)
     sy, zy = tensor_q(y)
     is_max = "max_pool" in node.op
@@ -157,7 +158,7 @@ def mean_params(x_shape: Sequence[int], axes: Sequence[int], *, keep_dims: bool,
 
 
 def run_mean(p: MeanParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = args[0]
+    x = need(args, 0)
     shape = [1 if (i in p.axes) else d for i, d in enumerate(x.shape)]
     if not p.keep_dims:
         shape = [d for i, d in enumerate(x.shape) if i not in p.axes]
@@ -172,7 +173,7 @@ def run_mean(p: MeanParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
 def prepare_mean(node: Node) -> MeanParams:
     from microlith.ops.reduce import tfl_axes
 
-    x, y = node.inputs[0], node.output
+    x, y = node.arg(0), node.output
     (sx, zx), (sy, zy) = tensor_q(x), tensor_q(y)
     return mean_params(x.shape, tfl_axes(node, x.type.rank),
                        keep_dims=bool(node.attr("keep_dims")), x_scale=sx, x_zp=zx,
