@@ -1,7 +1,8 @@
 """``legalize-c``: rewrite an integer graph into the C target's ops (all problems at once).
 
-The C target runs TFLite's integer arithmetic, so most nodes become the same ``tfl.*`` ops
-``legalize-tflite`` writes (``microlith.passes.tflite_rules``). Where the C kernels differ:
+The C target runs TFLite's integer arithmetic, so every node becomes the ``tfl.*`` ops
+``legalize-tflite`` writes (``microlith.passes.tflite_rules``), except where the C kernels
+differ (the C emitter then names any target op it has no kernel for):
 
 * convolutions and pools keep their explicit pads (``c.conv_2d``,
   ``c.depthwise_conv_2d``, ``c.max_pool_2d``, ``c.average_pool_2d``): the kernels skip
@@ -37,10 +38,6 @@ from microlith.quant.registry import is_integer_node
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256}
-SHARED_WITH_TFLITE = ("GlobalAveragePool", "ReduceMean", "FullyConnected", "Add", "Sub", "Mul",
-                      "Max", "Min", "Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu",
-                      "Softmax", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
-                      "Transpose", "Concat", "Pad", "QuantizeLinear", "DequantizeLinear")
 
 
 def _window_check(node: Node) -> str | None:
@@ -124,8 +121,13 @@ def _pool(graph: Graph, node: Node) -> None:
                        [node.arg(0)], attrs)
 
 
-RULES = {op: (TFLITE_RULES[op].rewrite, TFLITE_RULES[op].check or (lambda node: None))
-         for op in SHARED_WITH_TFLITE}
+def _no_check(node: Node) -> str | None:
+    return None
+
+
+#: op -> (rewrite, check): TFLite's rule unless the C kernels differ. Float-only rewrites
+#: (Clip, HardSigmoid, ...) never run: their nodes are refused as float first.
+RULES = {op: (rule.rewrite, rule.check or _no_check) for op, rule in TFLITE_RULES.items()}
 RULES.update({"Conv": (_conv, _window_check), "MaxPool": (_pool, _window_check),
               "AveragePool": (_pool, _window_check)})
 
