@@ -2,7 +2,8 @@
 
 The C target runs TFLite's integer arithmetic, so every node becomes the ``tfl.*`` ops
 ``legalize-tflite`` writes (``microlith.passes.tflite_rules``), except where the C kernels
-differ (the C emitter then names any target op it has no kernel for):
+differ; a node whose target op has no integer kernel (hence no C kernel: the C kernels are
+the integer kernels, ``tests/backends/c`` checks both sets agree) is refused:
 
 * convolutions and pools keep their explicit pads (``c.conv_2d``,
   ``c.depthwise_conv_2d``, ``c.max_pool_2d``, ``c.average_pool_2d``): the kernels skip
@@ -34,7 +35,7 @@ from microlith.passes.tflite_rules import activation, claim_names, const
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import C_OPS, TARGET_OPS
 from microlith.quant.activation import lookup_table
-from microlith.quant.registry import is_integer_node
+from microlith.quant.registry import integer_ops, is_integer_node
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256}
@@ -147,15 +148,21 @@ class LegalizeC(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         check_legal(graph)
+        unsupported = []
         for node in list(graph.nodes):
             source_op = node.op
             RULES[node.op][0](graph, node)
+            if node.op not in integer_ops():  # the C kernels are the integer kernels
+                unsupported.append(f"{node.name} ({source_op}): no C kernel for {node.op}")
+                continue
             x = node.arg(0)
             if (node.output.type.numel >= LUT_MIN_ELEMENTS.get(source_op, 1 << 62)
                     and x is not None and x.dtype == DType.INT8
                     and node.output.dtype == DType.INT8):
                 _as_lookup(graph, node)
                 ctx.remark(node, f"{source_op} as a 256-entry lookup table")
+        if unsupported:
+            raise BackendError("C target cannot emit: " + "; ".join(unsupported))
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:
                 graph.remove_value(value)
