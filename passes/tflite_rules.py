@@ -275,7 +275,7 @@ def _fully_connected(graph: Graph, node: Node) -> None:
 
 # ---- element-wise -------------------------------------------------------------------------------
 BINARY = {"Add": "tfl.add", "Sub": "tfl.sub", "Mul": "tfl.mul", "Div": "tfl.div",
-          "Max": "tfl.maximum", "Min": "tfl.minimum"}
+          "Max": "tfl.maximum", "Min": "tfl.minimum", "PRelu": "tfl.prelu"}
 UNARY = {"Relu": "tfl.relu", "Sigmoid": "tfl.logistic", "Tanh": "tfl.tanh",
          "HardSwish": "tfl.hard_swish", "Exp": "tfl.exp", "Sqrt": "tfl.sqrt", "Neg": "tfl.neg",
          "Abs": "tfl.abs"}

@@ -31,7 +31,7 @@ from microlith.quant.activation import (
     SoftmaxParams,
 )
 from microlith.quant.data import DequantizeParams, QuantizeParams
-from microlith.quant.elementwise import AddSubParams, ExtremumParams, MulParams
+from microlith.quant.elementwise import AddSubParams, ExtremumParams, MulParams, PreluParams
 
 
 def _binary(node: Node) -> tuple[tuple[In, In, Out], list[tuple[str, int]]]:
@@ -61,6 +61,16 @@ def _mul(node: Node, p: MulParams) -> Plan:
               ("act_max", p.act_max))
     return Plan(f"{node.arg(0).shape} * {node.arg(1).shape}",
                 (Call("mlk_mul_i8", "mlk_mul_params", fields, tensors),))
+
+
+@renders("tfl.prelu")
+def _prelu(node: Node, p: PreluParams) -> Plan:
+    tensors, loops = _binary(node)
+    fields = (*loops, ("x_zp", p.x_zp), ("alpha_zp", p.alpha_zp), ("pos_mult", p.pos_mult),
+              ("pos_shift", shift_in_range(p.pos_shift)), ("neg_mult", p.neg_mult),
+              ("neg_shift", shift_in_range(p.neg_shift)), ("y_zp", p.y_zp))
+    return Plan(f"{node.inputs[0].shape}, alpha {node.inputs[1].shape}",
+                (Call("mlk_prelu_i8", "mlk_prelu_params", fields, tensors),))
 
 
 @renders("tfl.maximum", "tfl.minimum")

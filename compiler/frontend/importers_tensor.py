@@ -17,7 +17,7 @@ from microlith.ir.core import Value
 Result = tuple[str, list[Value | None], Attrs]
 
 
-@importer("Add", "Sub", "Mul", "Div", "Max", "Min")
+@importer("Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu")
 def _binary(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     if len(node.input) != 2:
         raise ctx.fail(node, f"expects exactly 2 inputs, got {len(node.input)}")

@@ -1,7 +1,9 @@
-"""Broadcasting binary ops: ONNX ``Add`` / ``Sub`` / ``Mul`` / ``Div`` / ``Max`` / ``Min`` and
-TFLite's ``tfl.add`` / ``tfl.sub`` / ``tfl.mul`` / ``tfl.div`` / ``tfl.maximum`` /
-``tfl.minimum``. Float arithmetic stays in the input dtype; integer Div truncates toward
-zero (C semantics, as ONNX runtimes do).
+"""Broadcasting binary ops: ONNX ``Add`` / ``Sub`` / ``Mul`` / ``Div`` / ``Max`` / ``Min`` /
+``PRelu`` and TFLite's ``tfl.add`` / ``tfl.sub`` / ``tfl.mul`` / ``tfl.div`` / ``tfl.maximum``
+/ ``tfl.minimum`` / ``tfl.prelu``. Float arithmetic stays in the input dtype; integer Div
+truncates toward zero (C semantics, as ONNX runtimes do). PRelu:
+``y = x if x >= 0 else slope * x``, the slope broadcast to ``x`` (the output has ``x``'s
+shape).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         q = np.floor_divide(a, b)
         return q + ((q < 0) & (q * b != a))
     return np.true_divide(a, b)
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """x if x >= 0 else slope * x."""
+    return np.where(x >= 0, x, x * slope.astype(x.dtype, copy=False))
 
 
 def binary_infer(node: Node) -> list[TensorType]:
@@ -45,6 +52,7 @@ _BINARY: list[tuple[str, str, Callable[[np.ndarray, np.ndarray], np.ndarray], In
     ("Div", "a / b", _divide, Int8Rule.NONE, "DIV", True, False),
     ("Max", "elementwise maximum", np.maximum, Int8Rule.SAME, "MAXIMUM", False, False),
     ("Min", "elementwise minimum", np.minimum, Int8Rule.SAME, "MINIMUM", False, False),
+    ("PRelu", "x if x >= 0 else slope * x", _prelu, Int8Rule.RESCALE, "PRELU", False, False),
 ]
 
 for _name, _doc, _fn, _rule, _builtin, _fused, _inplace in _BINARY:

@@ -13,6 +13,9 @@ against -- tflite-micro 0.dev20261023 -- matches the double computation bit for 
 
 MUL: ``y = clamp(z_y + MBQM((a - z_a)(b - z_b), double(s_a) double(s_b) / double(s_y)))``.
 MAXIMUM / MINIMUM move int8 values unchanged (TFLite-Micro requires equal quantization).
+PRELU (``CalculatePreluParams``): ``d = x - z_x``; ``y = clamp(z_y + MBQM(d, s_x / s_y))`` for
+``d >= 0`` else ``clamp(z_y + MBQM(d (alpha - z_alpha), s_x s_alpha / s_y))``, both real
+multipliers in double; alpha broadcasts to ``x``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,17 @@ class MulParams:
 @dataclass(frozen=True, eq=False)
 class ExtremumParams:
     is_max: int
+
+
+@dataclass(frozen=True, eq=False)
+class PreluParams:
+    x_zp: int
+    alpha_zp: int
+    pos_mult: int  # QuantizeMultiplier(s_x / s_y)
+    pos_shift: int
+    neg_mult: int  # QuantizeMultiplier(s_x s_alpha / s_y)
+    neg_shift: int
+    y_zp: int
 
 
 def add_sub_multipliers(a_scale: float, b_scale: float, y_scale: float
@@ -120,6 +134,31 @@ def prepare_mul(node: Node) -> MulParams:
 
 
 integer_op("tfl.mul", prepare=prepare_mul)(run_mul)
+
+
+def prelu_params(*, x_scale: float, x_zp: int, alpha_scale: float, alpha_zp: int,
+                 y_scale: float, y_zp: int) -> PreluParams:
+    sx, sa, sy = float(f32(x_scale)), float(f32(alpha_scale)), float(f32(y_scale))
+    m1, s1 = fp.quantize_multiplier(sx / sy)
+    m2, s2 = fp.quantize_multiplier(sx * sa / sy)
+    return PreluParams(int(x_zp), int(alpha_zp), m1, s1, m2, s2, int(y_zp))
+
+
+def run_prelu(p: PreluParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    d = as_int(need(args, 0)) - p.x_zp
+    alpha = as_int(need(args, 1)) - p.alpha_zp
+    positive = fp.multiply_by_quantized_multiplier(d, p.pos_mult, p.pos_shift)
+    negative = fp.multiply_by_quantized_multiplier(fp.wrap_int32(d * alpha), p.neg_mult,
+                                                   p.neg_shift)
+    return [clamp_to_int8(p.y_zp + np.where(d >= 0, positive, negative))]
+
+
+def prepare_prelu(node: Node) -> PreluParams:
+    (sx, zx), (sa, za), (sy, zy) = (tensor_q(v) for v in (*node.inputs[:2], node.output))
+    return prelu_params(x_scale=sx, x_zp=zx, alpha_scale=sa, alpha_zp=za, y_scale=sy, y_zp=zy)
+
+
+integer_op("tfl.prelu", prepare=prepare_prelu)(run_prelu)
 
 
 @integer_op("tfl.maximum", "tfl.minimum",

@@ -182,4 +182,63 @@ MLK_HOT void mlk_extremum_i8(const mlk_extremum_params *p, const int8_t *a, cons
                          p->as3, p->bs0, p->bs1, p->bs2, p->bs3);
 }
 
+typedef struct {
+    int n0;
+    int n1;
+    int n2;
+    int n3;
+    int as0;
+    int as1;
+    int as2;
+    int as3;
+    int bs0;
+    int bs1;
+    int bs2;
+    int bs3;
+    int32_t x_zp;
+    int32_t alpha_zp;
+    int32_t pos_mult;
+    int32_t pos_shift;
+    int32_t neg_mult;
+    int32_t neg_shift;
+    int32_t y_zp;
+} mlk_prelu_params;
+
+/* PRELU: d = x - x_zp; y = clamp(y_zp + (d >= 0 ? MBQM(d, pos_mult, pos_shift)
+ * : MBQM(d * (alpha - alpha_zp), neg_mult, neg_shift))), alpha broadcast as operand b
+ * (|d * (alpha - alpha_zp)| <= 255 * 255: no overflow). */
+MLK_INLINE void mlk_prelu_i8_core(const int8_t *x, const int8_t *alpha, int8_t *y, int n0,
+                                  int n1, int n2, int n3, int as0, int as1, int as2, int as3,
+                                  int bs0, int bs1, int bs2, int bs3, int32_t x_zp,
+                                  int32_t alpha_zp, int32_t pos_mult, int32_t pos_shift,
+                                  int32_t neg_mult, int32_t neg_shift, int32_t y_zp)
+{
+    int i0, i1, i2, i3;
+    for (i0 = 0; i0 < n0; ++i0) {
+        for (i1 = 0; i1 < n1; ++i1) {
+            for (i2 = 0; i2 < n2; ++i2) {
+                const int8_t *xr = x + (size_t)i0 * as0 + (size_t)i1 * as1 + (size_t)i2 * as2;
+                const int8_t *ar =
+                    alpha + (size_t)i0 * bs0 + (size_t)i1 * bs1 + (size_t)i2 * bs2;
+                for (i3 = 0; i3 < n3; ++i3) {
+                    const int32_t d = (int32_t)xr[(size_t)i3 * as3] - x_zp;
+                    const int32_t v = d >= 0 ? mlk_mbqm(d, pos_mult, pos_shift)
+                        : mlk_mbqm(d * ((int32_t)ar[(size_t)i3 * bs3] - alpha_zp), neg_mult,
+                                   neg_shift);
+                    *y++ = mlk_out_i8(v, y_zp, -128, 127);
+                }
+            }
+        }
+    }
+}
+
+/* mlk_prelu_i8: the parameter record *p unpacked into the arguments of mlk_prelu_i8_core. */
+MLK_HOT void mlk_prelu_i8(const mlk_prelu_params *p, const int8_t *x, const int8_t *alpha,
+                          int8_t *y)
+{
+    mlk_prelu_i8_core(x, alpha, y, p->n0, p->n1, p->n2, p->n3, p->as0, p->as1, p->as2, p->as3,
+                      p->bs0, p->bs1, p->bs2, p->bs3, p->x_zp, p->alpha_zp, p->pos_mult,
+                      p->pos_shift, p->neg_mult, p->neg_shift, p->y_zp);
+}
+
 #endif /* MICROLITH_KERNELS_ELEMENTWISE_H */
