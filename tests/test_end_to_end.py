@@ -7,14 +7,15 @@ For each model in ``tests/zoo``:
   models), max abs diff <= 1e-4; TFLite-Micro's Python runtime runs the same bytes and
   agrees with LiteRT to 1e-5; top-1 on the 450 test images agrees with onnxruntime;
 * structure (from ``parse_model``): no TRANSPOSE in the conv nets; no more TFLite ops
-  than an op budget computed from the ONNX graph (see ``op_budget``); every PAD sits in
-  front of a convolution whose ONNX padding TFLite's SAME/VALID cannot express,
-  recomputed here by enumerating kernel taps; ONNX tensor names are kept at the
-  interface;
+  than an op budget computed from the ONNX graph (see ``float_e2e.op_budget``); every
+  PAD sits in front of a convolution whose ONNX padding TFLite's SAME/VALID cannot
+  express, recomputed (``float_e2e.onnx_pad_sites``) by enumerating kernel taps; ONNX
+  tensor names are kept at the interface;
 * determinism: the same bytes twice in-process and in two subprocesses with different
   ``PYTHONHASHSEED``.
 
-A slow test exports a fresh torch model and checks LiteRT against torch.
+Models built in the tests themselves (an activation after Concat, a freshly exported
+torch model) are in ``test_end_to_end_adhoc.py``.
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
 from microlith.app.driver import CompileOptions, compile_onnx
 from microlith.formats.tflite.flatbuffer import TflModel, parse_model
+from tests.float_e2e import (
+    ATOL_ORT,
+    ATOL_TFLM,
+    PadSite,
+    _no_warnings,
+    onnx_pad_sites,
+    op_budget,
+    tflite_can_express,
+)
 from tools.runtimes import (
-    litert_interpreter,
-    litert_invoke,
     ort_outputs,
     ort_session,
     run_litert,
@@ -61,8 +68,6 @@ MODELS = TRAINED + HELPERS
 
 N_DIFF = 200  # held-out images (or random samples) compared with onnxruntime
 N_TFLM = 20  # of those, also run in TFLite-Micro
-ATOL_ORT = 1e-4
-ATOL_TFLM = 1e-5
 MIN_TOP1_AGREEMENT = 0.995
 TIE_GAP = 1e-4  # a top-1 disagreement is only excused when onnxruntime's top two are this close
 
@@ -98,10 +103,6 @@ def compiled() -> dict[str, Compiled]:
         out[name] = Compiled(name, onnx.load(str(path)), result.output,
                              parse_model(result.output), dict(result.graph.meta["io_perms"]))
     return out
-
-
-def _no_warnings(message: str) -> None:
-    raise AssertionError(f"unexpected compiler warning: {message}")
 
 
 @functools.cache
@@ -226,97 +227,6 @@ def test_no_layout_transposes(compiled: dict[str, Compiled], name: str) -> None:
         assert "TRANSPOSE" not in ops_of(c)
 
 
-def _static_inputs(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
-def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in
-            [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-
-
-def _taps(size: int, kernel: int, stride: int, dilation: int, begin: int, out: int
-          ) -> list[tuple[int | None, ...]]:
-    """For each output position, the input index each kernel tap reads (None: padding)."""
-    rows = []
-    for o in range(out):
-        idx = [o * stride - begin + t * dilation for t in range(kernel)]
-        rows.append(tuple(i if 0 <= i < size else None for i in idx))
-    return rows
-
-
-def tflite_can_express(size: int, kernel: int, stride: int, dilation: int, begin: int,
-                       end: int) -> bool:
-    """Do explicit zero pads (begin, end) read exactly what TFLite SAME or VALID reads?
-
-    TFLite (tensorflow/lite/kernels/padding.h): VALID: out = ceil((in - k_eff + 1) / s),
-    no padding; SAME: out = ceil(in / s), total = max((out - 1) * s + k_eff - in, 0),
-    before = total // 2. ONNX: out = floor((in + begin + end - k_eff) / s) + 1.
-    """
-    k_eff = dilation * (kernel - 1) + 1
-    onnx_out = (size + begin + end - k_eff) // stride + 1
-    wanted = _taps(size, kernel, stride, dilation, begin, onnx_out)
-    valid_out = -(-(size - k_eff + 1) // stride)
-    same_out = -(-size // stride)
-    same_before = max((same_out - 1) * stride + k_eff - size, 0) // 2
-    return wanted in (_taps(size, kernel, stride, dilation, 0, valid_out),
-                      _taps(size, kernel, stride, dilation, same_before, same_out))
-
-
-@dataclass(frozen=True)
-class PadSite:
-    """What a PAD in front of a convolution is about: (H, W, C) in, pads, kernel, stride."""
-
-    hwc: tuple[int, int, int]
-    pads: tuple[int, int, int, int]  # top, left, bottom, right
-    kernel: tuple[int, int]
-    strides: tuple[int, int]
-    dilations: tuple[int, int]
-
-
-def onnx_pad_sites(model: onnx.ModelProto) -> tuple[list[PadSite], int]:
-    """Convs needing a PAD in TFLite (explicit zero Pads merged in), and #Pads merged."""
-    shapes, static = _shapes(model), _static_inputs(model)
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers = Counter(i for n in model.graph.node for i in n.input)
-    sites, merged = [], 0
-    for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
-        x = node.input[0]
-        n, c, h, w = shapes[x]
-        _, _, kh, kw = static[node.input[1]].shape
-        pads = list(_attr(node, "pads", [0, 0, 0, 0]))
-        pad = producer.get(x)
-        if pad is not None and pad.op_type == "Pad" and consumers[x] == 1 and \
-                _attr(pad, "mode", b"constant") == b"constant":
-            p = static[pad.input[1]].tolist()  # [n0, c0, h0, w0, n1, c1, h1, w1]
-            value = static[pad.input[2]] if len(pad.input) > 2 and pad.input[2] else 0.0
-            if float(value) == 0.0 and p[0] == p[1] == p[4] == p[5] == 0:
-                pads = [pads[0] + p[2], pads[1] + p[3], pads[2] + p[6], pads[3] + p[7]]
-                n, c, h, w = shapes[pad.input[0]]
-                merged += 1
-        strides = list(_attr(node, "strides", [1, 1]))
-        dilations = list(_attr(node, "dilations", [1, 1]))
-        if not (tflite_can_express(h, kh, strides[0], dilations[0], pads[0], pads[2]) and
-                tflite_can_express(w, kw, strides[1], dilations[1], pads[1], pads[3])):
-            sites.append(PadSite((h, w, c), tuple(pads), (kh, kw), tuple(strides),
-                                 tuple(dilations)))
-    return sites, merged
-
-
 def tflite_pad_sites(c: Compiled) -> list[PadSite]:
     """Each PAD must feed exactly one VALID convolution; describe it like onnx_pad_sites."""
     model = c.tfl
@@ -377,85 +287,6 @@ def test_explicit_pad_is_folded_into_conv(compiled: dict[str, Compiled]) -> None
     assert "PAD" not in ops_of(c) and "PADV2" not in ops_of(c)
 
 
-# Producers whose TFLite kernels honour a fused activation (CONCATENATION has the option
-# but its kernels refuse anything but NONE, so a Relu after Concat stays an op).
-FUSES_ACTIVATION = ("Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "AveragePool",
-                    "MaxPool")
-
-
-def op_budget(model: onnx.ModelProto) -> tuple[int, dict[str, int]]:
-    """The most TFLite ops an honest lowering needs, counted from the ONNX graph.
-
-    ONNX nodes, minus: Constant; Identity/Dropout; nodes whose inputs are all
-    constant or come from Shape (the Shape chain folds); a zero Pad absorbed by the
-    next Conv; the bias Add of MatMul-with-constant-weights (one FULLY_CONNECTED);
-    BatchNormalization right after Conv/Gemm/MatMul; Relu / Clip(0, 6) right after an
-    op with a TFLite fused activation. Plus: one PAD per conv whose padding SAME/VALID
-    cannot express; one more op for a BatchNormalization with nothing to fold into
-    (MUL + ADD); SPLIT + CONCATENATION + one conv per group for grouped (not
-    depthwise) convs; HardSigmoid as MUL, ADD(RELU6), MUL (no TFLite builtin).
-    Flatten / Reshape / Squeeze / Unsqueeze each count as one RESHAPE.
-    """
-    static = set(_static_inputs(model))
-    values = _static_inputs(model)
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers = Counter(i for n in model.graph.node for i in n.input if i)
-    outputs = {o.name for o in model.graph.output}
-    single_use = {o for o, k in consumers.items() if k == 1 and o not in outputs}
-    linear: set[str] = set()  # outputs of a Conv/FC (bias and BN already folded in)
-    fusable: set[str] = set()  # outputs a Relu/Relu6 can fuse into
-    removed: Counter[str] = Counter()
-    added: Counter[str] = Counter()
-    for node in model.graph.node:
-        op, ins = node.op_type, [i for i in node.input if i]
-        out = node.output[0]
-        if op == "Constant":
-            removed["Constant"] += 1
-        elif op in ("Identity", "Dropout"):
-            removed[op] += 1
-            if ins[0] in static:
-                static.add(out)
-            for s in (linear, fusable):
-                if ins[0] in s:
-                    s.add(out)
-        elif op == "Shape" or all(i in static for i in ins):
-            removed["folded"] += 1
-            static.add(out)
-        elif op == "Pad" and consumers[out] == 1 and all(
-                n.op_type == "Conv" for n in model.graph.node if out in n.input):
-            removed["Pad into conv"] += 1
-        elif op in ("Add",) and ins[0] in linear and ins[0] in single_use and \
-                producer[ins[0]].op_type == "MatMul" and ins[1] in static:
-            removed["bias Add into FC"] += 1
-            linear.add(out)
-            fusable.add(out)
-        elif op == "BatchNormalization" and ins[0] in linear and ins[0] in single_use:
-            removed["BN folded"] += 1
-            linear.add(out)
-            fusable.add(out)
-        elif op in ("Relu", "Clip") and ins[0] in fusable and ins[0] in single_use and (
-                op == "Relu" or [float(values[i]) for i in ins[1:]] == [0.0, 6.0]):
-            removed["activation fused"] += 1
-        else:
-            if op in ("Conv", "Gemm") or (op == "MatMul" and ins[1] in static):
-                linear.add(out)
-            if op in FUSES_ACTIVATION:
-                fusable.add(out)
-            if op == "BatchNormalization":
-                added["BN as MUL+ADD"] += 1
-            if op == "HardSigmoid":
-                added["HardSigmoid"] += 2
-            if op == "Conv":
-                group = int(_attr(node, "group", 1))
-                in_per_group = values[ins[1]].shape[1]
-                if group > 1 and in_per_group != 1:
-                    added["grouped conv"] += group + 1
-    added["PAD"] = len(onnx_pad_sites(model)[0])
-    budget = len(model.graph.node) - sum(removed.values()) + sum(added.values())
-    return budget, {**{f"-{k}": v for k, v in removed.items()},
-                    **{f"+{k}": v for k, v in added.items() if v}}
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_op_count_within_budget(compiled: dict[str, Compiled], name: str) -> None:
     c = compiled[name]
@@ -503,110 +334,3 @@ def test_identical_bytes_across_hash_seeds(compiled: dict[str, Compiled],
                               timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == expected, f"PYTHONHASHSEED={seed}"
-
-
-# ------------------------------------------------------------------- activation after Concat
-
-
-@pytest.mark.parametrize("act", ["Relu", "Relu6", "ReluN1To1"])
-def test_activation_after_concat_runs_in_litert_and_tflm(tmp_path: Path, act: str) -> None:
-    """fuse-activation folds Relu/Clip into Concat; TFLite's CONCATENATION cannot carry it."""
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(3)
-    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
-             for name, shape in (("wa", (4, 3, 3, 3)), ("wb", (2, 3, 1, 1)))]
-    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
-             helper.make_node("Conv", ["x", "wb"], ["b"], name="conv_b"),
-             helper.make_node("Concat", ["a", "b"], ["ab"], name="concat", axis=1)]
-    if act == "Relu":
-        nodes.append(helper.make_node("Relu", ["ab"], ["y"], name="act"))
-    else:
-        low, high = (0.0, 6.0) if act == "Relu6" else (-1.0, 1.0)
-        inits += [numpy_helper.from_array(np.array(low, np.float32), "lo"),
-                  numpy_helper.from_array(np.array(high, np.float32), "hi")]
-        nodes.append(helper.make_node("Clip", ["ab", "lo", "hi"], ["y"], name="act"))
-    graph = helper.make_graph(
-        nodes, "concat_act", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 6, 6])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    path = tmp_path / "concat_act.onnx"
-    onnx.save(model, str(path))
-
-    result = compile_onnx(path, CompileOptions(warn=_no_warnings))
-    tfl = parse_model(result.output)
-    for op in tfl.operators:
-        if op.op == "CONCATENATION":
-            assert op.options.get("fused_activation_function", "NONE") == "NONE"
-    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32) * 3
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    perms = result.graph.meta["io_perms"]
-    expected = to_physical(session.run(None, {"x": x})[0], perms.get("y"))
-    x_phys = to_physical(x, perms.get("x"))
-    got = litert_invoke(litert_interpreter(result.output), x_phys)
-    np.testing.assert_allclose(got, expected, atol=ATOL_ORT, rtol=0)
-    micro = tflm_invoke(tflm_interpreter(result.output), x_phys)
-    np.testing.assert_allclose(micro, got, atol=ATOL_TFLM, rtol=0)
-
-
-# --------------------------------------------------------------------------- live torch model
-
-
-@pytest.mark.slow
-def test_live_torch_model(tmp_path: Path) -> None:
-    """Conv+BN+ReLU6, depthwise+BN+ReLU6, pointwise, GlobalAvgPool, Linear: LiteRT vs torch."""
-    torch = pytest.importorskip("torch")
-    from torch import nn
-
-    from tools.make_zoo import export_torch_model
-
-    torch.manual_seed(0)
-
-    class Tiny(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
-                                      nn.BatchNorm2d(8), nn.ReLU6())
-            self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
-                                    nn.BatchNorm2d(8), nn.ReLU6())
-            self.pw = nn.Sequential(nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU6())
-            self.pool = nn.AdaptiveAvgPool2d(1)
-            self.fc = nn.Linear(16, 5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.flatten(self.pool(self.pw(self.dw(self.stem(x)))), 1))
-
-    model = Tiny()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):  # non-trivial statistics, so folding matters
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-    model.eval()
-    shape = (1, 3, 18, 18)  # even size: the stride-2 stem needs an explicit PAD
-    path = tmp_path / "tiny.onnx"
-    proto = export_torch_model(model, shape, path)
-    onnx_ops = Counter(n.op_type for n in proto.graph.node)
-    assert onnx_ops["BatchNormalization"] == 3 and onnx_ops["Clip"] == 3
-
-    result = compile_onnx(path, CompileOptions(warn=_no_warnings))
-    tfl = parse_model(result.output)
-    ops = Counter(op.op for op in tfl.operators)
-    assert ops["CONV_2D"] == 2 and ops["DEPTHWISE_CONV_2D"] == 1 and ops["PAD"] == 1, ops
-    assert "TRANSPOSE" not in ops
-    assert len(tfl.operators) <= op_budget(proto)[0]
-    interp = litert_interpreter(result.output)
-    perm = result.graph.meta["io_perms"]["input"]
-    xs = torch.from_numpy(np.random.default_rng(5).standard_normal((20, *shape[1:]),
-                                                                  dtype=np.float32))
-    worst = 0.0
-    with torch.no_grad():
-        for x in xs:
-            expected = model(x[None]).numpy()
-            got = litert_invoke(interp, to_physical(x[None].numpy(), perm))
-            worst = max(worst, float(np.abs(got - expected).max()))
-    assert worst <= ATOL_ORT, f"LiteRT vs torch max abs diff {worst:.3g}"

@@ -17,17 +17,8 @@ Every model is checked with ``onnx.checker`` (full check), run in onnxruntime, a
 operator histogram is printed. Progress goes to stderr. A full run (no ``--only``) also
 rewrites ``<out>/README.md`` with the measured numbers.
 
-Exporter notes (torch 2.x legacy exporter, ``dynamo=False``):
-
-* ``training=TrainingMode.PRESERVE`` on a module in eval mode exports BatchNormalization
-  in inference form (one output, running statistics as inputs). The same module with
-  ``TrainingMode.TRAINING`` would export the 5-output training-mode node.
-* What actually decides whether BatchNormalization survives is ``do_constant_folding``:
-  with ``TrainingMode.EVAL`` *and* constant folding on, the exporter's eval peephole pass
-  folds BatchNormalization into the preceding Conv. PRESERVE + eval + no folding keeps it.
-* The exporter de-duplicates initializers with identical contents and re-creates the
-  duplicates with ``Identity`` nodes; an untrained BatchNorm (weight == running_var == 1,
-  bias == running_mean == 0) therefore exports as ``Identity`` nodes feeding the BN.
+The torch networks, their training and export are in ``tools/zoo_trained.py`` (with the
+exporter notes); the ``onnx.helper`` graphs in ``tools/zoo_helpers.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +27,6 @@ import argparse
 import collections
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +35,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +42,22 @@ if str(REPO_ROOT) not in sys.path:  # running as ``python tools/make_zoo.py``
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools.digits import load_digits_split  # noqa: E402
+from tools.zoo_helpers import build_helper_matmul, build_helper_ops  # noqa: E402
+from tools.zoo_trained import (  # noqa: E402
+    SEED,
+    TORCH_OPSET,
+    configure_determinism,
+    export_torch_model,
+    make_dscnn,
+    make_lenet,
+    make_mlp_sigmoid,
+    make_mobilenet_v1,
+    make_resnet8,
+    seed_everything,
+    torch_accuracy,
+    train_classifier,
+)
 
-TORCH_OPSET = 13
-HELPER_OPSET = 13
-HELPER_OPS_OPSET = 14  # HardSwish first appears in opset 14
-SEED = 0
-NUM_CLASSES = 10
 DEFAULT_OUT = Path("tests") / "zoo"
 IMAGE_SHAPE = (1, 1, 16, 16)
 FLAT_SHAPE = (1, 64)
@@ -67,410 +66,6 @@ FLAT_SHAPE = (1, 64)
 def log(message: str) -> None:
     """Print a progress line on stderr."""
     print(message, file=sys.stderr, flush=True)
-
-
-def configure_determinism() -> None:
-    """Make torch training bit-reproducible on one CPU thread."""
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or inter-op pool already started
-        pass
-
-
-def seed_everything(seed: int) -> None:
-    """Reset every random generator the tool uses."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-
-
-# --------------------------------------------------------------------------- torch models
-
-
-def conv_bn(
-    cin: int,
-    cout: int,
-    kernel: int,
-    *,
-    stride: int = 1,
-    padding: int = 0,
-    groups: int = 1,
-    act: type[nn.Module] | None = nn.ReLU,
-) -> nn.Sequential:
-    """Bias-free Conv2d + BatchNorm2d (+ activation): the usual folding candidate."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if act is not None:
-        layers.append(act())
-    return nn.Sequential(*layers)
-
-
-def depthwise_separable(
-    cin: int, cout: int, *, stride: int = 1, act: type[nn.Module] = nn.ReLU
-) -> nn.Sequential:
-    """Depthwise 3x3 (group=cin) + BN + act, then pointwise 1x1 + BN + act."""
-    return nn.Sequential(
-        conv_bn(cin, cin, 3, stride=stride, padding=1, groups=cin, act=act),
-        conv_bn(cin, cout, 1, act=act),
-    )
-
-
-def make_lenet() -> nn.Module:
-    """LeNet-5 style; convolutions keep their bias so Conv(bias)+BN appears too."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),  # 16x16
-        nn.BatchNorm2d(6),
-        nn.ReLU(),
-        nn.MaxPool2d(2),  # 8x8
-        nn.Conv2d(6, 16, 5),  # 4x4, pads 0
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.AvgPool2d(2),  # 2x2
-        nn.Flatten(),
-        nn.Linear(16 * 2 * 2, 64),
-        nn.ReLU(),
-        nn.Linear(64, NUM_CLASSES),
-    )
-
-
-def make_dscnn() -> nn.Module:
-    """Keyword-spotting DS-CNN: stride-2 stem (symmetric ONNX pads on even input)."""
-    width = 24
-    return nn.Sequential(
-        conv_bn(1, width, 3, stride=2, padding=1),  # 8x8
-        depthwise_separable(width, width),
-        depthwise_separable(width, width),
-        depthwise_separable(width, width),
-        nn.AdaptiveAvgPool2d(1),  # -> GlobalAveragePool
-        nn.Flatten(),
-        nn.Linear(width, NUM_CLASSES),
-    )
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block; 1x1 projection shortcut when the shape changes."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            conv_bn(cin, cout, 3, stride=stride, padding=1),
-            conv_bn(cout, cout, 3, padding=1, act=None),
-        )
-        self.shortcut: nn.Module = (
-            conv_bn(cin, cout, 1, stride=stride, act=None)
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
-
-
-class ResNet8(nn.Module):
-    """ResNet-8 (MLPerf Tiny layout, narrower): stem + 3 stages, mean-pool head."""
-
-    def __init__(self, widths: Sequence[int] = (8, 16, 32)) -> None:
-        super().__init__()
-        self.stem = conv_bn(1, widths[0], 3, padding=1)  # 16x16
-        self.stages = nn.Sequential(
-            BasicBlock(widths[0], widths[0], 1),  # identity shortcut, 16x16
-            BasicBlock(widths[0], widths[1], 2),  # projection, 8x8
-            BasicBlock(widths[1], widths[2], 2),  # projection, 4x4
-        )
-        self.flatten = nn.Flatten()
-        self.fc = nn.Linear(widths[2], NUM_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        x = x.mean(dim=(2, 3), keepdim=True)  # -> ReduceMean(axes=[2,3], keepdims=1)
-        return self.fc(self.flatten(x))
-
-
-def make_resnet8() -> nn.Module:
-    return ResNet8()
-
-
-def make_mobilenet_v1() -> nn.Module:
-    """MobileNetV1 with ReLU6 (-> Clip(0, 6)); trained on logits, Softmax added at export."""
-    return nn.Sequential(
-        conv_bn(1, 8, 3, stride=2, padding=1, act=nn.ReLU6),  # 8x8
-        depthwise_separable(8, 16, act=nn.ReLU6),
-        depthwise_separable(16, 32, stride=2, act=nn.ReLU6),  # 4x4
-        depthwise_separable(32, 32, act=nn.ReLU6),
-        nn.AvgPool2d(4),  # -> AveragePool 4x4
-        nn.Flatten(),
-        nn.Linear(32, NUM_CLASSES),
-    )
-
-
-def make_mlp_sigmoid() -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(64, 32),
-        nn.BatchNorm1d(32),  # BatchNormalization on a 2-D tensor
-        nn.Sigmoid(),
-        nn.Linear(32, 32),
-        nn.Tanh(),
-        nn.Linear(32, NUM_CLASSES),
-    )
-
-
-# ----------------------------------------------------------------------- training/export
-
-
-def train_classifier(
-    model: nn.Module,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int = 32,
-    seed: int = SEED,
-) -> None:
-    """Mini-batch AdamW with cosine learning-rate decay and cross-entropy on logits."""
-    x = torch.from_numpy(x_train)
-    y = torch.from_numpy(y_train)
-    generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, epochs * steps_per_epoch)
-    )
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), batch_size):
-            idx = order[start : start + batch_size]
-            if len(idx) < 2:  # BatchNorm needs more than one sample per batch
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-    model.eval()
-
-
-@torch.no_grad()
-def torch_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
-    predictions = model(torch.from_numpy(x)).argmax(dim=1).numpy()
-    return float((predictions == y).mean())
-
-
-def check_inference_batchnorm(model: onnx.ModelProto) -> None:
-    """Raise if any BatchNormalization node is in training form (extra outputs/flag)."""
-    for node in model.graph.node:
-        if node.op_type != "BatchNormalization":
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if len(node.output) != 1 or attrs.get("training_mode", 0) != 0:
-            raise RuntimeError(f"BatchNormalization {node.name!r} was exported in training mode")
-
-
-def export_torch_model(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    path: Path | str,
-    *,
-    opset: int = TORCH_OPSET,
-) -> onnx.ModelProto:
-    """Export ``model`` (switched to eval mode) to ``path`` keeping BatchNormalization.
-
-    Legacy TorchScript exporter, fixed input shape (batch 1), input ``input`` and output
-    ``logits``. ``TrainingMode.PRESERVE`` + eval mode gives inference-form BN nodes and
-    ``do_constant_folding=False`` stops the exporter from folding BN into Conv.
-    """
-    model = model.eval()
-    example = torch.zeros(tuple(input_shape), dtype=torch.float32)
-    with warnings.catch_warnings():
-        # The legacy exporter is deprecated in torch >= 2.9 but is the one that keeps BN.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            training=torch.onnx.TrainingMode.PRESERVE,
-            do_constant_folding=False,
-            input_names=["input"],
-            output_names=["logits"],
-        )
-    proto = onnx.load(str(path))
-    check_inference_batchnorm(proto)
-    return proto
-
-
-# ------------------------------------------------------------------------- helper models
-
-
-class _GraphBuilder:
-    """Tiny convenience wrapper that names nodes and initializers."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def weight(self, name: str, shape: Sequence[int], fan_in: int) -> str:
-        w = self.rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=tuple(shape)).astype(np.float32)
-        return self.const(name, w)
-
-    def uniform(self, name: str, shape: Sequence[int], low: float, high: float) -> str:
-        return self.const(name, self.rng.uniform(low, high, size=tuple(shape)).astype(np.float32))
-
-    def node(self, op: str, inputs: Sequence[str], output: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op, list(inputs), [output], name=output, **attrs))
-        return output
-
-    def model(
-        self,
-        name: str,
-        inputs: Sequence[onnx.ValueInfoProto],
-        outputs: Sequence[onnx.ValueInfoProto],
-        opset: int,
-        doc: str,
-    ) -> onnx.ModelProto:
-        graph = helper.make_graph(
-            self.nodes, name, list(inputs), list(outputs), initializer=self.initializers
-        )
-        graph.doc_string = doc
-        model = helper.make_model(
-            graph,
-            opset_imports=[helper.make_opsetid("", opset)],
-            producer_name="microlith-make_zoo",
-        )
-        model.ir_version = 8  # readable by every onnxruntime >= 1.15
-        # No value_info is stored (like the torch exports): shape inference is the
-        # compiler's job. The checker's full check still runs strict shape inference.
-        return model
-
-
-def build_helper_ops(seed: int = 1) -> onnx.ModelProto:
-    """One [1,3,12,12] -> [1,16] graph covering ops the trained models lack."""
-    b = _GraphBuilder(seed)
-    f32 = TensorProto.FLOAT
-
-    # Explicit constant Pad followed by an unpadded Conv: foldable into the Conv.
-    x = b.node(
-        "Pad",
-        ["input", b.const("pad_pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)),
-         b.const("pad_value", np.array(0.0, np.float32))],
-        "padded",
-        mode="constant",
-    )  # [1,3,14,14]
-    x = b.node(
-        "Conv",
-        [x, b.weight("conv_a.w", (8, 3, 3, 3), 27), b.uniform("conv_a.b", (8,), -0.1, 0.1)],
-        "conv_a",
-        kernel_shape=[3, 3], pads=[0, 0, 0, 0], strides=[1, 1],
-    )  # [1,8,12,12]
-    x = b.node("LeakyRelu", [x], "leaky", alpha=0.1)
-    # Asymmetric padding (TF "SAME" for an even kernel): pads = [top, left, bottom, right].
-    x = b.node(
-        "Conv",
-        [x, b.weight("conv_b.w", (8, 8, 2, 2), 32), b.uniform("conv_b.b", (8,), -0.1, 0.1)],
-        "conv_b",
-        kernel_shape=[2, 2], pads=[0, 0, 1, 1],
-    )  # [1,8,12,12]
-    # Per-channel broadcasting arithmetic against [C,1,1] constants.
-    x = b.node("Sub", [x, b.uniform("chan_shift", (8, 1, 1), -0.2, 0.2)], "sub")
-    x = b.node("Mul", [x, b.uniform("chan_scale", (8, 1, 1), 0.5, 1.5)], "mul")
-    x = b.node("Div", [x, b.uniform("chan_div", (8, 1, 1), 0.5, 2.0)], "div")
-    # Two branches: dilated conv + HardSwish, grouped (not depthwise) conv + HardSigmoid.
-    d = b.node(
-        "Conv",
-        [x, b.weight("conv_dil.w", (8, 8, 3, 3), 72), b.uniform("conv_dil.b", (8,), -0.1, 0.1)],
-        "conv_dilated",
-        kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 2, 2, 2],
-    )
-    d = b.node("HardSwish", [d], "hardswish")
-    g = b.node(
-        "Conv",
-        [x, b.weight("conv_grp.w", (8, 4, 3, 3), 36), b.uniform("conv_grp.b", (8,), -0.1, 0.1)],
-        "conv_grouped",
-        kernel_shape=[3, 3], group=2, pads=[1, 1, 1, 1],
-    )
-    g = b.node("HardSigmoid", [g], "hardsigmoid", alpha=0.2, beta=0.5)
-    x = b.node("Concat", [d, g], "concat", axis=1)  # [1,16,12,12]
-    x = b.node("Tanh", [x], "tanh")
-    x = b.node(
-        "AveragePool", [x], "avgpool",
-        kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=0,
-    )  # [1,16,12,12]
-    x = b.node("MaxPool", [x], "maxpool", kernel_shape=[2, 2], strides=[2, 2])  # [1,16,6,6]
-    x = b.node("Transpose", [x], "transpose", perm=[0, 1, 3, 2])
-    x = b.node("ReduceMean", [x], "reduce_mean", axes=[2, 3], keepdims=1)  # [1,16,1,1]
-    # Flatten through a dynamic-looking shape computation that folds to [1, -1].
-    shape = b.node("Shape", [x], "shape")
-    batch = b.node("Gather", [shape, b.const("idx0", np.array(0, np.int64))], "batch", axis=0)
-    batch = b.node("Unsqueeze", [batch, b.const("axes0", np.array([0], np.int64))], "batch_1d")
-    target = b.node(
-        "Concat", [batch, b.const("minus_one", np.array([-1], np.int64))], "target_shape", axis=0
-    )
-    x = b.node("Reshape", [x, target], "reshape")  # [1,16]
-    x = b.node("Unsqueeze", [x, b.const("axes1", np.array([1], np.int64))], "unsqueeze")
-    x = b.node("Squeeze", [x, b.const("axes1_sq", np.array([1], np.int64))], "squeeze")
-    x = b.node("Identity", [x], "identity")
-    x = b.node("Dropout", [x], "dropout")
-    # Scalar temperature so the Softmax input has a useful spread (errors stay visible).
-    x = b.node("Mul", [x, b.const("temperature", np.array(8.0, np.float32))], "scaled")
-    b.node("Softmax", [x], "output", axis=1)
-
-    return b.model(
-        "helper_ops",
-        [helper.make_tensor_value_info("input", f32, [1, 3, 12, 12])],
-        [helper.make_tensor_value_info("output", f32, [1, 16])],
-        HELPER_OPS_OPSET,
-        "Operator coverage graph built with onnx.helper (random weights).",
-    )
-
-
-def build_helper_matmul(seed: int = 2) -> onnx.ModelProto:
-    """Lone 4-D BatchNormalization, then MatMul+Add FC layers with a 2-D BatchNormalization."""
-    b = _GraphBuilder(seed)
-    f32 = TensorProto.FLOAT
-
-    def bn(x: str, name: str, channels: int) -> str:
-        return b.node(
-            "BatchNormalization",
-            [
-                x,
-                b.uniform(f"{name}.scale", (channels,), 0.5, 1.5),
-                b.uniform(f"{name}.bias", (channels,), -0.5, 0.5),
-                b.uniform(f"{name}.mean", (channels,), -0.5, 0.5),
-                b.uniform(f"{name}.var", (channels,), 0.5, 2.0),
-            ],
-            name,
-            epsilon=1e-3,
-        )
-
-    x = bn("input", "bn_in", 2)  # [1,2,4,4], no preceding Conv: a per-channel mul-add
-    x = b.node("Reshape", [x, b.const("flat_shape", np.array([1, 32], np.int64))], "flatten")
-    x = b.node("MatMul", [x, b.weight("fc1.w", (32, 16), 32)], "fc1_matmul")
-    x = b.node("Add", [x, b.uniform("fc1.b", (16,), -0.1, 0.1)], "fc1")
-    x = bn(x, "bn_fc1", 16)  # BatchNormalization on a [1,16] tensor
-    x = b.node("Relu", [x], "relu")
-    x = b.node("MatMul", [x, b.weight("fc2.w", (16, NUM_CLASSES), 16)], "fc2_matmul")
-    b.node("Add", [x, b.uniform("fc2.b", (NUM_CLASSES,), -0.1, 0.1)], "output")
-
-    return b.model(
-        "helper_matmul",
-        [helper.make_tensor_value_info("input", f32, [1, 2, 4, 4])],
-        [helper.make_tensor_value_info("output", f32, [1, NUM_CLASSES])],
-        HELPER_OPSET,
-        "Gemm-less fully connected layers and BatchNormalization without Conv.",
-    )
 
 
 # ----------------------------------------------------------------------------- the zoo
