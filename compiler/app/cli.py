@@ -15,16 +15,34 @@ from microlith.diagnostics import MicrolithError, UsageError
 EXIT_USAGE = 2
 
 
+MAX_DIM = 2**31 - 1  # TFLite stores dims as int32
+
+
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """``name=1,3,32,32`` -> ("name", (1, 3, 32, 32))."""
+    """``name=1,3,32,32`` -> ("name", (1, 3, 32, 32)); dims are 1..2**31-1."""
     name, sep, dims = text.rpartition("=")
     try:
         shape = tuple(int(d) for d in dims.split(","))
-    except ValueError:
+    except ValueError:  # not a number (or more digits than int() accepts)
         shape = ()
     if not sep or not name or not shape or any(d <= 0 for d in shape):
         raise UsageError(f"--input-shape {text!r}: expected NAME=D0,D1,... with positive dims")
+    if any(d > MAX_DIM for d in shape):
+        raise UsageError(f"--input-shape {text!r}: dimensions must be at most {MAX_DIM:,}")
     return name, shape
+
+
+def parse_input_shapes(texts: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Every ``--input-shape``; naming the same input twice is an error (not last-wins)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, shape = parse_input_shape(text)
+        if name in shapes:
+            raise UsageError(f"--input-shape given twice for input {name!r} "
+                             f"({','.join(map(str, shapes[name]))} and "
+                             f"{','.join(map(str, shape))})")
+        shapes[name] = shape
+    return shapes
 
 
 def parse_bytes(text: str) -> int:
@@ -159,7 +177,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         check_output_path(args.output)
     options = CompileOptions(
         target=args.target, pipeline=args.pipeline,
-        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        input_shapes=parse_input_shapes(args.input_shape),
         verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
         print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
         quantize=args.quantize, calibration_data=args.calibration_data,
@@ -224,7 +242,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from microlith.app.inspect_model import inspect_file
 
-    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    shapes = parse_input_shapes(args.input_shape)
     print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
     return 0
 
@@ -242,7 +260,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     options = DebugOptions(
         calibration_data=args.calibration_data, data=args.data,
         calibration_method=args.calibration_method, fallback=args.fallback,
-        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        input_shapes=parse_input_shapes(args.input_shape),
         samples=args.samples, quiet=args.quiet)
     report = debug_quantization(args.model, options)
     print(report.table(args.top), end="")
