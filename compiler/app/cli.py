@@ -7,12 +7,51 @@ no traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from microlith.diagnostics import MicrolithError, UsageError
 
 EXIT_USAGE = 2
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                            if hasattr(signal, name))
+
+
+class Terminated(BaseException):
+    """A terminating signal, raised where the program is so that cleanup code runs (the
+    temporary output files of ``write_atomic`` / ``write_directory``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise ``Terminated`` and SIGINT ``KeyboardInterrupt`` (once: later
+    signals are ignored while cleanup runs); signals the caller ignores stay ignored, and
+    the previous handlers are restored on exit."""
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    for sig in (signal.SIGINT, *TERMINATING_SIGNALS):
+        try:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread: leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 MAX_DIM = 2**31 - 1  # TFLite stores dims as int32
@@ -280,13 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with signals_as_exceptions():
+            return COMMANDS[args.command](args)
     except MicrolithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"error: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:
         if args.traceback:
             raise
