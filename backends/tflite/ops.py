@@ -237,8 +237,9 @@ def clip(ctx: LowerContext, node: Node) -> None:
         ctx.emit("RELU", [ctx.tensor(x)], [ctx.tensor(out)])
         return
     current = ctx.tensor(x)
-    steps = [(op, bound) for op, bound in (("MAXIMUM", low), ("MINIMUM", high))
-             if math.isfinite(bound)]
+    steps = [(op, bound) for op, bound, identity in (("MAXIMUM", low, -math.inf),
+                                                     ("MINIMUM", high, math.inf))
+             if bound != identity]  # max=-inf is not "no bound": every output is -inf
     if not steps:
         ctx.emit("RESHAPE", [current, ctx.const(np.array(out.shape, np.int32),
                                                 f"{node.name}_shape")],
