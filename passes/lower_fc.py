@@ -15,6 +15,7 @@ weights stay far from float32's limits; when ``max|alpha * B|`` exceeds
 ``MAX_FOLDED_WEIGHT`` (2**64; or overflows), folding could overflow where onnxruntime
 does not, so the Gemm becomes ``FullyConnected(x, B') * alpha + beta * C`` instead
 (three ops, onnxruntime's order). ``fold-batchnorm`` does not fold into such a Gemm.
+With ``beta = 0``, C is not read (NaN/Inf in it do not reach the output), as in BLAS.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
         if node.input(2) is not None and c is None:
             return Reject("the C operand is not constant")
         if c is not None:
-            bias = _bias_vector(c * np.float32(node.attr("beta", 1.0)), weight.shape[0])
+            beta = np.float32(node.attr("beta", 1.0))
+            if beta == 0:  # C is not read at all (as in BLAS): 0 * Inf would be NaN
+                c = np.where(np.isfinite(c), c, 0).astype(c.dtype)
+            bias = _bias_vector(c * beta, weight.shape[0])
             if bias is None:
                 return Reject(f"C of shape {c.shape} varies along M")
         if folded is None:

@@ -3,7 +3,8 @@ refusal, never silently different maths; one ``warning:`` line instead of numpy 
 
 * ``Clip(min=0, max=-inf)``: every output is -inf (the upper bound is not dropped);
 * Gemm ``alpha`` = 3.4e38: onnxruntime scales the product, so we do too (not the
-  weights, where 3.4e38 * B overflows); alpha = inf is refused at import;
+  weights, where 3.4e38 * B overflows); alpha = inf is refused at import; with
+  ``beta`` = 0, C is not read (Inf in it does not become NaN);
 * BatchNormalization whose scale overflows float32 is refused; one whose folded weights
   would overflow stays a multiply-add (onnxruntime's unfused maths); a negative variance
   is refused naming the node and channel -- no ``RuntimeWarning`` from ``np.sqrt``;
@@ -84,6 +85,19 @@ def test_gemm_ordinary_alpha_still_folds(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((1, 4)).astype(np.float32)
     np.testing.assert_allclose(litert_invoke(litert_interpreter(tflite), x), _ort(path, x),
                                atol=1e-6)
+
+
+def test_gemm_beta_zero_does_not_read_c(tmp_path: Path) -> None:
+    """onnxruntime (BLAS) ignores C when beta is 0: Inf in C must not become 0 * Inf = NaN."""
+    nodes = [helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="fc", beta=0.0)]
+    c = np.array([np.inf, 1.0, -np.inf], np.float32)
+    proto = model(nodes, X2, [vi("y", [1, 3])], {"w": np.ones((4, 3), np.float32), "c": c})
+    path, tflite, lines = _compile(tmp_path, proto)
+    assert len(lines) == 1 and "'c'" in lines[0], lines  # the import warning, nothing else
+    x = np.arange(4, dtype=np.float32)[None]
+    got = litert_invoke(litert_interpreter(tflite), x)
+    np.testing.assert_array_equal(got, _ort(path, x))
+    assert np.isfinite(got).all()
 
 
 def _conv_bn(gamma: np.ndarray, var: np.ndarray, weight: np.ndarray,
