@@ -138,6 +138,8 @@ CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str], list[str]]] = {
                           ["input 'x'", "8,589,934,592 bytes"]),
     "pads-2-40": (lambda: _conv(pads=[2**40] * 4), [], ["'conv'", "2199023255558"]),
     "strides-zero": (lambda: _conv(strides=[0, 1]), [], ["conv", "strides"]),
+    "strides-beyond-int16": (lambda: _conv(strides=[40000, 1]), [],
+                             ["'conv'", "strides [40000, 1]", "1..32,767"]),
     # class 7: a kernel larger than its padded input; Gather index; LeakyRelu alpha
     "kernel-larger-than-input": (
         lambda: model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],

@@ -50,16 +50,16 @@ class ImportContext:
         return self.values[node.input[index]]
 
     def ints(self, node: onnx.NodeProto, attrs: Attrs, name: str, default: tuple[int, ...],
-             length: int, minimum: int = 0) -> tuple[int, ...]:
-        """Integer-list attribute ``name``: ``length`` values in ``[minimum, 2**31 - 1]``."""
+             length: int, minimum: int = 0, maximum: int = INT32_MAX) -> tuple[int, ...]:
+        """Integer-list attribute ``name``: ``length`` values in ``[minimum, maximum]``."""
         raw = attrs.get(name, default)
         values = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
         if len(values) != length or not all(isinstance(v, int) for v in values):
             raise self.fail(node, f"attribute {name} must be {length} integers, got "
                                   f"{list(values)}")
-        if any(not minimum <= v <= INT32_MAX for v in values):
+        if any(not minimum <= v <= maximum for v in values):
             raise self.fail(node, f"attribute {name} {list(values)} is out of range "
-                                  f"({minimum}..{INT32_MAX:,})")
+                                  f"({minimum}..{maximum:,})")
         return values
 
     def finite(self, node: onnx.NodeProto, attrs: Attrs, name: str, default: float) -> float:

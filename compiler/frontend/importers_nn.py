@@ -13,6 +13,8 @@ import onnx
 from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
 from microlith.ir.core import Value
 
+INT16_MAX = 2**15 - 1
+
 # ---- spatial ops ------------------------------------------------------------------------
 
 def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw: tuple[int, int],
@@ -45,8 +47,9 @@ def _spatial_common(ctx: ImportContext, node: onnx.NodeProto, kernel: tuple[int,
         raise ctx.fail(node, f"only 2-D (4-D tensor) inputs are supported, got shape {x.shape}")
     if any(k < 1 for k in kernel):
         raise ctx.fail(node, f"kernel {list(kernel)} has an empty dimension")
-    strides = ctx.ints(node, attrs, "strides", (1, 1), 2, minimum=1)
-    dilations = ctx.ints(node, attrs, "dilations", (1, 1), 2, minimum=1)
+    # TFLite's kernels keep strides and dilations in int16 (LiteRT refuses larger ones)
+    strides = ctx.ints(node, attrs, "strides", (1, 1), 2, minimum=1, maximum=INT16_MAX)
+    dilations = ctx.ints(node, attrs, "dilations", (1, 1), 2, minimum=1, maximum=INT16_MAX)
     pads = _explicit_pads(ctx, node, attrs, x.shape[2:4], kernel, strides, dilations)
     for size, k, d, begin, end in zip(x.shape[2:4], kernel, dilations, pads[:2], pads[2:],
                                       strict=True):
