@@ -92,7 +92,14 @@ def _mutate_initializer(rng: random.Random, model: onnx.ModelProto) -> str:
     tensor = _pick(rng, model.graph.initializer)
     if tensor is None:
         return "initializer: none"
-    kind = rng.choice(["values", "truncate", "dtype", "grow"])
+    kind = rng.choice(["values", "values", "truncate", "dtype", "grow"])
+    if kind == "values" and tensor.data_type in (TensorProto.INT64, TensorProto.INT32):
+        array = numpy_helper.to_array(tensor).copy()  # shapes, axes, pads, indices
+        if array.size:
+            array.reshape(-1)[rng.randrange(array.size)] = rng.choice(
+                [v for v in INTERESTING_INTS if abs(v) < 2**62] + [-2, 0, 4])
+            tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+        return f"initializer {tensor.name!r} integer values"
     if kind == "values" and tensor.data_type == TensorProto.FLOAT:
         array = numpy_helper.to_array(tensor).copy()
         if array.size:
@@ -117,7 +124,14 @@ def _mutate_attribute(rng: random.Random, model: onnx.ModelProto) -> str:
     if node is None:
         return "attribute: none"
     attr = _pick(rng, node.attribute)
-    kind = rng.choice(["value", "value", "delete", "retype"])
+    kind = rng.choice(["value", "value", "delete", "retype", "add"])
+    if kind == "add":
+        name = rng.choice(["axis", "pads", "alpha", "group", "auto_pad", "ceil_mode",
+                           "kernel_shape", "perm", "keepdims", "to", "epsilon", "transA"])
+        value = rng.choice([rng.choice(INTERESTING_INTS), rng.choice(INTERESTING_FLOATS),
+                            [rng.choice(INTERESTING_INTS)] * rng.randint(1, 4), "SAME_LOWER"])
+        node.attribute.append(onnx.helper.make_attribute(name, value))
+        return f"node {node.name!r} attribute {name} added ({value!r})"
     if kind == "delete":
         node.attribute.remove(attr)
         return f"node {node.name!r} attribute {attr.name} deleted"
@@ -151,7 +165,7 @@ def _mutate_node(rng: random.Random, model: onnx.ModelProto) -> str:
     names = [v.name for v in graph.input] + [t.name for t in graph.initializer] + \
         [o for n in graph.node for o in n.output]
     kind = rng.choice(["drop-input", "add-input", "empty-input", "ghost-input", "rewire",
-                       "op-type", "delete-node", "dup-node"])
+                       "op-type", "delete-node", "dup-node", "move-node", "rename-output"])
     if kind == "drop-input" and node.input:
         del node.input[rng.randrange(len(node.input))]
     elif kind == "add-input":
@@ -170,6 +184,13 @@ def _mutate_node(rng: random.Random, model: onnx.ModelProto) -> str:
         del graph.node[index]
     elif kind == "dup-node":
         graph.node.add().CopyFrom(node)
+    elif kind == "move-node":  # the node list out of topological order
+        moved = onnx.NodeProto()
+        moved.CopyFrom(node)
+        del graph.node[index]
+        graph.node.insert(rng.randrange(len(graph.node) + 1), moved)
+    elif kind == "rename-output" and node.output:
+        node.output[0] = rng.choice(["renamed", "", *names])
     return f"node #{index} {kind}"
 
 
@@ -235,7 +256,7 @@ def mutate_onnx(rng: random.Random, data: bytes) -> tuple[bytes, str]:
         mutator = rng.choice(ONNX_MUTATORS)
         try:
             steps.append(mutator(rng, model))
-        except (IndexError, ValueError, TypeError, KeyError):  # nothing left to mutate
+        except Exception:  # nothing left to mutate, or an earlier step made it unreadable
             steps.append(f"{mutator.__name__}: not applicable")
     return model.SerializeToString(), "; ".join(steps)
 
@@ -268,11 +289,22 @@ def tflite_int_fields(buf: bytes) -> list[tuple[int, str]]:
         vector(sg, 2, "subgraph outputs")
         for i, t in enumerate(sg.tables(0)):
             vector(t, 0, f"tensor {i} shape")
+            scalar(t, 1, f"tensor {i} type")
             scalar(t, 2, f"tensor {i} buffer")
+            quant = t.table(4)
+            if quant is not None:
+                vector(quant, 2, f"tensor {i} scale")
+                vector(quant, 3, f"tensor {i} zero_point")
+                scalar(quant, 6, f"tensor {i} quantized_dimension")
         for i, op in enumerate(sg.tables(3)):
             scalar(op, 0, f"operator {i} opcode_index")
             vector(op, 1, f"operator {i} inputs")
             vector(op, 2, f"operator {i} outputs")
+            scalar(op, 3, f"operator {i} options_type")
+            options = op.table(4)
+            if options is not None:
+                for slot in range(max(0, (options.vtable_size - 4) // 2)):
+                    scalar(options, slot, f"operator {i} option {slot}")
     for i, oc in enumerate(root.tables(1)):
         scalar(oc, 3, f"opcode {i} builtin_code")
     for i, b in enumerate(root.tables(4)):
