@@ -104,7 +104,7 @@ def check_tensor_data(model: onnx.ModelProto, path: str) -> None:
             raise FrontendError(f"{path}: {what} is segmented, which is not supported")
         count = math.prod(tensor.dims)
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise FrontendError(f"{path}: {what} has external data outside the main graph")
+            raise FrontendError(f"{path}: {what} still refers to external data")
         if tensor.HasField("raw_data"):
             have, need, unit = len(tensor.raw_data), count * itemsize, "bytes of raw data"
         else:
@@ -127,37 +127,39 @@ def run_checker(model: onnx.ModelProto, path: str) -> None:
         onnx.checker.check_model(model, full_check=False)
     except (onnx.checker.ValidationError, ValueError) as exc:
         message = _first_line(exc)
-        culprit = _culprit(model)
-        if culprit and culprit.split("'")[1] not in message:
-            message = f"{culprit}: {message}"
+        label, name = _culprit(model)
+        if label and name not in message:
+            message = f"{label}: {message}"
         raise FrontendError(f"{path}: invalid ONNX model: {message}") from None
     finally:
         for value in filled:
             value.type.tensor_type.ClearField("shape")
 
 
-def _culprit(model: onnx.ModelProto) -> str:
-    """The first node or tensor failing its own check (the checker's message may not say)."""
+def _culprit(model: onnx.ModelProto) -> tuple[str, str]:
+    """(label, name) of the first node or tensor failing its own check (the checker's
+    message may not say which); ("", "") if none does."""
     ctx = onnx.checker.C.CheckerContext()
     ctx.ir_version = model.ir_version
     ctx.opset_imports = {entry.domain: entry.version for entry in model.opset_import}
     scope = onnx.checker.C.LexicalScopeContext()
-    parts: list[tuple[str, Callable[[], None]]] = []
+    parts: list[tuple[str, str, Callable[[], None]]] = []
     for index, node in enumerate(model.graph.node):
-        parts.append((f"node {node.name or f'#{index}'!r} ({node.op_type})",
+        name = node.name or f"#{index}"
+        parts.append((f"node {name!r} ({node.op_type})", name,
                       lambda node=node: onnx.checker.check_node(node, ctx, scope)))
     for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
-        parts.append((f"tensor {value.name!r}",
+        parts.append((f"tensor {value.name!r}", value.name,
                       lambda value=value: onnx.checker.check_value_info(value, ctx)))
     for tensor in model.graph.initializer:
-        parts.append((f"tensor {tensor.name!r}",
+        parts.append((f"tensor {tensor.name!r}", tensor.name,
                       lambda tensor=tensor: onnx.checker.check_tensor(tensor, ctx)))
-    for name, check in parts:
+    for label, name, check in parts:
         try:
             check()
         except (onnx.checker.ValidationError, ValueError):
-            return name
-    return ""
+            return label, name
+    return "", ""
 
 
 def check_inferred_shapes(model: onnx.ModelProto, path: str) -> None:
