@@ -6,6 +6,9 @@ the result, which replaces the
 node as a constant named after its output. Quantized values are not folded.
 Deliberately not handled: algebraic simplification (x*1, x+0); large results
 are still folded (weights pre-processing chains produce them legitimately).
+A fold whose result holds NaN/Inf although its inputs are finite (a division by
+zero, an overflow) is still folded, as onnxruntime computes it, with one warning
+naming the node instead of numpy's RuntimeWarning lines.
 """
 
 from __future__ import annotations
@@ -28,6 +31,16 @@ def foldable(node: Node) -> bool:
     return bool(present) and all(v.is_constant for v in present)
 
 
+def _warn_non_finite(node: Node, inputs: list[np.ndarray | None],
+                     results: list[np.ndarray], ctx: PassContext) -> None:
+    if not all(a is None or a.dtype.kind != "f" or bool(np.isfinite(a).all()) for a in inputs):
+        return  # NaN/Inf in a constant was already reported at import
+    bad = sum(int(np.count_nonzero(~np.isfinite(r))) for r in results if r.dtype.kind == "f")
+    if bad:
+        ctx.warn(f"fold-constants: node {node.name!r} ({node.op}) computes {bad} NaN/Inf "
+                 f"value(s) from finite constants (division by zero or overflow)")
+
+
 @register_pass
 @dataclass(frozen=True)
 class FoldConstants(Pass):
@@ -46,7 +59,11 @@ class FoldConstants(Pass):
                 if kernel is None:
                     ctx.remark(node, "not folded: no reference kernel")
                     continue
-                results = kernel(node, [None if v is None else v.data for v in node.inputs])
+                arrays = [None if v is None else v.data for v in node.inputs]
+                with np.errstate(all="ignore"):
+                    results = [np.asarray(r).astype(out.dtype.numpy, copy=False) for out, r in
+                               zip(node.outputs, kernel(node, arrays), strict=True)]
+                _warn_non_finite(node, arrays, results, ctx)
             folded = []
             for out, array in zip(node.outputs, results, strict=True):
                 array = np.asarray(array).astype(out.dtype.numpy, copy=False)

@@ -8,6 +8,14 @@ constant broadcastable to [N] (and the MatMul's only user) becomes the bias; a
 fused activation on that Add (if ``fuse-activation`` ran first) moves to the FC.
 Not handled: transA=1, non-constant weights (left to the backend, which will
 name them), a C that varies along M.
+
+onnxruntime computes ``alpha * (A @ B) + beta * C`` in float32: alpha scales the
+product, not B. Folding alpha into W only rounds differently while the folded
+weights stay far from float32's limits; when ``max|alpha * B|`` exceeds
+``MAX_FOLDED_WEIGHT`` (2**64; or overflows), folding could overflow where onnxruntime
+does not, so the Gemm becomes ``FullyConnected(x, B') * alpha + beta * C`` instead
+(three ops, onnxruntime's order). ``fold-batchnorm`` does not fold into such a Gemm.
+With ``beta = 0``, C is not read (NaN/Inf in it do not reach the output), as in BLAS.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microlith.ir.core import Graph, Node
+from microlith.ir.core import Graph, Node, Value
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.rewriter import Reject, sole_user
 
@@ -30,15 +38,29 @@ def _bias_vector(data: np.ndarray, n: int) -> np.ndarray | None:
     return None
 
 
+MAX_FOLDED_WEIGHT = 2.0**64
+
+
+def _foldable_alpha(weight: np.ndarray, alpha: np.float32) -> np.ndarray | None:
+    """``weight * alpha`` if that is safe to use instead of scaling the product."""
+    scaled = weight * alpha
+    if alpha == 1 or not np.isfinite(weight).all():  # NaN/Inf weights: reported at import
+        return scaled
+    return scaled if bool((np.abs(scaled) <= MAX_FOLDED_WEIGHT).all()) else None
+
+
 @dataclass
 class FCPlan:
-    """How a Gemm/MatMul becomes FullyConnected: weight [N, K], bias, absorbed Add."""
+    """How a Gemm/MatMul becomes FullyConnected: weight [N, K], bias, absorbed Add; with
+    ``alpha`` set, the product is scaled by it before the bias is added (separate ops)."""
 
     weight: np.ndarray
     bias: np.ndarray | None
     absorbed: Node | None
+    alpha: np.float32 | None = None
 
 
+@np.errstate(all="ignore")  # NaN/Inf weights were reported at import; overflow is checked
 def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
     """Decide whether ``node`` (Gemm/MatMul) can be lowered; does not change the graph."""
     x, b = node.arg(0), node.arg(1)
@@ -51,14 +73,21 @@ def plan_fc(graph: Graph, node: Node) -> FCPlan | Reject:
         if node.attr("transA", 0):
             return Reject("transA=1 is not supported")
         weight = b.data if node.attr("transB", 0) else b.data.T
-        weight = weight * np.float32(node.attr("alpha", 1.0))
+        alpha = np.float32(node.attr("alpha", 1.0))
+        folded = _foldable_alpha(weight, alpha)
         c = node.const_input(2)
         if node.input(2) is not None and c is None:
             return Reject("the C operand is not constant")
         if c is not None:
-            bias = _bias_vector(c * np.float32(node.attr("beta", 1.0)), weight.shape[0])
+            beta = np.float32(node.attr("beta", 1.0))
+            if beta == 0:  # C is not read at all (as in BLAS): 0 * Inf would be NaN
+                c = np.where(np.isfinite(c), c, 0).astype(c.dtype)
+            bias = _bias_vector(c * beta, weight.shape[0])
             if bias is None:
                 return Reject(f"C of shape {c.shape} varies along M")
+        if folded is None:
+            return FCPlan(weight, bias, None, alpha)
+        weight = folded
     else:
         weight = b.data.T
         user = sole_user(node.output, graph)
@@ -83,6 +112,8 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
     assert x is not None and b is not None
     inputs = [x, graph.add_constant(np.ascontiguousarray(plan.weight, np.float32),
                                     b.name + "_fc")]
+    if plan.alpha is not None:
+        return _lower_scaled(graph, node, plan, inputs)
     if plan.bias is not None:
         inputs.append(graph.add_constant(plan.bias, (node.input(2) or b).name + "_bias"))
     absorbed = plan.absorbed
@@ -99,6 +130,23 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
     graph.remove_node(node)
     graph.rename_value(fc.output, old.name)
     graph.rename_node(fc, node.name)
+    return fc
+
+
+def _lower_scaled(graph: Graph, node: Node, plan: FCPlan, inputs: list[Value]) -> Node:
+    """``FullyConnected(x, B') * alpha (+ beta * C)``: onnxruntime's order of operations."""
+    fc = graph.add_node("FullyConnected", inputs, {}, name=node.name + "_product", after=node)
+    fc.meta.update(node.meta)
+    alpha = graph.add_constant(np.array(plan.alpha, np.float32), node.name + "_alpha")
+    last = graph.add_node("Mul", [fc.output, alpha], name=node.name + "_scale", after=fc)
+    if plan.bias is not None:
+        bias = graph.add_constant(plan.bias, (node.input(2) or inputs[1]).name + "_bias")
+        last = graph.add_node("Add", [last.output, bias], name=node.name + "_bias",
+                              after=last)
+    old = node.output
+    graph.replace_all_uses(old, last.output)
+    graph.remove_node(node)
+    graph.rename_value(last.output, old.name)
     return fc
 
 

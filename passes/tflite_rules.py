@@ -310,8 +310,9 @@ def _clip(graph: Graph, node: Node) -> None:
     if (low, high) == (0.0, math.inf):
         graph.rewrite_node(node, "tfl.relu", [x])
         return
-    steps = [(op, bound) for op, bound in (("maximum", low), ("minimum", high))
-             if math.isfinite(bound)]
+    steps = [(op, bound) for op, bound, identity in (("maximum", low, -math.inf),
+                                                     ("minimum", high, math.inf))
+             if bound != identity]  # max=-inf is not "no bound": every output is -inf
     if not steps:
         shape = const(graph, np.array(out.shape, np.int32), f"{node.name}_shape")
         graph.rewrite_node(node, "tfl.reshape", [x, shape], {"new_shape": list(out.shape)})

@@ -7,24 +7,81 @@ no traceback and no partial output file.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
 EXIT_USAGE = 2
+TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                            if hasattr(signal, name))
+
+
+class Terminated(BaseException):
+    """A terminating signal, raised where the program is so that cleanup code runs (the
+    temporary output files of ``write_atomic`` / ``write_directory``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise ``Terminated`` and SIGINT ``KeyboardInterrupt`` (once: later
+    signals are ignored while cleanup runs); signals the caller ignores stay ignored, and
+    the previous handlers are restored on exit."""
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    for sig in (signal.SIGINT, *TERMINATING_SIGNALS):
+        try:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread: leave signals alone
+            break
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+MAX_DIM = 2**31 - 1  # TFLite stores dims as int32
 
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """``name=1,3,32,32`` -> ("name", (1, 3, 32, 32))."""
+    """``name=1,3,32,32`` -> ("name", (1, 3, 32, 32)); dims are 1..2**31-1."""
     name, sep, dims = text.rpartition("=")
     try:
         shape = tuple(int(d) for d in dims.split(","))
-    except ValueError:
+    except ValueError:  # not a number (or more digits than int() accepts)
         shape = ()
     if not sep or not name or not shape or any(d <= 0 for d in shape):
         raise UsageError(f"--input-shape {text!r}: expected NAME=D0,D1,... with positive dims")
+    if any(d > MAX_DIM for d in shape):
+        raise UsageError(f"--input-shape {text!r}: dimensions must be at most {MAX_DIM:,}")
     return name, shape
+
+
+def parse_input_shapes(texts: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Every ``--input-shape``; naming the same input twice is an error (not last-wins)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, shape = parse_input_shape(text)
+        if name in shapes:
+            raise UsageError(f"--input-shape given twice for input {name!r} "
+                             f"({','.join(map(str, shapes[name]))} and "
+                             f"{','.join(map(str, shape))})")
+        shapes[name] = shape
+    return shapes
 
 
 def parse_bytes(text: str) -> int:
@@ -167,7 +224,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         check_output_path(args.output)
     options = CompileOptions(
         target=args.target, pipeline=args.pipeline,
-        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        input_shapes=parse_input_shapes(args.input_shape),
         verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
         print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
         quantize=args.quantize, calibration_data=args.calibration_data,
@@ -232,7 +289,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from microlith.app.inspect_model import inspect_file
 
-    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    shapes = parse_input_shapes(args.input_shape)
     print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
     return 0
 
@@ -250,7 +307,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     options = DebugOptions(
         calibration_data=args.calibration_data, data=args.data,
         calibration_method=args.calibration_method, fallback=args.fallback,
-        input_shapes=dict(parse_input_shape(s) for s in args.input_shape),
+        input_shapes=parse_input_shapes(args.input_shape),
         samples=args.samples, quiet=args.quiet)
     report = debug_quantization(args.model, options)
     print(report.table(args.top), end="")
@@ -270,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with signals_as_exceptions():
+            return COMMANDS[args.command](args)
     except MicrolithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "verbose", False) and exc.context:  # -v: the IR around the node
@@ -279,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"error: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # InternalError and any other: a bug, never the user's input
         if args.traceback:
             raise

@@ -8,11 +8,15 @@ edited by ``microlith.app.pipeline_edits``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -235,23 +239,39 @@ def check_output_dir(path: str | os.PathLike[str]) -> None:
         raise UsageError(f"{path}: exists and is not a directory")
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP held back (delivered on exit) while a temporary is created or
+    the outputs are renamed into place, so a handler never runs in between."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None:
     """Write ``files`` into ``path``: a new directory appears whole (renamed into place);
-    in an existing one each file is replaced atomically."""
+    in an existing one every file is written to a temporary first and the temporaries are
+    renamed over the old files only once all are written (no mix of old and new files
+    after a failure or a signal)."""
     check_output_dir(path)
     path = os.fspath(path)
     if os.path.isdir(path):
         for name in sorted(files):  # refuse before replacing any of them
             check_replaceable(os.path.join(path, name))
-        for name, text in sorted(files.items()):
-            write_atomic(os.path.join(path, name), text.encode())
+        _replace_files(path, {name: text.encode() for name, text in files.items()})
         return
     parent = os.path.dirname(os.path.abspath(path))
+    tmp: str | None = None
     try:
-        tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
+        with signals_deferred():
+            tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
         for name, text in sorted(files.items()):
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -260,9 +280,48 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
     except BaseException as exc:
         import shutil
 
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None and os.path.lexists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
             raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+def _replace_files(directory: str, blobs: dict[str, bytes]) -> None:
+    """Each blob to a temporary in ``directory``, then all renamed into place at once."""
+    temps: dict[str, str] = {}
+    try:
+        for name, data in sorted(blobs.items()):
+            temps[name] = _write_temporary(os.path.join(directory, name), data)
+        with signals_deferred():
+            for name in sorted(temps):  # again: a path may have changed meanwhile
+                check_replaceable(os.path.join(directory, name))
+            for name in sorted(temps):
+                os.replace(temps.pop(name), os.path.join(directory, name))
+    except BaseException as exc:
+        for tmp in temps.values():
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UsageError(f"{directory}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+def _write_temporary(path: str, data: bytes) -> str:
+    """``data`` in a new ``.microlith-*`` file beside ``path`` with a new file's usual mode;
+    removed again if anything (an error or a signal) interrupts the write."""
+    tmp: str | None = None
+    try:
+        with signals_deferred():
+            fd, tmp = tempfile.mkstemp(prefix=".microlith-",
+                                       dir=os.path.dirname(os.path.abspath(path)))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, _new_file_mode())
+        return tmp
+    except BaseException:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
         raise
 
 
@@ -305,23 +364,20 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 
     The temporary file is created with mode 0o600; it gets the usual mode of a new
     file (0o666 minus the umask) before the rename, like a plain ``open()`` would.
-    An ``OSError`` (disk full, ...) becomes a one-line ``UsageError`` naming ``path``.
+    An ``OSError`` (disk full, ...) becomes a one-line ``UsageError`` naming ``path``;
+    on any error, and on a signal the CLI turns into an exception, the temporary is
+    removed.
     """
     check_output_path(path)
     path = os.fspath(path)
+    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".microlith-",
-                                   dir=os.path.dirname(os.path.abspath(path)))
-    except OSError as exc:  # e.g. disk full: the user's problem, not an internal error
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, _new_file_mode())
-        check_replaceable(path)  # again: the path may have changed during the compile
-        os.replace(tmp, path)
+        tmp = _write_temporary(path, data)
+        with signals_deferred():
+            check_replaceable(path)  # again: the path may have changed during the compile
+            os.replace(tmp, path)
     except BaseException as exc:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
             raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None

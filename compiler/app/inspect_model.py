@@ -1,24 +1,46 @@
 """``microlith inspect``: ops, tensors, parameter bytes and peak activation memory.
 
 Works on ``.onnx`` (imported, no passes run) and ``.tflite`` (parsed with our
-reader), like ``tf.lite.experimental.Analyzer``. The peak-activation estimate is
-the largest sum of bytes of activations live at one op (no in-place reuse), in
-the file's own op order.
+reader), like ``tf.lite.experimental.Analyzer``, and on a C output directory (its
+``*_memory_plan.json``). The peak-activation estimate is the largest sum of bytes
+of activations live at one op (no in-place reuse), in the file's own op order.
+
+Damaged input is one ``FrontendError`` line naming the file and the tensor, operator
+or field: only regular files are read (at most ``MAX_TFLITE_BYTES`` /
+``MAX_PLAN_BYTES``); every tensor index of an operator or of the subgraph's
+inputs/outputs must exist (-1 only for an absent optional operator input); dims must
+be non-negative (sizes are Python integers: no int64 overflow); a memory plan must
+have the fields ``plan-memory`` writes, with non-negative integers where it writes them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import sys
 from collections import Counter
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from microlith.diagnostics import FrontendError, UsageError
-from microlith.liveness import lifetimes, peak_live_bytes
+from microlith.frontend.input_files import open_regular, read_bounded
+from microlith.liveness import lifetimes
+
+if TYPE_CHECKING:
+    from microlith.formats.tflite.flatbuffer import TflModel
+
+
+MAX_TFLITE_BYTES = 2**31 - 1  # flatbuffers' 2 GB limit
+MAX_PLAN_BYTES = 64 << 20
 
 
 def _is_tflite(path: str) -> bool:
-    with open(path, "rb") as handle:
+    handle, _ = open_regular(path, "an .onnx or .tflite file or a C output directory",
+                             sys.maxsize)
+    with handle:
         head = handle.read(8)
     return len(head) == 8 and head[4:8] == b"TFL3"
 
@@ -28,13 +50,28 @@ def inspect_file(path: str, list_tensors: bool = False,
     """The report text; ``input_shapes`` pins dynamic inputs of an .onnx file."""
     if os.path.isdir(path):
         return _inspect_c_dir(path)
-    if not os.path.isfile(path):
-        raise FrontendError(f"{path}: no such file")
     if _is_tflite(path):
         if input_shapes:
             raise UsageError(f"{path}: --input-shape applies to .onnx files only")
         return _inspect_tflite(path, list_tensors)
     return _inspect_onnx(path, list_tensors, input_shapes or {})
+
+
+def _peak(steps: list[tuple[list[Hashable], list[Hashable]]], inputs: list[Hashable],
+          outputs: list[Hashable], sizes: dict[Hashable, int]) -> tuple[int, int]:
+    """``liveness.peak_live_bytes`` of ``liveness.lifetimes`` (the same first step of the
+    largest sum) by a sweep over the steps: linear, not steps x tensors."""
+    delta = [0] * (max(len(steps), 1) + 1)
+    for name, span in lifetimes(steps, inputs, outputs).items():
+        if span.first <= span.last:
+            delta[span.first] += sizes[name]
+            delta[span.last + 1] -= sizes[name]
+    best, at, total = 0, 0, 0
+    for step in range(max(len(steps), 1)):
+        total += delta[step]
+        if total > best:
+            best, at = total, step
+    return best, at
 
 
 def _fmt_quant(scale: list[float] | tuple[float, ...], zero: list[int] | tuple[int, ...],
@@ -60,23 +97,44 @@ def _report(kind: str, path: str, ops: Counter[str], rows: list[tuple[str, str, 
     return "\n".join(lines) + "\n"
 
 
+def _check_tflite(path: str, model: TflModel) -> None:
+    """Indices in range, dims non-negative (see the module docstring)."""
+    count = len(model.tensors)
+    for i, tensor in enumerate(model.tensors):
+        if any(d < 0 for d in tensor.shape):
+            raise FrontendError(f"{path}: tensor {i} ({tensor.name!r}) has a negative "
+                                f"dimension in shape {tensor.shape}")
+    for where, indices in (("subgraph inputs", model.inputs),
+                           ("subgraph outputs", model.outputs)):
+        for index in indices:
+            if not 0 <= index < count:
+                raise FrontendError(f"{path}: {where} name tensor {index}, but the subgraph "
+                                    f"has {count} tensors")
+    for number, op in enumerate(model.operators):
+        for kind, indices, lowest in (("input", op.inputs, -1), ("output", op.outputs, 0)):
+            for index in indices:
+                if not lowest <= index < count:
+                    raise FrontendError(f"{path}: operator {number} ({op.op}) {kind} names "
+                                        f"tensor {index}, but the subgraph has {count} tensors")
+
+
 def _inspect_tflite(path: str, list_tensors: bool) -> str:
     from microlith.formats.tflite.flatbuffer import parse_model
 
-    with open(path, "rb") as handle:
-        data = handle.read()
+    data = read_bounded(path, "a .tflite file", MAX_TFLITE_BYTES)
     try:
         model = parse_model(data)
     except Exception as exc:  # the reader raises ValueError/struct errors on damage
         raise FrontendError(f"{path}: not a valid .tflite file ({exc})") from None
+    _check_tflite(path, model)
     ops = Counter(op.op for op in model.operators)
     constants = {i for i, t in enumerate(model.tensors) if t.data is not None}
-    sizes = {i: int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
-             for i, t in enumerate(model.tensors)}
-    steps = [([i for i in op.inputs if i >= 0 and i not in constants],
-              [o for o in op.outputs if o not in constants]) for op in model.operators]
-    live = lifetimes(steps, model.inputs, model.outputs)
-    peak, at = peak_live_bytes(live, sizes, len(steps))
+    sizes: dict[Hashable, int] = {i: math.prod(t.shape) * _itemsize(t.dtype)
+                                  for i, t in enumerate(model.tensors)}
+    steps: list[tuple[list[Hashable], list[Hashable]]] = [
+        ([i for i in op.inputs if i >= 0 and i not in constants],
+         [o for o in op.outputs if o not in constants]) for op in model.operators]
+    peak, at = _peak(steps, list(model.inputs), list(model.outputs), sizes)
     where = model.operators[at].op if model.operators else "-"
     rows = []
     for i, t in enumerate(model.tensors):
@@ -99,11 +157,13 @@ def _inspect_onnx(path: str, list_tensors: bool,
 
     graph = load_onnx(path, input_shapes, warn=lambda message: None)
     ops = Counter(node.meta.get("onnx_op", node.op) for node in graph.nodes)
-    sizes = {v.name: v.type.nbytes for v in graph.values.values()}
-    steps = [([v.name for v in n.inputs if v is not None and not v.is_constant],
-              [v.name for v in n.outputs]) for n in graph.nodes]
-    live = lifetimes(steps, [v.name for v in graph.inputs], [v.name for v in graph.outputs])
-    peak, at = peak_live_bytes(live, sizes, len(steps))
+    sizes: dict[Hashable, int] = {v.name: math.prod(v.shape) * v.dtype.itemsize
+                                  for v in graph.values.values()}
+    steps: list[tuple[list[Hashable], list[Hashable]]] = [
+        ([v.name for v in n.inputs if v is not None and not v.is_constant],
+         [v.name for v in n.outputs]) for n in graph.nodes]
+    peak, at = _peak(steps, [v.name for v in graph.inputs], [v.name for v in graph.outputs],
+                     sizes)
     where = graph.nodes[at].name if graph.nodes else "-"
     rows = []
     for value in graph.values.values():
@@ -113,23 +173,72 @@ def _inspect_onnx(path: str, list_tensors: bool,
             "constant" if value.is_constant else "activation"
         rows.append((value.name, str(value.dtype.numpy), "x".join(map(str, value.shape))
                      or "scalar", quant, kind))
-    params = sum(v.type.nbytes for v in graph.constants())
+    params = sum(math.prod(v.shape) * v.dtype.itemsize for v in graph.constants())
     io = [f"input  {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.inputs]
     io += [f"output {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.outputs]
     return _report("onnx", path, ops, rows, params, (peak, at, where), io, list_tensors)
 
 
+def _itemsize(dtype: str) -> int:
+    """Bytes per element of a TFLite dtype name (int4 counts as a byte, as stored)."""
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:  # int4, string, ...: no numpy dtype of that name
+        return 1
+
+
+def _plan_int(name: str, value: object, field: str, minimum: int | None = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or (
+            minimum is not None and value < minimum):
+        bound = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise FrontendError(f"{name}: field {field!r} must be {bound}, got {value!r}"[:300])
+    return value
+
+
+def _plan_table(name: str, value: object, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise FrontendError(f"{name}: field {field!r} must be an object, got "
+                            f"{type(value).__name__}")
+    return value
+
+
+def _read_plan(name: str) -> dict[str, Any]:
+    """A ``*_memory_plan.json`` with every field ``_inspect_c_dir`` prints checked."""
+    text = read_bounded(name, "a memory plan (JSON)", MAX_PLAN_BYTES)
+    try:
+        plan = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FrontendError(f"{name}: not a valid memory plan ({reason})") from None
+    plan = _plan_table(name, plan, "(top level)")
+    for key in ("arena_size", "lower_bound", "alignment", "tensors"):
+        if key not in plan:
+            raise FrontendError(f"{name}: not a valid memory plan (no field {key!r})")
+    _plan_int(name, plan["arena_size"], "arena_size")
+    _plan_int(name, plan["lower_bound"], "lower_bound")
+    _plan_int(name, plan["alignment"], "alignment", minimum=1)
+    for group, keys in (("tensors", ("offset", "size", "first", "last")),
+                        ("scratch", ("offset", "size"))):
+        for item, info in _plan_table(name, plan.get(group, {}), group).items():
+            info = _plan_table(name, info, f"{group}.{item}")
+            for key in keys:
+                _plan_int(name, info.get(key), f"{group}.{item}.{key}",
+                          None if key in ("first", "last") else 0)
+    return plan
+
+
 def _inspect_c_dir(path: str) -> str:
     """A C target output directory: the memory plan (offsets, lifetimes, lower bound)."""
-    import json
-
-    plans = sorted(f for f in os.listdir(path) if f.endswith("_memory_plan.json"))
+    try:
+        plans = sorted(f for f in os.listdir(path) if f.endswith("_memory_plan.json"))
+    except OSError as exc:
+        raise FrontendError(f"{path}: cannot list the directory ({exc.strerror or exc})"
+                            ) from None
     if not plans:
         raise FrontendError(f"{path}: not a microlith C output directory (no *_memory_plan.json)")
     lines = []
     for name in plans:
-        with open(os.path.join(path, name)) as handle:
-            plan = json.load(handle)
+        plan = _read_plan(os.path.join(path, name))
         arena, lower = plan["arena_size"], plan["lower_bound"]
         ratio = arena / lower if lower else 1.0
         lines.append(f"{os.path.join(path, name)}: arena {arena:,} bytes, liveness lower bound "

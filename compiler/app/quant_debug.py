@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
-from numpy.lib.npyio import NpzFile
 
 from microlith.app.driver import CompileOptions, calibration_context, check_quantize_options
 from microlith.app.integer_run import executable, node_runner
 from microlith.calibration.data import (
+    MAX_CALIBRATION_BYTES,
     CalibrationError,
     CalibrationSet,
     Progress,
@@ -59,6 +59,7 @@ from microlith.calibration.data import (
     load_calibration_file,
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
+from microlith.frontend.input_files import load_npz
 from microlith.interpreter import KERNELS, run_graph
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.types import QuantParams
@@ -241,13 +242,13 @@ def load_eval_data(source: Any, graph: Graph) -> tuple[CalibrationSet, np.ndarra
         return calibration_set_from_arrays(source, specs), None
     where, arrays = os.fspath(source), None
     if os.path.isfile(where) and LABELS_KEY not in {s.name for s in specs}:
-        try:
-            archive = np.load(where, allow_pickle=False)
-            if isinstance(archive, NpzFile):
-                with archive:
-                    if LABELS_KEY in archive.files:
-                        arrays = {k: archive[k] for k in archive.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        try:  # only the member list here; the arrays are read with their headers checked
+            with zipfile.ZipFile(where) as archive:
+                with_labels = LABELS_KEY + ".npy" in archive.namelist()
+            if with_labels:
+                arrays, _ = load_npz(where, MAX_CALIBRATION_BYTES, CalibrationError,
+                                     max(spec.dtype.itemsize for spec in specs))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, CalibrationError):
             arrays = None  # load_calibration_file says what is wrong
     if arrays is None:
         return load_calibration_file(where, specs), None
@@ -259,14 +260,27 @@ def load_eval_data(source: Any, graph: Graph) -> tuple[CalibrationSet, np.ndarra
     return data, check_labels(labels, len(data), f"{where!r}: ")
 
 
-def check_labels(labels: Any, count: int, where: str = "") -> np.ndarray:
-    """``count`` integer class ids, one per sample, as an int64 vector."""
+def _classes(graph: Graph) -> int | None:
+    """How many class ids the first output scores (its elements per sample)."""
+    return int(np.prod(graph.outputs[0].shape[1:])) if graph.outputs else None
+
+
+def check_labels(labels: Any, count: int, where: str = "",
+                 classes: int | None = None) -> np.ndarray:
+    """``count`` integer class ids, one per sample, as an int64 vector; with ``classes``,
+    each in ``[0, classes)``."""
     array = np.asarray(labels)
     if array.ndim != 1 or array.dtype.kind not in "iub":
         raise UsageError(f"{where}labels must be a 1-D array of integer class ids, got "
                          f"{array.dtype} of shape {list(array.shape)}")
     if len(array) != count:
         raise UsageError(f"{where}{len(array)} labels for {count} samples")
+    if classes is not None and len(array):
+        outside = np.flatnonzero((array < 0) | (array >= classes))
+        if len(outside):
+            raise UsageError(f"{where}label {int(array[outside[0]])} of sample "
+                             f"{int(outside[0])} is not a class id of the model's first "
+                             f"output (0..{classes - 1})")
     return array.astype(np.int64)
 
 
@@ -379,9 +393,10 @@ def compare(float_graph: Graph, int8_graph: Graph, data: CalibrationSet,
             labels: np.ndarray | None = None, *, batch_size: int = 32, quiet: bool = False,
             stream: TextIO | None = None, warn: WarningSink = stderr_warning) -> DebugReport:
     """Run both graphs on ``data`` and measure every int8 tensor (see the module docstring)."""
-    labels = None if labels is None else check_labels(labels, len(data))
     probes = _probes(float_graph, int8_graph, warn)
     outputs = [p for v in int8_graph.outputs for p in probes if p.value is v]
+    labels = None if labels is None else check_labels(labels, len(data),
+                                                      classes=_classes(int8_graph))
     picks: list[tuple[np.ndarray, np.ndarray]] = []
     progress = Progress(len(data), label="comparing", stream=stream,
                         enabled=False if quiet else None)
@@ -435,6 +450,9 @@ def debug_quantization(model: str | os.PathLike[str], options: DebugOptions) -> 
                                    ) from None
     if options.labels is not None:
         labels = check_labels(options.labels, len(data))
+    if labels is not None:
+        where = f"{os.fspath(options.data)!r}: " if options.labels is None else ""
+        labels = check_labels(labels, len(data), where, classes=_classes(float_graph))
     if options.samples and options.samples < len(data):
         data = data.head(options.samples)
         labels = None if labels is None else labels[:options.samples]

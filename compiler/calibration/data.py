@@ -30,8 +30,20 @@ Files (``load_calibration_file``)
 
 Values: numbers only (bool, integers, floats); they are cast to the input's dtype
 (``float64`` data becomes ``float32``); integer inputs refuse floating-point data.
-Floating-point data must be finite. Every error is a one-line ``CalibrationError``
-naming the file or sample and the input.
+Floating-point data must be finite, and every value must fit the input's dtype (a
+float64 of 1e39 would become Inf, an int of 300 would wrap in int8). Every error is a
+one-line ``CalibrationError`` naming the file or sample and the input.
+
+Memory
+------
+Only regular files are read (a FIFO or device is refused before it is opened). A
+``.npy`` header, and the header of each ``.npz`` member, is read first: its shape and
+dtype must fit the bytes that follow it (for a ``.npz`` member, its uncompressed size,
+which also bounds inflating it) and the budget, ``MAX_CALIBRATION_BYTES`` (1 GiB) by
+default, for all arrays of a file or directory together, each element counted at the
+larger of its size in the file and in the input's dtype. A representative-dataset
+iterable is held to the same budget. Peak memory is about twice the budget while the
+arrays are converted and stacked.
 """
 
 from __future__ import annotations
@@ -40,7 +52,6 @@ import hashlib
 import os
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +60,10 @@ from typing import Any, TextIO
 import numpy as np
 
 from microlith.diagnostics import MicrolithError
+from microlith.frontend.input_files import load_npy, load_npz, open_regular
 from microlith.ir.core import Graph
+
+MAX_CALIBRATION_BYTES = 1 << 30  # samples held in memory (see "Memory" in the module doc)
 
 
 class CalibrationError(MicrolithError):
@@ -138,7 +152,25 @@ def _as_stack(array: Any, spec: InputSpec, where: str) -> np.ndarray:
             at = f" in sample {bad[0]}" if len(stack) > 1 else ""
             raise CalibrationError(f"calibration data for input {spec.name!r} ({where}) "
                                    f"contains {what}{at}")
+    _check_range(stack, spec, where)
     return stack.astype(spec.dtype, copy=False)
+
+
+def _check_range(stack: np.ndarray, spec: InputSpec, where: str) -> None:
+    """Every value must be representable in the input's dtype (no overflow to Inf, no
+    integer wrap-around)."""
+    if not stack.size or stack.dtype == spec.dtype or spec.dtype.kind == "b":
+        return
+    info = np.finfo(spec.dtype) if spec.dtype.kind == "f" else np.iinfo(spec.dtype)
+    rows = stack.reshape(len(stack), -1)
+    outside = (rows < info.min) | (rows > info.max)
+    bad = np.flatnonzero(outside.any(axis=1))
+    if len(bad):
+        at = f" in sample {bad[0]}" if len(stack) > 1 else ""
+        value = rows[bad[0]][outside[bad[0]]][0]
+        raise CalibrationError(f"calibration data for input {spec.name!r} ({where}) holds "
+                               f"{value:.6g}{at}, outside the range of the input's "
+                               f"{spec.dtype} ({info.min:.6g}..{info.max:.6g})")
 
 
 class CalibrationSet:
@@ -227,7 +259,8 @@ def calibration_set_from_arrays(arrays: Mapping[str, Any] | Sequence[Any] | np.n
 
 
 def calibration_set_from_iterable(iterable: Iterable[Any] | Callable[[], Iterable[Any]],
-                                  inputs: Sequence[InputSpec]) -> CalibrationSet:
+                                  inputs: Sequence[InputSpec],
+                                  max_bytes: int = MAX_CALIBRATION_BYTES) -> CalibrationSet:
     """Collect a TFLite-style ``representative_dataset``.
 
     ``iterable`` (or a function returning one, like TFLite's generator function) yields
@@ -242,9 +275,14 @@ def calibration_set_from_iterable(iterable: Iterable[Any] | Callable[[], Iterabl
         raise CalibrationError(f"the representative dataset must be iterable, got "
                                f"{type(iterable).__name__}")
     parts: dict[str, list[np.ndarray]] = {spec.name: [] for spec in inputs}
+    held = 0
     for index, item in enumerate(iterable):
         for name, stack in _by_name(item, inputs, f"sample {index}").items():
             parts[name].append(stack)
+            held += stack.nbytes
+        if held > max_bytes:
+            raise CalibrationError(f"the representative dataset holds more than {max_bytes:,} "
+                                   f"bytes at sample {index}; use fewer samples")
     if not parts or not next(iter(parts.values())):
         raise CalibrationError("the representative dataset yielded no samples")
     return CalibrationSet(inputs, {n: np.concatenate(p) for n, p in parts.items()})
@@ -281,65 +319,69 @@ def _by_name(item: Any, inputs: list[InputSpec], where: str) -> dict[str, np.nda
     return {spec.name: _as_stack(a, spec, where) for spec, a in zip(inputs, arrays, strict=True)}
 
 
-def load_calibration_file(path: str | os.PathLike[str],
-                          inputs: Sequence[InputSpec]) -> CalibrationSet:
-    """Read a ``.npz``, a ``.npy`` or a directory of ``.npy`` files (see the module doc)."""
+def load_calibration_file(path: str | os.PathLike[str], inputs: Sequence[InputSpec],
+                          max_bytes: int = MAX_CALIBRATION_BYTES) -> CalibrationSet:
+    """Read a ``.npz``, a ``.npy`` or a directory of ``.npy`` files (see the module doc),
+    holding at most ``max_bytes`` of samples (see "Memory")."""
     inputs = list(inputs)
     where = os.fspath(path)
-    target = Path(where)
-    if target.is_dir():
-        return CalibrationSet(inputs, _load_directory(target, inputs))
-    if not target.exists():
+    if os.path.isdir(where):
+        return CalibrationSet(inputs, _load_directory(Path(where), inputs, max_bytes))
+    if not os.path.lexists(where):
         raise CalibrationError(f"calibration data {where!r}: no such file or directory")
     not_data = (f"calibration data {where!r} is not a .npz archive, a .npy file or a "
                 f"directory of .npy files")
-    try:
-        with open(target, "rb") as handle:
-            magic = handle.read(6)
-    except OSError as exc:
-        raise CalibrationError(f"calibration data {where!r}: {exc.strerror or exc}") from None
+    handle, _ = _read(open_regular, where, "a .npz archive, a .npy file or a directory",
+                      sys.maxsize)
+    with handle:
+        magic = handle.read(6)
     if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
         raise CalibrationError(not_data)
-    try:
-        loaded = np.load(target, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CalibrationError(f"{not_data} ({exc})") from None
-    if isinstance(loaded, np.ndarray):
+    convert = _convert_itemsize(inputs)
+    if magic == b"\x93NUMPY":
         if len(inputs) != 1:
             raise CalibrationError(f"calibration data {where!r} is a single .npy array but the "
                                    f"model has inputs {_expected(inputs)}: use a .npz keyed by "
                                    f"input name")
+        loaded, _ = _read(load_npy, where, max_bytes, convert_itemsize=convert)
         return CalibrationSet(inputs, {inputs[0].name: _as_stack(loaded, inputs[0], repr(where))})
-    with loaded:
-        try:
-            arrays = {key: loaded[key] for key in loaded.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            if "allow_pickle" in str(exc):
-                raise CalibrationError(f"calibration data {where!r} holds Python objects, not "
-                                       f"arrays of numbers") from None
-            raise CalibrationError(f"calibration data {where!r}: cannot read an array: {exc}"
-                                   ) from None
+    arrays, _ = _read(load_npz, where, max_bytes, convert_itemsize=convert)
     if not arrays:
         raise CalibrationError(f"calibration data {where!r} is empty: the .npz holds no arrays")
     return CalibrationSet(inputs, _by_name(arrays, inputs, repr(where)))
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _convert_itemsize(inputs: Sequence[InputSpec]) -> int:
+    return max(spec.dtype.itemsize for spec in inputs) if inputs else 0
+
+
+def _read(reader: Callable[..., Any], where: str, *args: Any, **kwargs: Any) -> Any:
+    """``open_regular`` / ``load_npy`` / ``load_npz`` of ``microlith.frontend.input_files``
+    with ``CalibrationError`` messages that say "calibration data"."""
     try:
-        array = np.load(path, allow_pickle=False)
-        if not isinstance(array, np.ndarray):
-            raise ValueError("it is a .npz archive")
-        return array
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CalibrationError(f"calibration data {os.fspath(path)!r} is not a readable .npy "
-                               f"array of numbers ({exc})") from None
+        return reader(where, *args, error=CalibrationError, **kwargs)
+    except CalibrationError as exc:
+        message = str(exc)
+        if "budget" in message:
+            message += (f" (calibration data is limited to {MAX_CALIBRATION_BYTES:,} bytes "
+                        f"in memory by default; use fewer samples)")
+        raise CalibrationError(f"calibration data {message}") from None
 
 
-def _load_directory(directory: Path, inputs: list[InputSpec]) -> dict[str, np.ndarray]:
+def _load_directory(directory: Path, inputs: list[InputSpec],
+                    budget: int) -> dict[str, np.ndarray]:
     files = sorted(p for p in directory.iterdir() if p.suffix == ".npy" and p.is_file())
     where = os.fspath(directory)
     if not files:
         raise CalibrationError(f"calibration data {where!r}: the directory holds no .npy files")
+    convert = _convert_itemsize(inputs)
+    left = [budget]
+
+    def load(p: Path) -> np.ndarray:
+        array, cost = _read(load_npy, os.fspath(p), left[0], convert_itemsize=convert)
+        left[0] -= cost
+        return array
+
     names = {spec.name for spec in inputs}
     named = [p for p in files if p.stem in names]
     if named:
@@ -352,14 +394,14 @@ def _load_directory(directory: Path, inputs: list[InputSpec]) -> dict[str, np.nd
             raise CalibrationError(f"calibration data {where!r}: {problem}; expected one "
                                    f"<input name>.npy per input: "
                                    f"{', '.join(s.name + '.npy' for s in inputs)}")
-        return {p.stem: _as_stack(_load_npy(p), next(s for s in inputs if s.name == p.stem),
+        return {p.stem: _as_stack(load(p), next(s for s in inputs if s.name == p.stem),
                                   repr(os.fspath(p))) for p in named}
     if len(inputs) != 1:
         raise CalibrationError(f"calibration data {where!r}: a multi-input model needs one "
                                f"<input name>.npy per input: "
                                f"{', '.join(s.name + '.npy' for s in inputs)}")
     spec = inputs[0]
-    stacks = [_as_stack(_load_npy(p), spec, repr(os.fspath(p))) for p in files]
+    stacks = [_as_stack(load(p), spec, repr(os.fspath(p))) for p in files]
     return {spec.name: np.concatenate(stacks)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from microlith.ir.types import DType
 Attrs = dict[str, Any]
 Importer = Callable[["ImportContext", onnx.NodeProto], tuple[str, list[Value | None], Attrs]]
 IMPORTERS: dict[str, Importer] = {}
+INT32_MAX = 2**31 - 1
 
 ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: DType.FLOAT32, onnx.TensorProto.FLOAT16: DType.FLOAT16,
@@ -40,6 +42,32 @@ class ImportContext:
 
     def inputs(self, node: onnx.NodeProto) -> list[Value | None]:
         return [self.value(name) for name in node.input]
+
+    def required(self, node: onnx.NodeProto, index: int, what: str) -> Value:
+        """Input ``index`` of ``node``, which must be present."""
+        if index >= len(node.input) or not node.input[index]:
+            raise self.fail(node, f"input {index} ({what}) is missing")
+        return self.values[node.input[index]]
+
+    def ints(self, node: onnx.NodeProto, attrs: Attrs, name: str, default: tuple[int, ...],
+             length: int, minimum: int = 0, maximum: int = INT32_MAX) -> tuple[int, ...]:
+        """Integer-list attribute ``name``: ``length`` values in ``[minimum, maximum]``."""
+        raw = attrs.get(name, default)
+        values = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+        if len(values) != length or not all(isinstance(v, int) for v in values):
+            raise self.fail(node, f"attribute {name} must be {length} integers, got "
+                                  f"{list(values)}")
+        if any(not minimum <= v <= maximum for v in values):
+            raise self.fail(node, f"attribute {name} {list(values)} is out of range "
+                                  f"({minimum}..{maximum:,})")
+        return values
+
+    def finite(self, node: onnx.NodeProto, attrs: Attrs, name: str, default: float) -> float:
+        """Float attribute ``name``, which must be finite (NaN/Inf would change the maths)."""
+        value = float(attrs.get(name, default))
+        if not math.isfinite(value):
+            raise self.fail(node, f"attribute {name}={value} is not a finite number")
+        return value
 
     def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
         """Constant data of optional input ``index``; non-constant is an error."""
@@ -68,10 +96,11 @@ def node_attrs(node: onnx.NodeProto) -> Attrs:
     out: Attrs = {}
     for attr in node.attribute:
         value = onnx.helper.get_attribute_value(attr)
-        if isinstance(value, bytes):
-            value = value.decode()
+        if isinstance(value, bytes):  # invalid UTF-8 cannot name anything we support
+            value = value.decode("utf-8", "replace")
         elif isinstance(value, list):
-            value = tuple(v.decode() if isinstance(v, bytes) else v for v in value)
+            value = tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                          for v in value)
         out[attr.name] = value
     return out
 

@@ -13,6 +13,8 @@ import onnx
 from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
 from microlith.ir.core import Value
 
+INT16_MAX = 2**15 - 1
+
 # ---- spatial ops ------------------------------------------------------------------------
 
 def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw: tuple[int, int],
@@ -20,12 +22,11 @@ def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw
                    dilations: tuple[int, int]) -> tuple[int, int, int, int]:
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad in ("NOTSET", ""):
-        pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0)))
-        if len(pads) != 4:
-            raise ctx.fail(node, f"expects 4 pads for a 2-D op, got {list(pads)}")
-        return pads  # type: ignore[return-value]
+        return ctx.ints(node, attrs, "pads", (0, 0, 0, 0), 4)  # type: ignore[return-value]
     if auto_pad == "VALID":
         return (0, 0, 0, 0)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ctx.fail(node, f"unknown auto_pad {auto_pad!r}")
     begins, ends = [], []
     for size, k, s, d in zip(in_hw, kernel, strides, dilations, strict=True):
         out = math.ceil(size / s)
@@ -38,24 +39,45 @@ def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw
 
 
 def _spatial_common(ctx: ImportContext, node: onnx.NodeProto, kernel: tuple[int, int],
-                    attrs: Attrs) -> Attrs:
-    x = ctx.values[node.input[0]]
+                    attrs: Attrs, check_fit: bool = True) -> Attrs:
+    """Strides, dilations and explicit pads, validated; with ``check_fit`` the (dilated)
+    kernel must fit the padded input."""
+    x = ctx.required(node, 0, "X")
     if x.type.rank != 4:
         raise ctx.fail(node, f"only 2-D (4-D tensor) inputs are supported, got shape {x.shape}")
-    strides = tuple(int(s) for s in attrs.get("strides", (1, 1)))
-    dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
+    if any(k < 1 for k in kernel):
+        raise ctx.fail(node, f"kernel {list(kernel)} has an empty dimension")
+    # TFLite's kernels keep strides and dilations in int16 (LiteRT refuses larger ones)
+    strides = ctx.ints(node, attrs, "strides", (1, 1), 2, minimum=1, maximum=INT16_MAX)
+    dilations = ctx.ints(node, attrs, "dilations", (1, 1), 2, minimum=1, maximum=INT16_MAX)
     pads = _explicit_pads(ctx, node, attrs, x.shape[2:4], kernel, strides, dilations)
+    for size, k, d, begin, end in zip(x.shape[2:4], kernel, dilations, pads[:2], pads[2:],
+                                      strict=True):
+        if check_fit and (k - 1) * d + 1 > size + begin + end:
+            raise ctx.fail(node, f"kernel {list(kernel)} (dilations {list(dilations)}) is "
+                                 f"larger than the padded input {list(x.shape[2:4])} with "
+                                 f"pads {list(pads)}")
     return {"strides": strides, "dilations": dilations, "pads": pads}
+
+
+def _kernel_of(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs,
+               w: Value) -> tuple[int, int]:
+    """The weights' spatial shape; a ``kernel_shape`` attribute must agree with it."""
+    if w.type.rank != 4:
+        raise ctx.fail(node, f"only 2-D convolution is supported (weights {w.shape})")
+    kernel = (w.shape[2], w.shape[3])
+    if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != kernel:
+        raise ctx.fail(node, f"kernel_shape {list(attrs['kernel_shape'])} disagrees with the "
+                             f"weights' spatial shape {list(kernel)}")
+    return kernel
 
 
 @importer("Conv")
 def _conv(ctx: ImportContext, node: onnx.NodeProto) -> tuple[str, list[Value | None], Attrs]:
     attrs = node_attrs(node)
-    w = ctx.values[node.input[1]]
-    if w.type.rank != 4:
-        raise ctx.fail(node, f"only 2-D convolution is supported (weights {w.shape})")
-    out = _spatial_common(ctx, node, (w.shape[2], w.shape[3]), attrs)
-    out["group"] = int(attrs.get("group", 1))
+    w = ctx.required(node, 1, "W")
+    out = _spatial_common(ctx, node, _kernel_of(ctx, node, attrs, w), attrs)
+    out["group"] = ctx.ints(node, attrs, "group", (1,), 1, minimum=1)[0]
     return "Conv", ctx.inputs(node), out
 
 
@@ -67,9 +89,14 @@ def _conv_transpose(ctx: ImportContext,
         raise ctx.fail(node, "auto_pad and output_shape are not supported; use explicit pads")
     if tuple(attrs.get("dilations", (1, 1))) != (1, 1) or int(attrs.get("group", 1)) != 1:
         raise ctx.fail(node, "only dilation 1 and group 1 are supported")
-    w = ctx.values[node.input[1]]
-    out = _spatial_common(ctx, node, (w.shape[2], w.shape[3]), attrs)
-    out["output_padding"] = tuple(int(p) for p in attrs.get("output_padding", (0, 0)))
+    w = ctx.required(node, 1, "W")
+    out = _spatial_common(ctx, node, _kernel_of(ctx, node, attrs, w), attrs, check_fit=False)
+    out["output_padding"] = ctx.ints(node, attrs, "output_padding", (0, 0), 2)
+    x = ctx.values[node.input[0]]
+    for axis, (size, k, s, p) in enumerate(zip(x.shape[2:4], w.shape[2:4], out["strides"],
+                                               out["output_padding"], strict=True)):
+        if s * (size - 1) + p + k - out["pads"][axis] - out["pads"][axis + 2] < 1:
+            raise ctx.fail(node, f"pads {list(out['pads'])} remove the whole output")
     return "ConvTranspose", ctx.inputs(node), out
 
 
@@ -80,10 +107,16 @@ def _pool(ctx: ImportContext, node: onnx.NodeProto) -> tuple[str, list[Value | N
         raise ctx.fail(node, "the Indices output is not supported")
     if int(attrs.get("storage_order", 0)) or tuple(attrs.get("dilations", (1, 1))) != (1, 1):
         raise ctx.fail(node, "storage_order and dilations are not supported")
-    kernel = tuple(int(k) for k in attrs["kernel_shape"])
-    if len(kernel) != 2:
-        raise ctx.fail(node, f"only 2-D pooling is supported (kernel {list(kernel)})")
+    if "kernel_shape" not in attrs:
+        raise ctx.fail(node, "attribute kernel_shape is missing")
+    if len(attrs["kernel_shape"]) != 2:
+        raise ctx.fail(node, f"only 2-D pooling is supported (kernel "
+                             f"{list(attrs['kernel_shape'])})")
+    kernel = ctx.ints(node, attrs, "kernel_shape", (), 2, minimum=1)
     out = _spatial_common(ctx, node, kernel, attrs)  # type: ignore[arg-type]
+    if any(p >= k for p, k in zip(out["pads"], kernel * 2, strict=True)):
+        raise ctx.fail(node, f"pads {list(out['pads'])} must be smaller than the kernel "
+                             f"{list(kernel)} (a window would hold only padding)")
     del out["dilations"]
     out["kernel_shape"] = kernel
     include_pad = int(attrs.get("count_include_pad", 0))
@@ -109,7 +142,7 @@ def _pool(ctx: ImportContext, node: onnx.NodeProto) -> tuple[str, list[Value | N
 @importer("GlobalAveragePool")
 def _global_pool(ctx: ImportContext,
                  node: onnx.NodeProto) -> tuple[str, list[Value | None], Attrs]:
-    if ctx.values[node.input[0]].type.rank != 4:
+    if ctx.required(node, 0, "X").type.rank != 4:
         raise ctx.fail(node, "only 4-D inputs are supported")
     return "GlobalAveragePool", ctx.inputs(node), {}
 
@@ -117,7 +150,18 @@ def _global_pool(ctx: ImportContext,
 @importer("BatchNormalization")
 def _batchnorm(ctx: ImportContext,
                node: onnx.NodeProto) -> tuple[str, list[Value | None], Attrs]:
+    """Scale, bias, mean and variance: one value per channel (axis 1 of X)."""
     attrs = node_attrs(node)
     if int(attrs.get("training_mode", 0)) or any(node.output[1:]):
         raise ctx.fail(node, "training-mode BatchNormalization (extra outputs) is not supported")
-    return "BatchNormalization", ctx.inputs(node), {"epsilon": float(attrs.get("epsilon", 1e-5))}
+    x = ctx.required(node, 0, "X")
+    channels = x.shape[1] if x.type.rank > 1 else 1
+    for index, what in enumerate(("scale", "B", "mean", "var"), start=1):
+        param = ctx.required(node, index, what)
+        if param.shape != (channels,):
+            raise ctx.fail(node, f"{what} has shape {list(param.shape)}; expected "
+                                 f"[{channels}] (one value per channel of {list(x.shape)})")
+    epsilon = ctx.finite(node, attrs, "epsilon", 1e-5)
+    if epsilon < 0:
+        raise ctx.fail(node, f"epsilon {epsilon} is negative")
+    return "BatchNormalization", ctx.inputs(node), {"epsilon": epsilon}

@@ -38,23 +38,35 @@ def _dropout(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 
 @importer("LeakyRelu")
 def _leaky(ctx: ImportContext, node: onnx.NodeProto) -> Result:
-    return "LeakyRelu", ctx.inputs(node), {"alpha": float(node_attrs(node).get("alpha", 0.01))}
+    return "LeakyRelu", ctx.inputs(node), {"alpha": ctx.finite(node, node_attrs(node), "alpha",
+                                                                0.01)}
 
 
 @importer("HardSigmoid")
 def _hard_sigmoid(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     attrs = node_attrs(node)
-    return "HardSigmoid", ctx.inputs(node), {"alpha": float(attrs.get("alpha", 0.2)),
-                                              "beta": float(attrs.get("beta", 0.5))}
+    return "HardSigmoid", ctx.inputs(node), {"alpha": ctx.finite(node, attrs, "alpha", 0.2),
+                                              "beta": ctx.finite(node, attrs, "beta", 0.5)}
+
+
+def _clip_bound(ctx: ImportContext, node: onnx.NodeProto, index: int, what: str,
+                default: float) -> float:
+    """A scalar bound; NaN is refused, +-inf is kept (``max=-inf`` makes every output -inf)."""
+    data = ctx.const(node, index, what)
+    if data is None:
+        return default
+    if data.size != 1:
+        raise ctx.fail(node, f"{what} must be a scalar, got shape {list(data.shape)}")
+    value = float(data.reshape(-1)[0])
+    if math.isnan(value):
+        raise ctx.fail(node, f"{what} is NaN")
+    return value
 
 
 @importer("Clip")
 def _clip(ctx: ImportContext, node: onnx.NodeProto) -> Result:
-    low = ctx.const(node, 1, "min")
-    high = ctx.const(node, 2, "max")
-    return "Clip", ctx.inputs(node)[:1], {
-        "min": -math.inf if low is None else float(low),
-        "max": math.inf if high is None else float(high)}
+    return "Clip", ctx.inputs(node)[:1], {"min": _clip_bound(ctx, node, 1, "min", -math.inf),
+                                           "max": _clip_bound(ctx, node, 2, "max", math.inf)}
 
 
 @importer("Softmax")
@@ -125,11 +137,19 @@ def _pad(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     axes = ctx.const(node, 3, "axes")
     x = ctx.values[node.input[0]]
     pads_list = [int(p) for p in pads.reshape(-1)]
+    rank = x.type.rank
     if axes is not None:
-        full = [0] * (2 * x.type.rank)
-        for i, axis in enumerate(int(a) % x.type.rank for a in axes.reshape(-1)):
-            full[axis], full[axis + x.type.rank] = pads_list[i], pads_list[i + len(axes)]
+        axes_list = [int(a) for a in axes.reshape(-1)]
+        if len(pads_list) != 2 * len(axes_list) or any(not -rank <= a < rank
+                                                         for a in axes_list):
+            raise ctx.fail(node, f"pads {pads_list} and axes {axes_list} do not fit an input "
+                                 f"of rank {rank}")
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(a % rank for a in axes_list):
+            full[axis], full[axis + rank] = pads_list[i], pads_list[i + len(axes_list)]
         pads_list = full
+    if len(pads_list) != 2 * rank:
+        raise ctx.fail(node, f"{len(pads_list)} pads do not fit an input of rank {rank}")
     if any(p < 0 for p in pads_list):
         raise ctx.fail(node, "negative pads (cropping) are not supported")
     return "Pad", ctx.inputs(node)[:1], {
@@ -146,7 +166,16 @@ def _shape(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 
 @importer("Gather")
 def _gather(ctx: ImportContext, node: onnx.NodeProto) -> Result:
-    return "Gather", ctx.inputs(node), {"axis": int(node_attrs(node).get("axis", 0))}
+    """Constant indices must lie in ``[-n, n - 1]`` for the gathered axis of size ``n``."""
+    axis = int(node_attrs(node).get("axis", 0))
+    x, indices = ctx.required(node, 0, "data"), ctx.required(node, 1, "indices").data
+    if -x.type.rank <= axis < x.type.rank and indices is not None and indices.size:
+        size = x.shape[axis]
+        low, high = int(indices.min()), int(indices.max())
+        if low < -size or high >= size:
+            bad = low if low < -size else high
+            raise ctx.fail(node, f"index {bad} is out of range for axis {axis} of size {size}")
+    return "Gather", ctx.inputs(node), {"axis": axis}
 
 
 @importer("Cast")
@@ -168,7 +197,8 @@ def _slice(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 def _gemm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     attrs = node_attrs(node)
     return "Gemm", ctx.inputs(node), {
-        "alpha": float(attrs.get("alpha", 1.0)), "beta": float(attrs.get("beta", 1.0)),
+        "alpha": ctx.finite(node, attrs, "alpha", 1.0), "beta": ctx.finite(node, attrs, "beta",
+                                                                              1.0),
         "transA": int(attrs.get("transA", 0)), "transB": int(attrs.get("transB", 0))}
 
 

@@ -18,10 +18,10 @@ from onnx import numpy_helper
 import microlith.frontend.importers_nn  # noqa: F401  (registers importers)
 import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
-from microlith.frontend import onnx_loader
+from microlith.frontend import onnx_checks, onnx_loader
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
 from microlith.ir.core import Graph, Node, Value
-from microlith.ir.ops import ShapeError, infer_types
+from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
 from microlith.ir.types import TensorType
 
 
@@ -30,12 +30,18 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     """Read, check and import ``path``; every dimension ends up static."""
     path = os.fspath(path)
     model = onnx_loader.read_model(path)
+    onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
     onnx_loader.check_supported(model, path, supported_ops())
+    onnx_checks.check_graph_io(model, path)
     onnx_loader.check_single_assignment(model, path)
+    onnx_checks.check_defined_inputs(model, path)
     ordered = onnx_loader.check_acyclic(model, path)
     onnx_loader.pin_input_shapes(model, path, dict(input_shapes or {}))
+    onnx_checks.check_tensor_data(model, path)
+    onnx_checks.run_checker(model, path)
     model = onnx_loader.infer_onnx_shapes(model, path)
+    onnx_checks.check_inferred_shapes(model, path)
     return build_graph(model, ordered, path, warn)
 
 
@@ -122,12 +128,17 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
             probe = Node(op, node.name, attrs)  # detached: inference before creation
             probe.inputs = list(inputs)
             types = infer_types(probe)
-        except ShapeError as exc:
+        except NeedsConstant as exc:  # e.g. a Reshape target that fold-constants will fold
             fallback = ctx.onnx_types.get(node.output[0])
             types_or_none = None if fallback is None else _type_of(fallback, node.output[0], path)
             if types_or_none is None:
                 raise ctx.fail(node, str(exc)) from None
             types = [types_or_none]
+        except (ShapeError, ValueError) as exc:  # the node's inputs do not fit its attributes
+            raise ctx.fail(node, str(exc)) from None
+        for value_type, name in zip(types, node.output, strict=False):
+            onnx_checks.check_shape(path, f"tensor {name!r} (output of node {node.name!r}, "
+                                    f"{node.op_type})", value_type.shape, value_type.dtype.itemsize)
         outputs = [o for o in node.output if o]
         created = graph.add_node(op, inputs, attrs, name=node.name, output_types=types[:1],
                                  output_names=outputs[:1])

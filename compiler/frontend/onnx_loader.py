@@ -1,11 +1,15 @@
 """Read an ONNX file into a checked ``onnx.ModelProto`` with every shape pinned.
 
 Order of checks (each failing with one ``FrontendError`` line naming the file,
-node or tensor): the file exists and parses; the opset is 13 or newer (older
-models are converted with ``onnx.version_converter``); every op is supported
-(all unsupported ops listed at once); every tensor is defined once (SSA); the
-graph is acyclic; every graph input has a static shape (batch pinned to 1, other
-dims from ``input_shapes``); ONNX shape inference (with data propagation) succeeds.
+node or tensor): the path is a regular file of at most ``MAX_ONNX_BYTES`` (a FIFO
+or device is refused before it is opened) and parses; external data is checked
+and read (``onnx_external``); the opset is one onnx knows and 13 or newer (older
+models are converted with ``onnx.version_converter``); every op is supported (all
+unsupported ops listed at once); every tensor is defined once (SSA) and before it
+is used; the graph is acyclic; every graph input has a static shape (batch pinned
+to 1, other dims from ``input_shapes``); constant tensors hold as much data as
+their dims need; onnx's checker passes (``onnx_checks``); ONNX shape inference
+(with data propagation) succeeds and every shape is within the size limits.
 """
 
 from __future__ import annotations
@@ -19,20 +23,18 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from microlith.diagnostics import FrontendError
+from microlith.frontend.input_files import read_bounded
+from microlith.frontend.onnx_checks import MAX_DIM, check_shape
+from microlith.frontend.onnx_external import ITEMSIZE, MAX_ONNX_BYTES, load_external_data
 
 MIN_OPSET = 13
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
 def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """Parse ``path`` as an ONNX protobuf (no external data beside it is required)."""
+    """Parse ``path`` as an ONNX protobuf; external data beside it is read and checked."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FrontendError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise FrontendError(f"{path}: is a directory, expected an .onnx file")
-    with open(path, "rb") as handle:
-        blob = handle.read()
+    blob = read_bounded(path, "an .onnx file", MAX_ONNX_BYTES)
     if not blob:
         raise FrontendError(f"{path}: empty file, not an ONNX model")
     model = onnx.ModelProto()
@@ -43,12 +45,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise FrontendError(f"{path}: not a valid ONNX model ({reason})") from None
     if not model.HasField("graph") or model.ir_version <= 0 or not model.graph.node:
         raise FrontendError(f"{path}: not an ONNX model (no graph or IR version)")
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
-        base = os.path.dirname(os.path.abspath(path))
-        try:
-            onnx.load_external_data_for_model(model, base)
-        except OSError as exc:
-            raise FrontendError(f"{path}: external weight data missing ({exc})") from None
+    load_external_data(model, path, len(blob))
     return model
 
 
@@ -152,6 +149,9 @@ def pin_input_shapes(model: onnx.ModelProto, path: str,
                                     f"--input-shape {value.name}=1,...")
         dims = list(tensor_type.shape.dim)
         pinned = input_shapes.get(value.name)
+        if pinned is not None and any(not 1 <= int(d) <= MAX_DIM for d in pinned):
+            raise FrontendError(f"{path}: --input-shape for {value.name!r} has dims "
+                                f"{list(pinned)}; each must be 1..{MAX_DIM:,}")
         if pinned is not None:
             if dims and len(pinned) != len(dims):
                 raise FrontendError(f"{path}: --input-shape for {value.name!r} has rank "
@@ -176,11 +176,16 @@ def pin_input_shapes(model: onnx.ModelProto, path: str,
             raise FrontendError(f"{path}: input {value.name!r} has {kind} dimension {label!r} "
                                 f"at axis {axis}; pin it with --input-shape "
                                 f"{value.name}={example}")
+    for value in graph_inputs:  # pinned or as the model says: within the size limits
+        tensor_type = value.type.tensor_type
+        check_shape(path, f"input {value.name!r}", [d.dim_value for d in tensor_type.shape.dim],
+                    ITEMSIZE.get(tensor_type.elem_type, 1))
 
 
 def infer_onnx_shapes(model: onnx.ModelProto, path: str) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
+                                                 data_prop=True)
     except Exception as exc:  # InferenceError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrontendError(f"{path}: ONNX shape inference failed: {first}") from None

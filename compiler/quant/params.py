@@ -8,7 +8,10 @@ along ``axis``: ``scale[c] = max|W[c]| / 127``. Bias: int32 with
 ``scale[c] = s_in * s_w[c]`` (float32 product) and zero point 0. Scales are float32
 values because that is what the flatbuffer stores and what kernels compute from.
 A zero range (a constant-zero tensor or weight channel) gets scale 1 (any scale
-represents 0 exactly) instead of dividing by zero.
+represents 0 exactly) instead of dividing by zero. So does a weight channel whose
+scale ``max|W[c]| / 127`` would be subnormal in float32 (largest value below about
+1.5e-36, e.g. a denormal 1e-45): it quantizes to all zeros, as its values are zero
+at float32 resolution, instead of getting a zero or subnormal scale.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def quantize_weights(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray,
         max_abs = np.abs(w).max(axis=reduce, initial=0.0)
         shape = [1] * w.ndim
         shape[axis] = -1
-    scales = np.where(max_abs > 0, max_abs / 127.0, 1.0).astype(np.float32)
+    tiny = float(np.finfo(np.float32).tiny)  # smallest normal float32
+    scales = np.where(max_abs / 127.0 >= tiny, max_abs / 127.0, 1.0).astype(np.float32)
     q = round_half_away(w / scales.astype(np.float64).reshape(shape))
     q = np.clip(q, -127, 127).astype(np.int8)
     params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
