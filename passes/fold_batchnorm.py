@@ -134,7 +134,7 @@ def _folded(source: Node, scale: np.ndarray, shift: np.ndarray
     Gemm/MatMul are lowered to FullyConnected by ``rewrite`` first: their weight [N, K]
     is ``plan_fc``'s, with the bias it absorbs.
     """
-    weight_data = source.inputs[1].data
+    weight_data = source.arg(1).data
     bias_data = source.const_input(2)
     axis = 1 if source.op == "ConvTranspose" and source.attr("layout") != "NHWC" else 0
     if source.op in ("Gemm", "MatMul"):

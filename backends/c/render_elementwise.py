@@ -69,7 +69,7 @@ def _prelu(node: Node, p: PreluParams) -> Plan:
     fields = (*loops, ("x_zp", p.x_zp), ("alpha_zp", p.alpha_zp), ("pos_mult", p.pos_mult),
               ("pos_shift", shift_in_range(p.pos_shift)), ("neg_mult", p.neg_mult),
               ("neg_shift", shift_in_range(p.neg_shift)), ("y_zp", p.y_zp))
-    return Plan(f"{node.inputs[0].shape}, alpha {node.inputs[1].shape}",
+    return Plan(f"{node.arg(0).shape}, alpha {node.arg(1).shape}",
                 (Call("mlk_prelu_i8", "mlk_prelu_params", fields, tensors),))
 
 

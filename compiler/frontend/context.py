@@ -18,7 +18,7 @@ Importer = Callable[["ImportContext", onnx.NodeProto], tuple[str, list[Value | N
 IMPORTERS: dict[str, Importer] = {}
 INT32_MAX = 2**31 - 1
 
-ONNX_DTYPES = {
+ONNX_DTYPES: dict[int, DType] = {
     onnx.TensorProto.FLOAT: DType.FLOAT32, onnx.TensorProto.FLOAT16: DType.FLOAT16,
     onnx.TensorProto.INT8: DType.INT8, onnx.TensorProto.UINT8: DType.UINT8,
     onnx.TensorProto.INT16: DType.INT16, onnx.TensorProto.INT32: DType.INT32,

@@ -17,9 +17,9 @@ INT16_MAX = 2**15 - 1
 
 # ---- spatial ops ------------------------------------------------------------------------
 
-def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw: tuple[int, int],
-                   kernel: tuple[int, int], strides: tuple[int, int],
-                   dilations: tuple[int, int]) -> tuple[int, int, int, int]:
+def _explicit_pads(ctx: ImportContext, node: onnx.NodeProto, attrs: Attrs, in_hw: tuple[int, ...],
+                   kernel: tuple[int, ...], strides: tuple[int, ...],
+                   dilations: tuple[int, ...]) -> tuple[int, int, int, int]:
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad in ("NOTSET", ""):
         return ctx.ints(node, attrs, "pads", (0, 0, 0, 0), 4)  # type: ignore[return-value]

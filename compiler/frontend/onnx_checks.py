@@ -23,6 +23,7 @@ Own checks, each a one-line ``FrontendError`` naming the file and the tensor or 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -36,7 +37,7 @@ MAX_TENSOR_BYTES = 2**31 - 1
 ONNX_DOMAINS = ("", "ai.onnx")
 
 # which repeated field of TensorProto holds the values of each element type
-_TYPED_FIELD = {onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
+_TYPED_FIELD: dict[int, str] = {onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
                 onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.UINT32: "uint64_data",
                 onnx.TensorProto.UINT64: "uint64_data"}
 for _code in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
@@ -147,13 +148,13 @@ def _culprit(model: onnx.ModelProto) -> tuple[str, str]:
     for index, node in enumerate(model.graph.node):
         name = node.name or f"#{index}"
         parts.append((f"node {name!r} ({node.op_type})", name,
-                      lambda node=node: onnx.checker.check_node(node, ctx, scope)))
+                      functools.partial(onnx.checker.check_node, node, ctx, scope)))
     for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
         parts.append((f"tensor {value.name!r}", value.name,
-                      lambda value=value: onnx.checker.check_value_info(value, ctx)))
+                      functools.partial(onnx.checker.check_value_info, value, ctx)))
     for tensor in model.graph.initializer:
         parts.append((f"tensor {tensor.name!r}", tensor.name,
-                      lambda tensor=tensor: onnx.checker.check_tensor(tensor, ctx)))
+                      functools.partial(onnx.checker.check_tensor, tensor, ctx)))
     for label, name, check in parts:
         try:
             check()

@@ -29,7 +29,7 @@ from microlith.frontend.input_files import open_regular
 
 MAX_ONNX_BYTES = 2**31 - 1  # protobuf's limit for one message: the model and its weights
 
-ITEMSIZE = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2,
+ITEMSIZE: dict[int, int] = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2,
              onnx.TensorProto.BFLOAT16: 2, onnx.TensorProto.DOUBLE: 8,
              onnx.TensorProto.INT8: 1, onnx.TensorProto.UINT8: 1, onnx.TensorProto.INT16: 2,
              onnx.TensorProto.UINT16: 2, onnx.TensorProto.INT32: 4, onnx.TensorProto.UINT32: 4,

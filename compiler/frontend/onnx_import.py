@@ -116,7 +116,7 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
                 ctx.values[node.input[0]].is_constant:
             source = ctx.values[node.input[0]]
             if node.output[0] in output_names:  # a graph output keeps its own name
-                ctx.values[node.output[0]] = graph.add_constant(source.data, node.output[0])
+                ctx.values[node.output[0]] = graph.add_constant(source.constant, node.output[0])
             else:
                 ctx.values[node.output[0]] = source  # alias, no node
             continue

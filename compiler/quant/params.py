@@ -44,7 +44,7 @@ def activation_params(lo: float, hi: float, qmin: int = INT8_MIN,
     if scale <= 0.0:  # range below float32 resolution
         scale = float(np.finfo(np.float32).tiny)
     zero_point = qmin - lo / scale
-    zero_point = int(min(max(round_half_away(np.float64(zero_point)), qmin), qmax))
+    zero_point = int(min(max(int(round_half_away(np.float64(zero_point))), qmin), qmax))
     return QuantParams((scale,), (zero_point,))
 
 

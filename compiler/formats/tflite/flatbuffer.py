@@ -125,7 +125,7 @@ def _canonical(op: str, f: OptionField, value: Any) -> Any:
         raise bad("is not a bool")
     if f.kind in ("int32", "uint32"):
         lo, hi = (-(2**31), 2**31 - 1) if f.kind == "int32" else (0, 2**32 - 1)
-        if isinstance(value, Integral) and not isinstance(value, bool) and lo <= value <= hi:
+        if isinstance(value, Integral) and not isinstance(value, bool) and lo <= int(value) <= hi:
             return int(value)
         raise bad(f"is not an {f.kind}")
     if f.kind == "float32":
@@ -182,6 +182,7 @@ def normalize_model(model: TflModel) -> TflModel:
             t.quant = None
         else:
             q = t.quant
+            assert q is not None  # _has_quant(None) is False
             t.quant = TflQuant(
                 scale=f32(q.scale) or [],
                 zero_point=[int(z) for z in q.zero_point],
