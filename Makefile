@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint zoo clean
+.PHONY: demo test lint typecheck imports check zoo bench clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ test: $(VENV)/.test
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check compiler passes backends tools tests
+
+typecheck: $(VENV)/.test
+	$(BIN)/python tools/typecheck.py
+
+imports: $(VENV)/.test
+	$(BIN)/python tools/check_imports.py
+
+# everything .ci/run checks besides the tests
+check: lint typecheck imports
+
+bench: $(VENV)/.test
+	$(BIN)/python tools/bench.py
 
 zoo: $(VENV)/.test
 	$(BIN)/python tools/make_zoo.py --out tests/zoo

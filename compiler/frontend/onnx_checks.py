@@ -37,9 +37,10 @@ MAX_TENSOR_BYTES = 2**31 - 1
 ONNX_DOMAINS = ("", "ai.onnx")
 
 # which repeated field of TensorProto holds the values of each element type
-_TYPED_FIELD: dict[int, str] = {onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
-                onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.UINT32: "uint64_data",
-                onnx.TensorProto.UINT64: "uint64_data"}
+_TYPED_FIELD: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float_data", onnx.TensorProto.DOUBLE: "double_data",
+    onnx.TensorProto.INT64: "int64_data", onnx.TensorProto.UINT32: "uint64_data",
+    onnx.TensorProto.UINT64: "uint64_data"}
 for _code in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
               onnx.TensorProto.UINT16, onnx.TensorProto.INT32, onnx.TensorProto.BOOL,
               onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
