@@ -12,6 +12,8 @@ objects (``microlith.app.pipeline_edits``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from microlith.passes.calibrate import Calibrate
@@ -51,6 +53,43 @@ def int8_pipeline(method: str = "minmax", io_dtype: str = "int8", fallback: str 
                   percentile: float | None = None, target: str = "tflite") -> str:
     """The int8 pipeline string for ``target`` (its tail included)."""
     return f"{format_pipeline(int8(method, io_dtype, fallback, percentile))},{TAILS[target]}"
+
+
+@dataclass(frozen=True)
+class QuantMode:
+    """A ``--quantize`` mode: its default pipeline (before the target tail) and what it needs.
+
+    ``flags`` are the command-line flags that edit its pipeline
+    (``microlith.app.pipeline_edits.FLAG_OPTIONS``); ``calibrated``: it needs representative
+    data; ``integer``: its result is integer-only (what integer targets such as C need).
+    """
+
+    name: str
+    summary: str
+    passes: Callable[[], list[Pass]]
+    calibrated: bool
+    integer: bool
+    flags: tuple[str, ...] = ()
+
+
+MODES: dict[str, QuantMode] = {}
+
+
+def register_mode(mode: QuantMode) -> QuantMode:
+    if mode.name in MODES:
+        raise ValueError(f"quantization mode {mode.name!r} registered twice")
+    MODES[mode.name] = mode
+    return mode
+
+
+register_mode(QuantMode("int8", "full integer: int8 weights and activations, int32 biases "
+                        "(calibrated)", int8, calibrated=True, integer=True,
+                        flags=("--calibration-method", "--io-dtype", "--fallback")))
+
+
+def mode_passes(mode: str | None) -> list[Pass]:
+    """The default pipeline of ``--quantize mode`` (None: float), without a target tail."""
+    return canonicalize() if mode is None else MODES[mode].passes()
 
 
 PIPELINES: dict[str, str] = {

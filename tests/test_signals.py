@@ -21,7 +21,10 @@ import pytest
 from tests.badinput import ZOO, snapshot
 
 CHILD = """
-import sys, time
+import signal, sys, time
+# as started from a terminal: the test may itself run under nohup, which ignores SIGHUP
+# (and an ignored signal rightly stays ignored in the CLI)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 import microlith.app.driver as driver
 from microlith.app import cli
 

@@ -172,8 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
     group = parser.add_argument_group("quantization (TFLite full-integer post-training mode)")
     if not required:
-        group.add_argument("--quantize", choices=["int8"],
-                           help="quantize weights and activations to int8")
+        from microlith.app.driver import quantize_modes
+
+        modes = quantize_modes()
+        group.add_argument("--quantize", choices=list(modes),
+                           help="; ".join(f"{m.name}: {m.summary}" for m in modes.values()))
     group.add_argument("--calibration-data", metavar="PATH", required=required,
                        help="representative inputs: .npz (one array per input, first axis = "
                        "samples, ONNX layout), .npy, or a directory of .npy files")

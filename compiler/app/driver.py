@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from microlith.app.pipeline_edits import (
     apply_flags,
@@ -33,7 +33,9 @@ from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
-QUANTIZE_MODES = (None, "int8")
+if TYPE_CHECKING:
+    from microlith.passes.pipelines import QuantMode
+
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
 IO_DTYPES = ("int8", "uint8", "float32")
 
@@ -59,7 +61,7 @@ class CompileOptions:
     timing: bool = False
     ir_stream: TextIO | None = None  # where printed IR goes (default: stderr)
     warn: WarningSink = stderr_warning
-    quantize: str | None = None  # None (float) or "int8"
+    quantize: str | None = None  # None (float) or a mode of microlith.passes.pipelines.MODES
     # a .npz / .npy / directory path, a CalibrationSet, or a representative_dataset iterable
     calibration_data: Any = None
     calibration_method: str | None = None  # default minmax; with --pipeline: an edit of it
@@ -87,13 +89,12 @@ class CompileResult:
 def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     """The passes to run: the default for the mode or ``--pipeline``, flags applied as edits,
     the target's tail appended; refused unless it leaves what the target needs."""
-    from microlith.passes.pipelines import canonicalize, int8
+    from microlith.passes.pipelines import mode_passes
 
     flags = {"--calibration-method": options.calibration_method,
              "--io-dtype": options.io_dtype, "--fallback": options.fallback}
     if options.pipeline is None:  # an explicit "" is the user's pipeline too (refused as empty)
-        passes = int8() if options.quantize == "int8" else canonicalize()
-        passes = apply_flags(passes, flags, None) if options.quantize == "int8" else passes
+        passes = apply_flags(mode_passes(options.quantize), flags, None)
     else:
         passes = apply_flags(parse_pipeline(options.pipeline), flags,
                              explicit_options(options.pipeline))
@@ -102,10 +103,18 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     return passes
 
 
+def quantize_modes() -> dict[str, QuantMode]:
+    from microlith.passes.pipelines import MODES
+
+    return dict(MODES)
+
+
 def check_quantize_options(options: CompileOptions, target: Target) -> None:
     """Refuse inconsistent quantization options before any work is done."""
-    if options.quantize not in QUANTIZE_MODES:
-        raise UsageError(f"unknown quantization mode {options.quantize!r} (modes: int8)")
+    modes = quantize_modes()
+    if options.quantize is not None and options.quantize not in modes:
+        raise UsageError(f"unknown quantization mode {options.quantize!r} "
+                         f"(modes: {', '.join(modes)})")
     if options.calibration_method not in (None, *CALIBRATION_METHODS):
         raise UsageError(f"unknown calibration method {options.calibration_method!r} "
                          f"(methods: {', '.join(CALIBRATION_METHODS)})")
@@ -114,18 +123,26 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
                          f"(choices: {', '.join(IO_DTYPES)})")
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
-    if target.integer_only and options.quantize != "int8":
-        raise UsageError(f"--target {target.name} emits integer kernels: add --quantize int8 "
-                         "and --calibration-data")
-    if options.quantize is None:
+    mode = modes[options.quantize] if options.quantize is not None else None
+    if target.integer_only and (mode is None or not mode.integer):
+        integer = [m.name for m in modes.values() if m.integer]
+        raise UsageError(f"--target {target.name} emits integer kernels: add --quantize "
+                         f"{'|'.join(integer)} and --calibration-data")
+    if mode is None:
         if options.pipeline is None and (options.calibration_data is not None or
                                          options.io_dtype not in (None, "float32")):
             raise UsageError("--calibration-data and --io-dtype need --quantize int8")
         return
-    if options.calibration_data is None and not (
+    if options.pipeline is None:
+        given = {"--calibration-method": options.calibration_method,
+                 "--io-dtype": options.io_dtype, "--fallback": options.fallback}
+        for flag, value in given.items():
+            if value is not None and flag not in mode.flags:
+                raise UsageError(f"{flag} does not apply to --quantize {mode.name}")
+    if mode.calibrated and options.calibration_data is None and not (
             options.calibration_cache and os.path.isfile(options.calibration_cache)):
-        raise UsageError("--quantize int8 needs --calibration-data (representative inputs) "
-                         "or an existing --calibration-cache for this model")
+        raise UsageError(f"--quantize {mode.name} needs --calibration-data (representative "
+                         "inputs) or an existing --calibration-cache for this model")
 
 
 def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]:
