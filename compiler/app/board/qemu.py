@@ -54,9 +54,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.mcu.errors import BoardError, BoardFault
-from tools.mcu.harness import HARNESS_INPUT_SIZE_EXIT
-from tools.mcu.toolchain import QEMU
+from microlith.app.board.errors import BoardError, BoardFault
+from microlith.app.board.harness import HARNESS_INPUT_SIZE_EXIT
+from microlith.app.board.toolchain import QEMU
 
 SYSCLK_HZ = 25_000_000  # mps2-an386 system clock, the dual timer's PCLK
 TICK_NS = 1_000_000_000 // SYSCLK_HZ  # 40

@@ -16,13 +16,15 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mcu.errors import BuildError, ToolchainMissing
-from tools.mcu.harness import render_main_c
+from microlith.app.board.errors import BuildError, ToolchainMissing
+from microlith.app.board.harness import render_main_c
 
 HERE = Path(__file__).resolve().parent
 STARTUP_C = HERE / "startup.c"
 LINKER_SCRIPT = HERE / "mps2_an386.ld"
-INSTALL_HINT = "run tools/mcu/install_toolchain.sh (installs them with apt-get)"
+INSTALL_HINT = ("install gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm "
+                "(Debian/Ubuntu: apt-get install; in the repository "
+                "tools/mcu/install_toolchain.sh does it)")
 
 CC = "arm-none-eabi-gcc"
 SIZE = "arm-none-eabi-size"
