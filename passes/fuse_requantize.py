@@ -53,6 +53,7 @@ class FuseIsland(RewriteRule):
 
     def rewrite(self, graph: Graph, match: Match) -> None:
         node, q = match.root, match.nodes["q"]
+        dequantizes = [v.producer for v in node.inputs if v is not None and v.producer is not None]
         for index, source in enumerate(match.data["sources"]):
             node.set_input(index, source)
         quantized = q.output
@@ -62,13 +63,14 @@ class FuseIsland(RewriteRule):
         graph.replace_all_uses(quantized, node.output)
         graph.remove_node(q)
         graph.rename_value(node.output, name)
-        _remove_dead_dequantize(graph)
+        _remove_dead_dequantize(graph, dequantizes)  # only the DQs this node read can die
 
 
-def _remove_dead_dequantize(graph: Graph) -> None:
-    for node in list(graph.nodes):
-        if node.op == "DequantizeLinear" and not node.output.uses and \
-                node.output not in graph.outputs:
+def _remove_dead_dequantize(graph: Graph, candidates: list[Node] | None = None) -> None:
+    """Remove the unused DequantizeLinear nodes among ``candidates`` (default: all nodes)."""
+    for node in list(graph.nodes) if candidates is None else candidates:
+        if node.graph is graph and node.op == "DequantizeLinear" and not node.output.uses \
+                and node.output not in graph.outputs:
             graph.remove_node(node)
 
 

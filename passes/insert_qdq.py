@@ -97,7 +97,8 @@ class InsertQDQ(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         nodes = integer_nodes(graph, self.fallback)
-        fallback = [n for n in graph.nodes if n not in set(nodes)]
+        chosen = set(nodes)
+        fallback = [n for n in graph.nodes if n not in chosen]
         graph.meta["float_fallback"] = [f"{n.name} ({n.op})" for n in fallback
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
         for name in graph.meta["float_fallback"]:
