@@ -47,8 +47,12 @@ class FuseIsland(RewriteRule):
                 return Reject(f"input {value.name!r} is not dequantized")
             sources.append(dq.arg(0))
         q = sole_user(node.output, node.owner)
-        if q is None or q.op != "QuantizeLinear" or q.output.dtype.value != "i8":
-            return Reject("output is not quantized to int8 by a single QuantizeLinear")
+        if q is None or q.op != "QuantizeLinear" or q.output.dtype.value not in ("i8", "i16"):
+            return Reject("output is not quantized to int8/int16 by a single QuantizeLinear")
+        kinds = {s.dtype.value for s in sources if s is not None and s.quant is not None
+                 and not s.dtype.is_float and not s.is_constant}
+        if kinds and kinds != {q.output.dtype.value}:
+            return Reject("inputs and output differ in width (int8 vs int16)")
         return Match(node, {"q": q}, {"sources": sources})
 
     def rewrite(self, graph: Graph, match: Match) -> None:

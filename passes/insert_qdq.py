@@ -40,7 +40,13 @@ from microlith.quant.params import (
     quantize_array,
     quantize_bias,
     quantize_weights,
+    symmetric_params,
 )
+
+IoDType = Literal["int8", "uint8", "int16", "float32"]
+#: 16x8: LOGISTIC / TANH / SOFTMAX outputs are fixed at scale 1/32768, zero point 0
+FIXED_16 = (1.0 / 32768.0, 0)
+_DTYPES = {"int8": DType.INT8, "uint8": DType.UINT8, "int16": DType.INT16}
 
 
 class _Groups:
@@ -66,12 +72,14 @@ def int8_rule(node: Node) -> Int8Rule:
     return get_op(node.op).int8
 
 
-def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
-    """The nodes to quantize (an int8 rule, float operands or integer constants such as a
-    shape); unsupported ones are an error unless falling back to float."""
+def integer_nodes(graph: Graph, fallback: str, wide: bool = False) -> list[Node]:
+    """The nodes to quantize (an int8 rule -- with ``wide`` also a 16x8 kernel --, float
+    operands or integer constants such as a shape); unsupported ones are an error unless
+    falling back to float."""
     chosen, refused = [], []
+    kind = "16x8" if wide else "int8"
     for node in graph.nodes:
-        if int8_rule(node) is not Int8Rule.NONE and all(
+        if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
             chosen.append(node)
@@ -80,7 +88,7 @@ def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
             refused.append(node)
     if refused and fallback != "float":
         names = ", ".join(f"{n.name} ({n.op})" for n in refused)
-        raise RewriteFailure(refused[0], f"no int8 kernel for: {names}; use --fallback float "
+        raise RewriteFailure(refused[0], f"no {kind} kernel for: {names}; use --fallback float "
                              "to keep them in float between DEQUANTIZE/QUANTIZE")
     return chosen
 
@@ -92,16 +100,28 @@ class InsertQDQ(Pass):
     summary = "int8 quantize/dequantize pairs from calibrated ranges (TFLite int8 spec)"
     requires = (CALIBRATED,)
     provides = (QDQ,)
-    io_dtype: Literal["int8", "uint8", "float32"] = "int8"
+    io_dtype: IoDType = "int8"
     fallback: Literal["none", "float"] = "none"
+    activations: Literal["int8", "int16"] = "int8"
+    input_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
+    output_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
+
+    @property
+    def wide(self) -> bool:
+        return self.activations == "int16"
+
+    @property
+    def act_dtype(self) -> DType:
+        return DType.INT16 if self.wide else DType.INT8
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        nodes = integer_nodes(graph, self.fallback)
+        nodes = integer_nodes(graph, self.fallback, self.wide)
         fallback = [n for n in graph.nodes if n not in set(nodes)]
         graph.meta["float_fallback"] = [f"{n.name} ({n.op})" for n in fallback
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
         for name in graph.meta["float_fallback"]:
-            ctx.remark(name.split(" ")[0], "kept in float (no int8 kernel)")
+            ctx.remark(name.split(" ")[0], "kept in float (no "
+                       f"{'16x8' if self.wide else 'int8'} kernel)")
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
@@ -133,7 +153,8 @@ class InsertQDQ(Pass):
                 for v in acts:
                     groups.union(id(v), id(node.output))
             if opdef.int8 is Int8Rule.FIXED and opdef.fixed_output is not None:
-                fixed[id(node.output)] = fixed_params(*opdef.fixed_output)
+                fixed[id(node.output)] = fixed_params(*(FIXED_16 if self.wide
+                                                        else opdef.fixed_output))
         ranges: dict[int, tuple[float, float]] = {}
         for value in values:
             span = value.meta.get("calibration_range")
@@ -144,8 +165,11 @@ class InsertQDQ(Pass):
             lo, hi = ranges.get(root, (0.0, 0.0))
             ranges[root] = (min(lo, span[0]), max(hi, span[1]))
         root_fixed = {groups.find(k): p for k, p in fixed.items()}
-        return {id(v): root_fixed.get(groups.find(id(v))) or activation_params(
+        return {id(v): root_fixed.get(groups.find(id(v))) or self._range_params(
             *ranges[groups.find(id(v))]) for v in values}
+
+    def _range_params(self, lo: float, hi: float) -> QuantParams:
+        return symmetric_params(lo, hi) if self.wide else activation_params(lo, hi)
 
     # ---- constants ------------------------------------------------------------------------
     def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams]
@@ -161,17 +185,21 @@ class InsertQDQ(Pass):
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, 0)[1].scale
                 x_params = params[id(node.arg(0))]
-                q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales)
-                node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
+                bits = 64 if self.wide else 32
+                q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)
+                node.set_input(index, self._dequantized(
+                    graph, value, q, qp, DType.INT64 if self.wide else DType.INT32))
                 continue
             elif rule is Int8Rule.SAME:
                 qp = params[id(node.output)]
-                q = quantize_array(value.constant, qp)
+                q = quantize_array(value.constant, qp, self.act_dtype.numpy.type)
             else:
                 data = value.constant
-                qp = activation_params(float(data.min(initial=0.0)), float(data.max(initial=0.0)))
-                q = quantize_array(data, qp)
-            node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT8))
+                qp = self._range_params(float(data.min(initial=0.0)),
+                                        float(data.max(initial=0.0)))
+                q = quantize_array(data, qp, self.act_dtype.numpy.type)
+            dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else self.act_dtype
+            node.set_input(index, self._dequantized(graph, value, q, qp, dtype))
 
     @staticmethod
     def _dequantized(graph: Graph, value: Value, q: np.ndarray, qp: QuantParams,
@@ -182,20 +210,39 @@ class InsertQDQ(Pass):
         return node.output
 
     # ---- activations ---------------------------------------------------------------------
+    def io_dtypes(self) -> tuple[str, str]:
+        """(input, output) interface dtypes."""
+        return (self.input_dtype or self.io_dtype, self.output_dtype or self.io_dtype)
+
+    def _interface_params(self, dtype: str, qp: QuantParams, value: Value) -> QuantParams:
+        """Parameters of an interface tensor of ``dtype`` carrying ``value`` (activation
+        parameters ``qp``): uint8 over int8 shifts the zero point by 128, as TFLite does;
+        a dtype of another width gets its own parameters from the calibrated range."""
+        act = self.act_dtype
+        if dtype == "uint8" and act == DType.INT8:
+            return QuantParams(qp.scale, (qp.zero_point[0] + 128,))
+        lo, hi = value.meta.get("calibration_range", (0.0, 0.0))
+        if dtype == "int16":
+            return symmetric_params(lo, hi)
+        if dtype == "uint8":
+            return activation_params(lo, hi, 0, 255)
+        return activation_params(lo, hi)
+
     def _wrap(self, graph: Graph, value: Value, qp: QuantParams) -> None:
-        """Route ``value`` through Q -> DQ (or retype a graph input per ``io_dtype``)."""
+        """Route ``value`` through Q -> DQ (or retype a graph input per its interface dtype)."""
         users = [u for u in value.uses]
         is_output = value in graph.outputs
-        q_type = TensorType(DType.INT8, value.shape, qp)
-        if value in graph.inputs and self.io_dtype == "int8":
+        act = self.act_dtype
+        q_type = TensorType(act, value.shape, qp)
+        in_dtype, _ = self.io_dtypes()
+        if value in graph.inputs and _DTYPES.get(in_dtype) == act:
             value.set_type(q_type)
             quantized = value
         else:
-            source = value
-            if value in graph.inputs and self.io_dtype == "uint8":
-                value.set_type(TensorType(DType.UINT8, value.shape, QuantParams(
-                    qp.scale, (qp.zero_point[0] + 128,))))
-            q_node = graph.add_node("QuantizeLinear", [source], {"to": "i8"},
+            if value in graph.inputs and in_dtype != "float32":
+                value.set_type(TensorType(_DTYPES[in_dtype], value.shape,
+                                          self._interface_params(in_dtype, qp, value)))
+            q_node = graph.add_node("QuantizeLinear", [value], {"to": act.value},
                                     name=value.name + "_quantize", output_types=[q_type],
                                     after=value.producer, before=None if value.producer
                                     else graph.nodes[0] if graph.nodes else None)
@@ -212,16 +259,17 @@ class InsertQDQ(Pass):
     def _output_value(self, graph: Graph, quantized: Value, dequantized: Value,
                       original: Value) -> Value:
         name = original.name
-        if self.io_dtype == "float32":
+        _, out_dtype = self.io_dtypes()
+        if out_dtype == "float32":
             result = dequantized
-        elif self.io_dtype == "int8":
+        elif _DTYPES[out_dtype] == self.act_dtype:
             result = quantized
         else:
-            qp = qparams(quantized)
-            node = graph.add_node("QuantizeLinear", [quantized], {"to": "u8"},
-                                  name=name + "_to_uint8", output_types=[TensorType(
-                                      DType.UINT8, quantized.shape,
-                                      QuantParams(qp.scale, (qp.zero_point[0] + 128,)))])
+            target = _DTYPES[out_dtype]
+            qp = self._interface_params(out_dtype, qparams(quantized), original)
+            node = graph.add_node("QuantizeLinear", [quantized], {"to": target.value},
+                                  name=name + "_to_" + out_dtype,
+                                  output_types=[TensorType(target, quantized.shape, qp)])
             result = node.output
         if result is not original and original.producer is not None:
             graph.rename_value(original, name + "_float")

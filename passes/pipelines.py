@@ -87,6 +87,22 @@ register_mode(QuantMode("int8", "full integer: int8 weights and activations, int
                         flags=("--calibration-method", "--io-dtype", "--fallback")))
 
 
+def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "none",
+            percentile: float | None = None) -> list[Pass]:
+    """The TFLite 16x8 mode: int16 symmetric activations, int8 per-channel weights, int64
+    biases (``insert-qdq{activations=int16}``); the interface is int16 by default."""
+    passes = int8(method, io_dtype, fallback, percentile)
+    return [InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback,
+                                       activations="int16"))
+            if isinstance(p, InsertQDQ) else p for p in passes]
+
+
+register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-channel "
+                        "weights, int64 biases (calibrated)", int16x8, calibrated=True,
+                        integer=True, flags=("--calibration-method", "--io-dtype",
+                                             "--fallback")))
+
+
 def mode_passes(mode: str | None) -> list[Pass]:
     """The default pipeline of ``--quantize mode`` (None: float), without a target tail."""
     return canonicalize() if mode is None else MODES[mode].passes()

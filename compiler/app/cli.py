@@ -186,9 +186,9 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
                        "--pipeline: sets calibrate{method=...})")
     group.add_argument("--calibration-cache", metavar="JSON",
                        help="reuse/store calibrated ranges so re-quantizing skips the data")
-    group.add_argument("--io-dtype", choices=["int8", "uint8", "float32"],
-                       help="model input/output type (default int8 with --quantize int8; "
-                       "float32 adds QUANTIZE/DEQUANTIZE at the edges)")
+    group.add_argument("--io-dtype", choices=["int8", "uint8", "int16", "float32"],
+                       help="model input/output type (default int8 with --quantize int8, "
+                       "int16 with int16x8; float32 adds QUANTIZE/DEQUANTIZE at the edges)")
     group.add_argument("--fallback", choices=["none", "float"], default=None,
                        help="float: keep ops without int8 kernels in float (listed); "
                        "none: refuse them (default)")
@@ -241,7 +241,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         write_atomic(args.output, result.output)
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
-        print(f"note: kept in float (no int8 kernel): {', '.join(fallback)}", file=sys.stderr)
+        print(f"note: kept in float (no integer kernel): {', '.join(fallback)}",
+              file=sys.stderr)
     if args.remarks:
         for pass_name, node, message in result.remarks:
             print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from microlith.passes.pipelines import QuantMode
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
-IO_DTYPES = ("int8", "uint8", "float32")
+IO_DTYPES = ("int8", "uint8", "int16", "float32")
 
 
 def target_names() -> tuple[str, ...]:
@@ -131,7 +131,7 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
     if mode is None:
         if options.pipeline is None and (options.calibration_data is not None or
                                          options.io_dtype not in (None, "float32")):
-            raise UsageError("--calibration-data and --io-dtype need --quantize int8")
+            raise UsageError("--calibration-data and --io-dtype need --quantize int8 or int16x8")
         return
     if options.pipeline is None:
         given = {"--calibration-method": options.calibration_method,
