@@ -37,6 +37,8 @@ class FuseIsland(RewriteRule):
         return int8_ops()
 
     def match(self, node: Node) -> Match | Reject:
+        if node.meta.get("keep_float"):
+            return Reject("kept in float by insert-qdq")
         sources = []
         for value in node.inputs:
             if value is None or (value.is_constant and not value.dtype.is_float):

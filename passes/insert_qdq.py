@@ -117,6 +117,8 @@ class InsertQDQ(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> None:
         nodes = integer_nodes(graph, self.fallback, self.wide)
         fallback = [n for n in graph.nodes if n not in set(nodes)]
+        for node in fallback:
+            node.meta["keep_float"] = True  # fuse-requantize leaves it between DQ and Q
         graph.meta["float_fallback"] = [f"{n.name} ({n.op})" for n in fallback
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
         for name in graph.meta["float_fallback"]:
