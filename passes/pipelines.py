@@ -12,6 +12,7 @@ objects (``microlith.app.pipeline_edits``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,9 +93,15 @@ def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "no
     """The TFLite 16x8 mode: int16 symmetric activations, int8 per-channel weights, int64
     biases (``insert-qdq{activations=int16}``); the interface is int16 by default."""
     passes = int8(method, io_dtype, fallback, percentile)
-    return [InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback,
-                                       activations="int16"))
-            if isinstance(p, InsertQDQ) else p for p in passes]
+    out: list[Pass] = []
+    for p in passes:
+        if isinstance(p, InsertQDQ):
+            p = InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback,
+                                           activations="int16"))
+        elif isinstance(p, Calibrate):
+            p = dataclasses.replace(p, bits=16)
+        out.append(p)
+    return out
 
 
 register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-channel "

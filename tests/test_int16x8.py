@@ -171,3 +171,24 @@ def test_16x8_is_deterministic() -> None:
     a = compile_onnx(ZOO / "dscnn.onnx", CompileOptions(
         quantize="int16x8", calibration_data=data("dscnn")[0], quiet=True)).output
     assert a == compiled("dscnn").data
+
+
+def test_16x8_calibration_is_16_bit() -> None:
+    """Entropy / mse sized for int16 land on (or next to) min-max; at int8 they clip."""
+    m = compiled("dscnn", calibration_method="entropy")
+    assert "calibrate{method=entropy,bits=16}" in m.result.pipeline
+    ranges = {v.name: v.meta.get("calibration_range") for v in m.result.graph.values.values()}
+    base = {v.name: v.meta.get("calibration_range")
+            for v in compiled("dscnn").result.graph.values.values()}
+    common = [k for k, r in ranges.items() if r is not None and base.get(k) is not None]
+    assert common
+    for k in common:
+        bound, ref = max(map(abs, ranges[k])), max(map(abs, base[k]))
+        assert bound >= 0.97 * ref, (k, ranges[k], base[k])
+
+
+def test_calibrate_bits_option_is_checked() -> None:
+    from microlith.pipeline import parse_pipeline
+
+    with pytest.raises(Exception, match="bits=12 must be 8 or 16"):
+        parse_pipeline("calibrate{bits=12}")
