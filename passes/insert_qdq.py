@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from microlith.diagnostics import UsageError
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
@@ -72,13 +73,33 @@ def int8_rule(node: Node) -> Int8Rule:
     return get_op(node.op).int8
 
 
-def integer_nodes(graph: Graph, fallback: str, wide: bool = False) -> list[Node]:
+def split_names(text: str) -> list[str]:
+    """The items of a ``;``-separated option (``--keep-float a,b`` is ``keep-float=a;b``)."""
+    return [t.strip() for t in text.split(";") if t.strip()]
+
+
+def selected(graph: Graph, names: list[str], flag: str) -> set[Node]:
+    """The nodes named (or of an op type named) in ``names``; an unknown name is an error."""
+    nodes = set()
+    for item in names:
+        found = {n for n in graph.nodes if n.name == item or n.op == item}
+        if not found:
+            raise UsageError(f"{flag}: no node or op type named {item!r} in the model")
+        nodes |= found
+    return nodes
+
+
+def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
+                  keep: set[Node] | None = None) -> list[Node]:
     """The nodes to quantize (an int8 rule -- with ``wide`` also a 16x8 kernel --, float
-    operands or integer constants such as a shape); unsupported ones are an error unless
-    falling back to float."""
+    operands or integer constants such as a shape, not in ``keep``); unsupported ones are
+    an error unless falling back to float."""
     chosen, refused = [], []
     kind = "16x8" if wide else "int8"
+    keep = keep or set()
     for node in graph.nodes:
+        if node in keep:
+            continue
         if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
@@ -105,6 +126,9 @@ class InsertQDQ(Pass):
     activations: Literal["int8", "int16"] = "int8"
     input_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
     output_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
+    keep_float: str = ""  # ";"-separated node names / op types kept in float
+    per_tensor: bool = False  # one weight scale per tensor instead of per output channel
+    int16: str = ""  # int8 activations: ";"-separated node names / op types made 16x8
 
     @property
     def wide(self) -> bool:
@@ -115,15 +139,18 @@ class InsertQDQ(Pass):
         return DType.INT16 if self.wide else DType.INT8
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        nodes = integer_nodes(graph, self.fallback, self.wide)
+        keep = selected(graph, split_names(self.keep_float), "--keep-float")
+        nodes = integer_nodes(graph, self.fallback, self.wide, keep)
         fallback = [n for n in graph.nodes if n not in set(nodes)]
         for node in fallback:
             node.meta["keep_float"] = True  # fuse-requantize leaves it between DQ and Q
         graph.meta["float_fallback"] = [f"{n.name} ({n.op})" for n in fallback
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
-        for name in graph.meta["float_fallback"]:
-            ctx.remark(name.split(" ")[0], "kept in float (no "
-                       f"{'16x8' if self.wide else 'int8'} kernel)")
+        for node in fallback:
+            if node.op not in ("QuantizeLinear", "DequantizeLinear"):
+                why = "--keep-float" if node in keep else \
+                    f"no {'16x8' if self.wide else 'int8'} kernel"
+                ctx.remark(node, f"kept in float ({why})")
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
@@ -181,11 +208,11 @@ class InsertQDQ(Pass):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
             if rule is Int8Rule.WEIGHTED and index == 1:
-                q, qp = quantize_weights(value.constant, axis=0)
+                q, qp = quantize_weights(value.constant, axis=None if self.per_tensor else 0)
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
-                    quantize_weights(weights.constant, 0)[1].scale
+                    quantize_weights(weights.constant, None if self.per_tensor else 0)[1].scale
                 x_params = params[id(node.arg(0))]
                 bits = 64 if self.wide else 32
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)

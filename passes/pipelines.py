@@ -85,7 +85,9 @@ def register_mode(mode: QuantMode) -> QuantMode:
 
 register_mode(QuantMode("int8", "full integer: int8 weights and activations, int32 biases "
                         "(calibrated)", int8, calibrated=True, integer=True,
-                        flags=("--calibration-method", "--io-dtype", "--fallback")))
+                        flags=("--calibration-method", "--io-dtype", "--fallback",
+                               "--keep-float", "--input-dtype", "--output-dtype",
+                               "--per-tensor", "--int16")))
 
 
 def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "none",
@@ -107,7 +109,8 @@ def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "no
 register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-channel "
                         "weights, int64 biases (calibrated)", int16x8, calibrated=True,
                         integer=True, flags=("--calibration-method", "--io-dtype",
-                                             "--fallback")))
+                                             "--fallback", "--keep-float", "--input-dtype",
+                                             "--output-dtype", "--per-tensor")))
 
 
 def mode_passes(mode: str | None) -> list[Pass]:
