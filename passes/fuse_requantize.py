@@ -11,7 +11,8 @@ clamped to the fused activation's quantized range. Multipliers are derived from
 the scales in the value types (as TFLite-Micro derives them from the
 flatbuffer), so nothing here can disagree with the emitted model.
 Nodes left in float (``insert-qdq{fallback=float}``) keep their DQ/Q, which
-become DEQUANTIZE/QUANTIZE ops.
+become DEQUANTIZE/QUANTIZE ops. A ``Q(DQ(x))`` of an integer ``x`` (the int8 <-> int16
+border of a mixed model, ``insert-qdq{int16=...}``) becomes one requantizing QUANTIZE.
 """
 
 from __future__ import annotations
@@ -71,6 +72,26 @@ class FuseIsland(RewriteRule):
         _remove_dead_dequantize(graph)
 
 
+class Requantize(RewriteRule):
+    """``Q(DQ(x))`` with an integer ``x``: one requantizing QUANTIZE (int8 <-> int16)."""
+
+    root_ops = ("QuantizeLinear",)
+
+    def match(self, node: Node) -> Match | Reject:
+        dq = node.arg(0).producer if node.arg(0) is not None else None
+        if dq is None or dq.op != "DequantizeLinear":
+            return Reject("input is not dequantized")
+        source = dq.arg(0)
+        if source is None or source.quant is None or source.dtype.is_float or \
+                source.is_constant:
+            return Reject("the dequantized value is not an integer activation")
+        return Match(node, {"dq": dq}, {"source": source})
+
+    def rewrite(self, graph: Graph, match: Match) -> None:
+        match.root.set_input(0, match.data["source"])
+        _remove_dead_dequantize(graph)
+
+
 def _remove_dead_dequantize(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node.op == "DequantizeLinear" and not node.output.uses and \
@@ -88,6 +109,7 @@ class FuseRequantize(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         apply_rules(graph, [FuseIsland()], ctx)
+        apply_rules(graph, [Requantize()], ctx)
         _remove_dead_dequantize(graph)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:

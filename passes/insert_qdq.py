@@ -23,6 +23,7 @@ DequantizeLinear and QuantizeLinear.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -151,12 +152,43 @@ class InsertQDQ(Pass):
                 why = "--keep-float" if node in keep else \
                     f"no {'16x8' if self.wide else 'int8'} kernel"
                 ctx.remark(node, f"kept in float ({why})")
+        wide = set(nodes) if self.wide else self._wide_nodes(graph, nodes)
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
-            self._quantize_constants(graph, node, params)
+            self._quantize_constants(graph, node, params, node in wide)
+        integer = set(nodes)
         for value in activations:
-            self._wrap(graph, value, params[id(value)])
+            users = [u.node for u in value.uses if u.node in integer]
+            if value.producer in integer:
+                home = value.producer in wide
+            else:  # a graph input or a float op's output: the width of its integer readers
+                home = self.wide or (bool(users) and all(n in wide for n in users))
+            other = [u for u in value.uses if u.node in integer and (u.node in wide) != home]
+            home_dq = self._wrap(graph, value, params(value, home), home, exclude=other)
+            if other:  # the other width: a requantizing QUANTIZE after the home DQ
+                self._requantize_for(graph, value, home_dq, other, params(value, not home),
+                                     not home)
+
+    def _wide_nodes(self, graph: Graph, nodes: list[Node]) -> set[Node]:
+        """``--int16``: the named nodes (or op types), each needing a 16x8 kernel."""
+        chosen = selected(graph, split_names(self.int16), "--int16")
+        for node in sorted(chosen, key=lambda n: n.name):
+            if node not in nodes or not get_op(node.op).int16:
+                raise UsageError(f"--int16: {node.name} ({node.op}) has no 16x8 kernel")
+        return chosen
+
+    def _requantize_for(self, graph: Graph, value: Value, home_dq: Node, uses: list,
+                        qp: QuantParams, wide: bool) -> None:
+        """Route ``uses`` of ``value`` through Q(other width) -> DQ after its home DQ."""
+        dtype = DType.INT16 if wide else DType.INT8
+        q = graph.add_node("QuantizeLinear", [home_dq.output], {"to": dtype.value},
+                           name=value.name + f"_to_{dtype.numpy.name}",
+                           output_types=[TensorType(dtype, value.shape, qp)], after=home_dq)
+        dq = graph.add_node("DequantizeLinear", [q.output], name=q.name + "_dequantize",
+                            output_types=[TensorType(DType.FLOAT32, value.shape)], after=q)
+        for use in uses:
+            use.node.set_input(use.index, dq.output)
 
     # ---- parameters ---------------------------------------------------------------------
     def _activations(self, graph: Graph, nodes: list[Node]) -> list[Value]:
@@ -172,7 +204,7 @@ class InsertQDQ(Pass):
         return sorted(seen.values(), key=lambda v: order[id(v)])
 
     def _activation_params(self, nodes: list[Node], values: list[Value]
-                           ) -> dict[int, QuantParams]:
+                           ) -> Callable[[Value, bool], QuantParams]:
         groups = _Groups()
         fixed: dict[int, QuantParams] = {}
         for node in nodes:
@@ -194,16 +226,24 @@ class InsertQDQ(Pass):
             lo, hi = ranges.get(root, (0.0, 0.0))
             ranges[root] = (min(lo, span[0]), max(hi, span[1]))
         root_fixed = {groups.find(k): p for k, p in fixed.items()}
-        return {id(v): root_fixed.get(groups.find(id(v))) or self._range_params(
-            *ranges[groups.find(id(v))]) for v in values}
 
-    def _range_params(self, lo: float, hi: float) -> QuantParams:
-        return symmetric_params(lo, hi) if self.wide else activation_params(lo, hi)
+        def params(value: Value, wide: bool) -> QuantParams:
+            root = groups.find(id(value))
+            if root in root_fixed and wide == self.wide:
+                return root_fixed[root]
+            return self._range_params(*ranges[root], wide=wide)
+
+        return params
+
+    def _range_params(self, lo: float, hi: float, wide: bool | None = None) -> QuantParams:
+        wide = self.wide if wide is None else wide
+        return symmetric_params(lo, hi) if wide else activation_params(lo, hi)
 
     # ---- constants ------------------------------------------------------------------------
-    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams]
-                            ) -> None:
+    def _quantize_constants(self, graph: Graph, node: Node,
+                            params: Callable[[Value, bool], QuantParams], wide: bool) -> None:
         rule = int8_rule(node)
+        act = DType.INT16 if wide else DType.INT8
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
@@ -213,21 +253,21 @@ class InsertQDQ(Pass):
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, None if self.per_tensor else 0)[1].scale
-                x_params = params[id(node.arg(0))]
-                bits = 64 if self.wide else 32
+                x_params = params(node.arg(0), wide)
+                bits = 64 if wide else 32
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)
                 node.set_input(index, self._dequantized(
-                    graph, value, q, qp, DType.INT64 if self.wide else DType.INT32))
+                    graph, value, q, qp, DType.INT64 if wide else DType.INT32))
                 continue
             elif rule is Int8Rule.SAME:
-                qp = params[id(node.output)]
-                q = quantize_array(value.constant, qp, self.act_dtype.numpy.type)
+                qp = params(node.output, wide)
+                q = quantize_array(value.constant, qp, act.numpy.type)
             else:
                 data = value.constant
                 qp = self._range_params(float(data.min(initial=0.0)),
-                                        float(data.max(initial=0.0)))
-                q = quantize_array(data, qp, self.act_dtype.numpy.type)
-            dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else self.act_dtype
+                                        float(data.max(initial=0.0)), wide)
+                q = quantize_array(data, qp, act.numpy.type)
+            dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else act
             node.set_input(index, self._dequantized(graph, value, q, qp, dtype))
 
     @staticmethod
@@ -243,11 +283,12 @@ class InsertQDQ(Pass):
         """(input, output) interface dtypes."""
         return (self.input_dtype or self.io_dtype, self.output_dtype or self.io_dtype)
 
-    def _interface_params(self, dtype: str, qp: QuantParams, value: Value) -> QuantParams:
+    def _interface_params(self, dtype: str, qp: QuantParams, value: Value,
+                          act: DType | None = None) -> QuantParams:
         """Parameters of an interface tensor of ``dtype`` carrying ``value`` (activation
         parameters ``qp``): uint8 over int8 shifts the zero point by 128, as TFLite does;
         a dtype of another width gets its own parameters from the calibrated range."""
-        act = self.act_dtype
+        act = act or self.act_dtype
         if dtype == "uint8" and act == DType.INT8:
             return QuantParams(qp.scale, (qp.zero_point[0] + 128,))
         lo, hi = value.meta.get("calibration_range", (0.0, 0.0))
@@ -257,11 +298,13 @@ class InsertQDQ(Pass):
             return activation_params(lo, hi, 0, 255)
         return activation_params(lo, hi)
 
-    def _wrap(self, graph: Graph, value: Value, qp: QuantParams) -> None:
-        """Route ``value`` through Q -> DQ (or retype a graph input per its interface dtype)."""
-        users = [u for u in value.uses]
+    def _wrap(self, graph: Graph, value: Value, qp: QuantParams, wide: bool,
+              exclude: list) -> Node:
+        """Route ``value`` through Q -> DQ at its home width (or retype a graph input per its
+        interface dtype); the ``exclude`` uses are left for the other width."""
+        users = [u for u in value.uses if u not in exclude]
         is_output = value in graph.outputs
-        act = self.act_dtype
+        act = DType.INT16 if wide else DType.INT8
         q_type = TensorType(act, value.shape, qp)
         in_dtype, _ = self.io_dtypes()
         if value in graph.inputs and _DTYPES.get(in_dtype) == act:
@@ -270,7 +313,7 @@ class InsertQDQ(Pass):
         else:
             if value in graph.inputs and in_dtype != "float32":
                 value.set_type(TensorType(_DTYPES[in_dtype], value.shape,
-                                          self._interface_params(in_dtype, qp, value)))
+                                          self._interface_params(in_dtype, qp, value, act)))
             q_node = graph.add_node("QuantizeLinear", [value], {"to": act.value},
                                     name=value.name + "_quantize", output_types=[q_type],
                                     after=value.producer, before=None if value.producer
@@ -283,19 +326,20 @@ class InsertQDQ(Pass):
             use.node.set_input(use.index, dq.output)
         if is_output:
             index = graph.outputs.index(value)
-            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value)
+            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value, act)
+        return dq
 
     def _output_value(self, graph: Graph, quantized: Value, dequantized: Value,
-                      original: Value) -> Value:
+                      original: Value, act: DType) -> Value:
         name = original.name
         _, out_dtype = self.io_dtypes()
         if out_dtype == "float32":
             result = dequantized
-        elif _DTYPES[out_dtype] == self.act_dtype:
+        elif _DTYPES[out_dtype] == act:
             result = quantized
         else:
             target = _DTYPES[out_dtype]
-            qp = self._interface_params(out_dtype, qparams(quantized), original)
+            qp = self._interface_params(out_dtype, qparams(quantized), original, act)
             node = graph.add_node("QuantizeLinear", [quantized], {"to": target.value},
                                   name=name + "_to_" + out_dtype,
                                   output_types=[TensorType(target, quantized.shape, qp)])

@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--samples", type=int, default=0, metavar="N",
                      help="evaluate the first N samples only (default 0: all)")
     dbg.add_argument("--json", metavar="PATH", help="also write the whole table as JSON")
+    dbg.add_argument("--int16", action="store_true",
+                     help="also rank the layers to make 16x8 (output SQNR gain per byte) and "
+                     "print the --int16 list that recovers the most")
     dbg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -339,6 +342,13 @@ def cmd_debug(args: argparse.Namespace) -> int:
     print(report.table(args.top), end="")
     print()
     print(report.summary(), end="")
+    if args.int16:
+        from microlith.app.int16_advisor import advise
+
+        print()
+        print(advise(args.model, args.calibration_data,
+                     calibration_method=args.calibration_method,
+                     input_shapes=parse_input_shapes(args.input_shape)).table(), end="")
     if args.json:
         payload = {"model": args.model, **report.as_json()}
         write_atomic(args.json, (json.dumps(payload, indent=2) + "\n").encode())

@@ -9,6 +9,7 @@ edited by ``microlith.app.pipeline_edits``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import stat
@@ -119,6 +120,20 @@ def quantize_flags(options: CompileOptions) -> dict[str, Any]:
             "--int16": joined(options.int16)}
 
 
+def resolve_int16_auto(path: str | os.PathLike[str], options: CompileOptions
+                       ) -> CompileOptions:
+    """``--int16 auto[:BUDGET]``: the layers ``microlith.app.int16_advisor`` chooses."""
+    from microlith.app.int16_advisor import advise, parse_auto
+
+    auto, budget = parse_auto(options.int16)
+    if not auto:
+        return options
+    advice = advise(path, options.calibration_data, budget=budget,
+                    calibration_method=options.calibration_method,
+                    input_shapes=options.input_shapes)
+    return dataclasses.replace(options, int16=tuple(advice.chosen) or None)
+
+
 def quantize_modes() -> dict[str, QuantMode]:
     from microlith.passes.pipelines import MODES
 
@@ -194,6 +209,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
                                os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx")
     if target.check_options is not None:  # before any work, naming the option
         target.check_options(emit_options)
+    options = resolve_int16_auto(path, options)
     passes = build_pipeline(options, target)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr
