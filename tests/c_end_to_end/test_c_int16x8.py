@@ -75,3 +75,62 @@ def test_c_16x8_refuses_float_fallback() -> None:
         compile_onnx(ZOO / "mlp_sigmoid.onnx", CompileOptions(
             target="c", quantize="int16x8", fallback="float",
             calibration_data=data("mlp_sigmoid")[0], quiet=True))
+
+
+def _ops_model(path) -> None:
+    """Conv, LeakyRelu, Sub, Concat, MaxPool, AveragePool (pads, border not counted), Mul,
+    Transpose, Gemm: the 16x8 C kernels the zoo does not reach."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32),
+                                       name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "wa", "ba"], ["a0"], pads=[1, 1, 1, 1]),
+        helper.make_node("LeakyRelu", ["a0"], ["a"], alpha=0.1),
+        helper.make_node("Conv", ["x", "wb"], ["b"]),
+        helper.make_node("Sub", ["a", "b"], ["s"]),
+        helper.make_node("Concat", ["s", "a"], ["c"], axis=1),
+        helper.make_node("MaxPool", ["c"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("AveragePool", ["m"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["p", "m"], ["q"]),
+        helper.make_node("Transpose", ["q"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("Flatten", ["t"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "ops16", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        [init("wa", 4, 3, 3, 3), init("ba", 4), init("wb", 4, 3, 1, 1), init("wf", 5, 128),
+         init("bf", 5)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
+def test_c_16x8_other_kernels_equal_tflm(tmp_path) -> None:
+    from microlith.formats.tflite.flatbuffer import parse_model
+    from tools.runtimes import quantize_input, to_physical
+
+    path = tmp_path / "ops16.onnx"
+    _ops_model(path)
+    rng = np.random.default_rng(3)
+    cal = rng.standard_normal((64, 3, 8, 8)).astype(np.float32)
+    xs = rng.standard_normal((40, 3, 8, 8)).astype(np.float32)
+    options = {"quantize": "int16x8", "calibration_data": cal, "quiet": True}
+    tfl = compile_onnx(path, CompileOptions(**options))
+    c = compile_onnx(path, CompileOptions(target="c", **options))
+    model = parse_model(tfl.output)
+    ops = {op.op for op in model.operators}
+    assert {"LEAKY_RELU", "SUB", "CONCATENATION", "MAX_POOL_2D", "AVERAGE_POOL_2D",
+            "MUL"} <= ops, ops
+    q = model.tensors[model.inputs[0]].quant
+    perm = tfl.graph.meta.get("io_perms", {}).get(tfl.graph.inputs[0].name)
+    feeds = np.ascontiguousarray(quantize_input(to_physical(xs, perm), q.scale[0],
+                                                q.zero_point[0], "int16"))
+    want = run_tflm(tfl.output, feeds, flatten=True)
+    exe = host_build(write_files(tmp_path / "gen", c.files), c.graph.inputs[0].name,
+                     "sanitize", tmp_path / "b")
+    assert np.array_equal(host_outputs(exe, feeds, np.int16), want)
