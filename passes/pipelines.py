@@ -26,6 +26,7 @@ from microlith.passes.fuse_requantize import FuseRequantize
 from microlith.passes.infer_shapes import InferShapes
 from microlith.passes.insert_qdq import InsertQDQ
 from microlith.passes.lower_fc import LowerFC
+from microlith.passes.quantize_weights import QuantizeWeights
 from microlith.passes.to_nhwc import ToNHWC
 from microlith.pipeline import Pass, format_pipeline
 
@@ -85,6 +86,23 @@ def register_mode(mode: QuantMode) -> QuantMode:
 register_mode(QuantMode("int8", "full integer: int8 weights and activations, int32 biases "
                         "(calibrated)", int8, calibrated=True, integer=True,
                         flags=("--calibration-method", "--io-dtype", "--fallback")))
+
+
+def dynamic() -> list[Pass]:
+    """Dynamic range: int8 per-channel weights for the hybrid kernels, float activations."""
+    return [*canonicalize(), QuantizeWeights()]
+
+
+def float16() -> list[Pass]:
+    """float16 weights (DEQUANTIZE to float32 in the .tflite; widened in the C kernels)."""
+    return [*canonicalize(), QuantizeWeights(dtype="float16")]
+
+
+register_mode(QuantMode("dynamic", "dynamic range: int8 per-channel weights, float "
+                        "activations and I/O (LiteRT's hybrid kernels; no calibration data)",
+                        dynamic, calibrated=False, integer=False))
+register_mode(QuantMode("float16", "float16 weights, float32 arithmetic (DEQUANTIZE at load)",
+                        float16, calibrated=False, integer=False))
 
 
 def mode_passes(mode: str | None) -> list[Pass]:
