@@ -6,7 +6,8 @@
  * is a Cody-Waite range reduction to [-ln2/2, ln2/2], a degree-6 polynomial and an
  * exponent built from bits (relative error about 2e-7). Weights come in three storage
  * forms, each with its own kernel so the inner loop has no branch: float32; float16 (IEEE
- * binary16 bit patterns, widened per load by mlk_half_to_float, exact); int8 with one
+ * binary16 bit patterns, widened per load by mlk_half_to_float, exact: the FPU's VCVTB
+ * on Cortex-M4F/M7, integer bit operations elsewhere); int8 with one
  * float scale per output channel (dynamic range: the dot product runs on the int8 values
  * widened to float and is scaled once per output, y = s[c] * sum(x * q) + b[c]).
  * Layouts are the int8 kernels' (NHWC; OHWI; depthwise [KH][KW][C*M]; [units][depth]).
@@ -25,6 +26,13 @@ typedef union { uint32_t u; float f; } mlk_f32_bits;
 
 static inline float mlk_half_to_float(uint16_t h)
 {
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && !defined(__SOFTFP__) && \
+    !defined(MLK_NO_VCVTB)
+    /* Cortex-M4F / M7: the FPU's half-precision conversion (VCVTB, exact; FPSCR.AHP = 0) */
+    float f;
+    __asm__("vmov %0, %1\n\tvcvtb.f32.f16 %0, %0" : "=t"(f) : "r"((uint32_t)h));
+    return f;
+#else
     const uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
     const uint32_t exponent = ((uint32_t)h >> 10) & 0x1fu;
     const uint32_t mantissa = (uint32_t)h & 0x3ffu;
@@ -40,6 +48,7 @@ static inline float mlk_half_to_float(uint16_t h)
         v.u = sign | ((exponent + 112u) << 23) | (mantissa << 13);
     }
     return v.f;
+#endif
 }
 
 static inline float mlk_expf(float x)
