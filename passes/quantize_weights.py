@@ -11,9 +11,10 @@ asymmetrically because ``legalize-tflite`` sets ``asymmetric_quantize_inputs``, 
 converter's default). Not quantized (their hybrid kernels do not exist or do not apply):
 dilated convolutions (LiteRT's hybrid convolutions run with dilation 1), transposed
 convolutions, weights that are not constant, and weights with fewer than ``min_elements``
-elements (the converter's default threshold, 1024: tiny layers gain nothing and lose
-accuracy). A per-channel weight whose channel scales are all equal is written per tensor
-(LiteRT's per-channel hybrid path is taken only when the scales differ).
+elements (default 0: every eligible layer, smaller and as accurate on the digits models;
+1024 is the TF converter's default threshold). A per-channel weight whose channel scales
+are all equal is written per tensor (LiteRT's per-channel hybrid path is taken only when
+the scales differ).
 
 ``dtype=float16`` is the converter's float16 mode (``supported_types=[tf.float16]``): every
 float32 weight and bias of those ops, and every float32 constant operand of an
