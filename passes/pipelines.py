@@ -114,6 +114,8 @@ PIPELINES: dict[str, str] = {
     "float": f"{format_pipeline(canonicalize())},{TAILS['tflite']}",
     "int8": int8_pipeline(),
     "c": int8_pipeline(target="c"),
+    "dynamic": f"{format_pipeline(dynamic())},{TAILS['tflite']}",
+    "float16": f"{format_pipeline(float16())},{TAILS['tflite']}",
 }
 
 
