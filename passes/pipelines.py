@@ -27,6 +27,7 @@ from microlith.passes.fuse_requantize import FuseRequantize
 from microlith.passes.infer_shapes import InferShapes
 from microlith.passes.insert_qdq import InsertQDQ
 from microlith.passes.lower_fc import LowerFC
+from microlith.passes.quantize_weights import QuantizeWeights
 from microlith.passes.to_nhwc import ToNHWC
 from microlith.pipeline import Pass, format_pipeline
 
@@ -113,6 +114,23 @@ register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-
                                              "--output-dtype", "--per-tensor")))
 
 
+def dynamic() -> list[Pass]:
+    """Dynamic range: int8 per-channel weights for the hybrid kernels, float activations."""
+    return [*canonicalize(), QuantizeWeights()]
+
+
+def float16() -> list[Pass]:
+    """float16 weights (DEQUANTIZE to float32 in the .tflite; widened in the C kernels)."""
+    return [*canonicalize(), QuantizeWeights(dtype="float16")]
+
+
+register_mode(QuantMode("dynamic", "dynamic range: int8 per-channel weights, float "
+                        "activations and I/O (LiteRT's hybrid kernels; no calibration data)",
+                        dynamic, calibrated=False, integer=False))
+register_mode(QuantMode("float16", "float16 weights, float32 arithmetic (DEQUANTIZE at load)",
+                        float16, calibrated=False, integer=False))
+
+
 def mode_passes(mode: str | None) -> list[Pass]:
     """The default pipeline of ``--quantize mode`` (None: float), without a target tail."""
     return canonicalize() if mode is None else MODES[mode].passes()
@@ -122,6 +140,8 @@ PIPELINES: dict[str, str] = {
     "float": f"{format_pipeline(canonicalize())},{TAILS['tflite']}",
     "int8": int8_pipeline(),
     "c": int8_pipeline(target="c"),
+    "dynamic": f"{format_pipeline(dynamic())},{TAILS['tflite']}",
+    "float16": f"{format_pipeline(float16())},{TAILS['tflite']}",
 }
 
 

@@ -64,7 +64,7 @@ class Call:
     function: str
     struct: str | None  # the parameter struct type (None: the kernel takes none)
     fields: tuple[tuple[str, FieldValue], ...]
-    tensors: tuple[In | Out | str, ...]
+    tensors: tuple[In | Out | Table | str, ...]  # a Table: a constant read as a tensor
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,9 @@ def _field(ctx: RenderContext, node: Node, value: FieldValue) -> str:
     return c_int(value)
 
 
-def _tensor(ctx: RenderContext, arg: In | Out | str) -> str:
+def _tensor(ctx: RenderContext, arg: In | Out | Table | str) -> str:
+    if isinstance(arg, Table):
+        return ctx.const_array(arg.hint, arg.array)
     if isinstance(arg, In):
         if arg.value.is_constant:
             return ctx.const_array(arg.value.name, np.asarray(arg.value.data))

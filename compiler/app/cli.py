@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    group = parser.add_argument_group("quantization (TFLite full-integer post-training mode)")
+    group = parser.add_argument_group("quantization (TFLite post-training modes)")
     if not required:
         from microlith.app.driver import quantize_modes
 

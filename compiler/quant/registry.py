@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ir.types import DType
 
 Prepare = Callable[[Node], Any]
 IntegerKernel = Callable[[Any, list[np.ndarray | None]], list[np.ndarray]]
@@ -74,8 +75,9 @@ def integer_ops() -> dict[str, IntegerOp]:
 
 def is_integer_node(node: Node) -> bool:
     """True when the node computes on quantized integers (or converts to / from them)."""
-    if node.op in QUANTIZE_OPS:
-        return True
+    if node.op in QUANTIZE_OPS:  # float16 -> float32 (the float16 weight form) is float
+        source = node.input(0)
+        return source is None or source.dtype != DType.FLOAT16
     return any(out.quant is not None and not out.dtype.is_float for out in node.outputs)
 
 
