@@ -11,7 +11,9 @@ clamped to the fused activation's quantized range. Multipliers are derived from
 the scales in the value types (as TFLite-Micro derives them from the
 flatbuffer), so nothing here can disagree with the emitted model.
 Nodes left in float (``insert-qdq{fallback=float}``) keep their DQ/Q, which
-become DEQUANTIZE/QUANTIZE ops.
+become DEQUANTIZE/QUANTIZE ops. A remaining ``DQ(int8) -> Q(int8)`` pair (a requantize
+that ``insert-qdq`` wrote for a model's own quantization) becomes one integer
+``QuantizeLinear`` from the int8 value.
 """
 
 from __future__ import annotations
@@ -65,6 +67,28 @@ class FuseIsland(RewriteRule):
         _remove_dead_dequantize(graph)
 
 
+class FuseRequantizePair(RewriteRule):
+    """``DQ(q: int8) -> Q(int8)``: one integer QUANTIZE from ``q``'s parameters to the Q's
+    (``insert-qdq`` writes this pair where a model's quantization needs a requantize)."""
+
+    root_ops = ("QuantizeLinear",)
+
+    def match(self, node: Node) -> Match | Reject:
+        dq = node.arg(0).producer if node.arg(0) is not None else None
+        if dq is None or dq.op != "DequantizeLinear":
+            return Reject("input is not dequantized")
+        if dq.arg(0).dtype.value != "i8" or node.output.dtype.value != "i8":
+            return Reject("not an int8 -> int8 requantize")
+        source = dq.arg(0).quant
+        if source is None or source.per_axis:
+            return Reject("the source is not quantized per tensor")
+        return Match(node, {"dq": dq})
+
+    def rewrite(self, graph: Graph, match: Match) -> None:
+        match.root.set_input(0, match.nodes["dq"].arg(0))
+        _remove_dead_dequantize(graph)
+
+
 def _remove_dead_dequantize(graph: Graph) -> None:
     for node in list(graph.nodes):
         if node.op == "DequantizeLinear" and not node.output.uses and \
@@ -82,6 +106,7 @@ class FuseRequantize(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         apply_rules(graph, [FuseIsland()], ctx)
+        apply_rules(graph, [FuseRequantizePair()], ctx)
         _remove_dead_dequantize(graph)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:

@@ -31,6 +31,15 @@ import numpy as np
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.passes.import_qdq import QDQ_INPUTS
+from microlith.passes.qdq_plan import (
+    Changes,
+    QDQPlan,
+    fit_weights,
+    plan_model_qdq,
+    same_scales,
+    uses_model_qdq,
+)
 from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
 from microlith.pipeline.facts import CALIBRATED, QDQ
 from microlith.quant.nodes import qparams
@@ -94,6 +103,7 @@ class InsertQDQ(Pass):
     provides = (QDQ,)
     io_dtype: Literal["int8", "uint8", "float32"] = "int8"
     fallback: Literal["none", "float"] = "none"
+    strict: bool = False  # a model's own Q/DQ (import-qdq): departures are errors, not remarks
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         nodes = integer_nodes(graph, self.fallback)
@@ -103,11 +113,17 @@ class InsertQDQ(Pass):
         for name in graph.meta["float_fallback"]:
             ctx.remark(name.split(" ")[0], "kept in float (no int8 kernel)")
         activations = self._activations(graph, nodes)
-        params = self._activation_params(nodes, activations)
+        plan: QDQPlan | None = None
+        change = Changes(ctx, self.strict)
+        if uses_model_qdq(nodes, activations):
+            plan = plan_model_qdq(nodes, activations, change, self.fail)
+            params = plan.params
+        else:
+            params = self._activation_params(nodes, activations)
         for node in nodes:
-            self._quantize_constants(graph, node, params)
+            self._quantize_constants(graph, node, params, plan, change)
         for value in activations:
-            self._wrap(graph, value, params[id(value)])
+            self._wrap(graph, value, params[id(value)], plan)
 
     # ---- parameters ---------------------------------------------------------------------
     def _activations(self, graph: Graph, nodes: list[Node]) -> list[Value]:
@@ -148,22 +164,35 @@ class InsertQDQ(Pass):
             *ranges[groups.find(id(v))]) for v in values}
 
     # ---- constants ------------------------------------------------------------------------
-    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams]
-                            ) -> None:
+    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams],
+                            plan: QDQPlan | None, change: Changes) -> None:
         rule = int8_rule(node)
+        model: dict[int, QuantParams] = node.meta.get(QDQ_INPUTS, {}) if plan else {}
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
+            weighted = rule is Int8Rule.WEIGHTED
+            fitted = fit_weights(value.constant, model[index], symmetric=weighted) \
+                if index in model and not (weighted and index == 2) else None
+            if isinstance(fitted, str):
+                change(node, f"constant {value.name!r}: requantized by microlith",
+                       f"the model's scales cannot be kept: {fitted}")
             if rule is Int8Rule.WEIGHTED and index == 1:
-                q, qp = quantize_weights(value.constant, axis=0)
+                q, qp = fitted if isinstance(fitted, tuple) else \
+                    quantize_weights(value.constant, axis=0)
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, 0)[1].scale
-                x_params = params[id(node.arg(0))]
+                x_params = plan.read(node.arg(0)) if plan else params[id(node.arg(0))]
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales)
+                if index in model and not same_scales(model[index].scale, qp.scale):
+                    change(node, f"bias {value.name!r}: requantized to scale s_in * s_w",
+                           "the TFLite int8 spec fixes the bias scale; the model's differs")
                 node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
                 continue
+            elif isinstance(fitted, tuple) and rule is not Int8Rule.SAME:
+                q, qp = fitted
             elif rule is Int8Rule.SAME:
                 qp = params[id(node.output)]
                 q = quantize_array(value.constant, qp)
@@ -182,8 +211,10 @@ class InsertQDQ(Pass):
         return node.output
 
     # ---- activations ---------------------------------------------------------------------
-    def _wrap(self, graph: Graph, value: Value, qp: QuantParams) -> None:
-        """Route ``value`` through Q -> DQ (or retype a graph input per ``io_dtype``)."""
+    def _wrap(self, graph: Graph, value: Value, qp: QuantParams, plan: QDQPlan | None = None
+              ) -> None:
+        """Route ``value`` through Q -> DQ (or retype a graph input per ``io_dtype``); with a
+        model plan, through a requantize where the plan says so (``plan.after``, ``edges``)."""
         users = [u for u in value.uses]
         is_output = value in graph.outputs
         q_type = TensorType(DType.INT8, value.shape, qp)
@@ -203,11 +234,33 @@ class InsertQDQ(Pass):
         dq = graph.add_node("DequantizeLinear", [quantized], name=value.name + "_dequantize",
                             output_types=[TensorType(DType.FLOAT32, value.shape)],
                             after=quantized.producer)
+        read = dq.output
+        if plan is not None and id(value) in plan.after:
+            quantized, read = self._requantize(graph, read, plan.after[id(value)],
+                                               value.name + "_requantized")
         for use in users:
-            use.node.set_input(use.index, dq.output)
+            need = plan.edges.get((id(use.node), use.index)) if plan is not None else None
+            if need is not None and need != quantized.quant:
+                use.node.set_input(use.index, self._requantize(
+                    graph, read, need, f"{value.name}_for_{use.node.name}")[1])
+            else:
+                use.node.set_input(use.index, read)
         if is_output:
             index = graph.outputs.index(value)
-            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value)
+            graph.outputs[index] = self._output_value(graph, quantized, read, value)
+
+    @staticmethod
+    def _requantize(graph: Graph, dequantized: Value, qp: QuantParams, name: str
+                    ) -> tuple[Value, Value]:
+        """``Q(qp) -> DQ`` after ``dequantized`` (``fuse-requantize`` makes the DQ -> Q an
+        integer requantize): the new int8 value and its dequantized view."""
+        q = graph.add_node("QuantizeLinear", [dequantized], {"to": "i8"}, name=name,
+                           output_types=[TensorType(DType.INT8, dequantized.shape, qp)],
+                           after=dequantized.producer)
+        dq = graph.add_node("DequantizeLinear", [q.output], name=name + "_dequantize",
+                            output_types=[TensorType(DType.FLOAT32, dequantized.shape)],
+                            after=q)
+        return q.output, dq.output
 
     def _output_value(self, graph: Graph, quantized: Value, dequantized: Value,
                       original: Value) -> Value:

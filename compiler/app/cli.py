@@ -192,6 +192,10 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
     group.add_argument("--fallback", choices=["none", "float"], default=None,
                        help="float: keep ops without int8 kernels in float (listed); "
                        "none: refuse them (default)")
+    if not required:
+        group.add_argument("--strict-qdq", action="store_true", default=None,
+                           help="a Q/DQ model (--quantize qdq): refuse any change of its scales "
+                           "that TFLite's int8 spec needs, instead of remarking it")
 
 
 def _target_names() -> list[str]:
@@ -233,7 +237,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
-        c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
+        strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
+        flash_limit=args.flash_limit)
     result = compile_onnx(args.model, options)
     if directory:
         write_directory(args.output, result.files)

@@ -9,6 +9,7 @@ edited by ``microlith.app.pipeline_edits``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import stat
@@ -69,6 +70,7 @@ class CompileOptions:
     io_dtype: str | None = None  # int8 | uint8 | float32; default int8 when quantizing
     fallback: str | None = None  # "float" keeps ops without int8 kernels in float
     quiet: bool = False  # no progress bar
+    strict_qdq: bool | None = None  # --quantize qdq: a change of the model's scales is an error
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
@@ -92,7 +94,8 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     from microlith.passes.pipelines import mode_passes
 
     flags = {"--calibration-method": options.calibration_method,
-             "--io-dtype": options.io_dtype, "--fallback": options.fallback}
+             "--io-dtype": options.io_dtype, "--fallback": options.fallback,
+             "--strict-qdq": options.strict_qdq or None}
     if options.pipeline is None:  # an explicit "" is the user's pipeline too (refused as empty)
         passes = apply_flags(mode_passes(options.quantize), flags, None)
     else:
@@ -135,7 +138,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
         return
     if options.pipeline is None:
         given = {"--calibration-method": options.calibration_method,
-                 "--io-dtype": options.io_dtype, "--fallback": options.fallback}
+                 "--io-dtype": options.io_dtype, "--fallback": options.fallback,
+                 "--strict-qdq": options.strict_qdq or None}
         for flag, value in given.items():
             if value is not None and flag not in mode.flags:
                 raise UsageError(f"{flag} does not apply to --quantize {mode.name}")
@@ -143,6 +147,23 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
             options.calibration_cache and os.path.isfile(options.calibration_cache)):
         raise UsageError(f"--quantize {mode.name} needs --calibration-data (representative "
                          "inputs) or an existing --calibration-cache for this model")
+
+
+def with_qdq_mode(path: str | os.PathLike[str], options: CompileOptions) -> CompileOptions:
+    """A model with its own QuantizeLinear/DequantizeLinear compiles in the ``qdq`` mode
+    unless a pipeline is given; ``--quantize int8`` (calibrated ranges) is refused for it."""
+    from microlith.frontend.importers_qdq import model_uses_qdq
+
+    if options.pipeline is not None or options.quantize not in (None, "int8"):
+        return options
+    if not model_uses_qdq(path):
+        return options
+    if options.quantize == "int8":
+        raise UsageError(f"{os.fspath(path)}: the model is already quantized "
+                         "(QuantizeLinear/DequantizeLinear): use --quantize qdq (the default "
+                         "for such models); --calibration-data then fills only tensors the "
+                         "model leaves unquantized")
+    return dataclasses.replace(options, quantize="qdq")
 
 
 def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]:
@@ -173,6 +194,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
                  ) -> CompileResult:
     """Import, run the pipeline and emit for ``options.target``."""
     options = options or CompileOptions()
+    options = with_qdq_mode(path, options)
     target = get_target(options.target)
     check_quantize_options(options, target)
     emit_options = EmitOptions(options.c_prefix,
