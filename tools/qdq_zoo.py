@@ -1,0 +1,204 @@
+"""Q/DQ versions of the zoo models (onnxruntime's ``quantize_static``) and how well microlith
+keeps them: the shared part of ``tests/qdq`` and of this benchmark.
+
+``make_qdq`` quantizes a zoo model the way onnxruntime's users do: ``quant_pre_process``
+(shape inference and onnxruntime's graph optimizations, which fold BatchNormalization into
+Conv), then ``quantize_static`` in QDQ format on the first ``samples`` training digits,
+per channel or per tensor, QUInt8 or QInt8 activations, QInt8 weights. ``measure``
+compiles the result with no calibration data and compares, on the 450 held-out digits:
+top-1 agreement with onnxruntime running the Q/DQ model (which computes in float with
+fake quantization), the largest difference of the int8 outputs in LSB (onnxruntime's
+float output quantized with the output's scale), and accuracy of both.
+
+    python tools/qdq_zoo.py [--json qdq.json]     # table over zoo models x 4 configs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from the repository
+    sys.path.insert(0, str(REPO))
+
+from tools.digits import load_digits_split  # noqa: E402
+
+ZOO = REPO / "tests" / "zoo"
+TRAINED = ("lenet", "dscnn", "resnet8", "mobilenet_v1", "mlp_sigmoid")
+#: config name -> (per_channel, activation type name)
+CONFIGS = {"pc-u8": (True, "QUInt8"), "pc-s8": (True, "QInt8"),
+           "pt-u8": (False, "QUInt8"), "pt-s8": (False, "QInt8")}
+
+
+def digits_for(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The digits split in the layout of zoo model ``name``."""
+    if name == "mlp_sigmoid":
+        return load_digits_split(8, "flat")
+    return load_digits_split(16, "NCHW")
+
+
+def make_qdq(source: Path, out: Path, calibration: np.ndarray, per_channel: bool,
+             activations: str, input_name: str = "input") -> Path:
+    """onnxruntime QDQ quantization of ``source`` into ``out`` (QInt8 weights)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rows = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            row = next(self.rows, None)
+            return None if row is None else {input_name: row[None]}
+
+    pre = out.with_name(out.stem + "_pre.onnx")
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel, activation_type=getattr(QuantType, activations),
+                    weight_type=QuantType.QInt8)
+    return out
+
+
+def onnx_activation_params(path: Path) -> dict[str, tuple[float, int, bool]]:
+    """Activation tensor -> (scale, zero point as int8, whether an op folded by the
+    compiler reads it) of every ``QuantizeLinear`` in the model. A tensor whose
+    DequantizeLinear is a graph output is named after that output, as the compiler does."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    readers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    table: dict[str, tuple[float, int, bool]] = {}
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear":
+            continue
+        scale = float(inits[node.input[1]].reshape(-1)[0])
+        zp = inits[node.input[2]]
+        z = int(zp.reshape(-1)[0]) - (128 if zp.dtype == np.uint8 else 0)
+        name, folded = node.input[0], False
+        for dq in model.graph.node:
+            if dq.op_type == "DequantizeLinear" and dq.input[0] == node.output[0]:
+                folded |= "BatchNormalization" in readers.get(dq.output[0], [])
+                if dq.output[0] in outputs:
+                    name = dq.output[0]
+        table[name] = (scale, z, folded)
+    return table
+
+
+def scale_mismatches(onnx_path: Path, tflite: bytes, rel: float = 1e-6) -> list[str]:
+    """Activations whose ``.tflite`` scale/zero point differ from the ONNX model's.
+
+    A tensor present by name must carry the model's parameters (or its
+    ``_requantized`` successor must, where a fixed-output op was requantized); a tensor
+    read only by an op the compiler folds away (BatchNormalization) is exempt; a tensor
+    absent by name (its op was folded into the producer) must have its parameters on some
+    tensor of the ``.tflite``.
+    """
+    from microlith.formats.tflite.flatbuffer import parse_model
+
+    tensors = {t.name: t for t in parse_model(tflite).tensors if t.quant is not None}
+    present = {(t.quant.scale[0], t.quant.zero_point[0]) for t in tensors.values()
+               if len(t.quant.scale) == 1}
+
+    def same(a: tuple[float, int], b: tuple[float, int]) -> bool:
+        return abs(a[0] - b[0]) <= rel * abs(b[0]) and a[1] == b[1]
+
+    bad = []
+    for name, (scale, zp, folded) in onnx_activation_params(onnx_path).items():
+        want = (scale, zp)
+        if name in tensors:
+            got = [tensors[k] for k in (name, name + "_requantized") if k in tensors]
+            if not folded and not any(same((t.quant.scale[0], t.quant.zero_point[0]), want)
+                                      for t in got):
+                bad.append(f"{name}: {[(t.quant.scale, t.quant.zero_point) for t in got]} "
+                           f"!= {want}")
+        elif not any(same(p, want) for p in present):
+            bad.append(f"{name}: absent and no tensor carries {want}")
+    return bad
+
+
+def measure(qdq_path: Path, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    """Compile ``qdq_path`` (no calibration data) and compare with onnxruntime on it."""
+    from microlith.app.driver import CompileOptions, compile_onnx
+    from microlith.formats.tflite.flatbuffer import parse_model
+    from microlith.interpreter import run_graph
+    from tools.runtimes import (
+        input_perm,
+        ort_outputs,
+        ort_session,
+        quantize_input,
+        run_tflm,
+        to_physical,
+        top1,
+    )
+
+    result = compile_onnx(qdq_path, CompileOptions(quiet=True))
+    model = parse_model(result.output)
+    inp, out = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    assert inp.quant is not None and out.quant is not None
+    graph = result.graph
+    feeds = quantize_input(to_physical(x_test, input_perm(graph)), inp.quant.scale[0],
+                           inp.quant.zero_point[0])
+    n = len(feeds)
+    tflm = run_tflm(result.output, feeds).reshape(n, -1)
+    ours = np.asarray(run_graph(graph, {graph.inputs[0].name: feeds})[graph.outputs[0].name])
+    reference = ort_outputs(ort_session(qdq_path), x_test).reshape(n, -1)
+    s, z = out.quant.scale[0], out.quant.zero_point[0]
+    ref_q = np.clip(np.round(reference.astype(np.float64) / s) + z, -128, 127)
+    mine = (tflm.astype(np.float64) - z) * s
+    remarks = [f"{node}: {text}" for pass_name, node, text in result.remarks
+               if pass_name == "insert-qdq"]
+    return {"agreement": float((top1(mine) == top1(reference)).mean()),
+            "max_lsb": int(np.abs(ref_q - tflm).max()),
+            "lsb_diff_fraction": float((ref_q != tflm).mean()),
+            "accuracy": float((top1(mine) == y_test).mean()),
+            "accuracy_ort": float((top1(reference) == y_test).mean()),
+            "tflm_equals_interpreter": bool(np.array_equal(tflm, ours.reshape(n, -1))),
+            "scale_mismatches": scale_mismatches(qdq_path, result.output),
+            "remarks": remarks, "tflite": result.output, "feeds": feeds, "tflm": tflm}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the table as JSON")
+    parser.add_argument("--samples", type=int, default=100, help="calibration images")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in TRAINED:
+            x_train, _, x_test, y_test = digits_for(name)
+            for config, (per_channel, acts) in CONFIGS.items():
+                path = make_qdq(ZOO / f"{name}.onnx", Path(tmp) / f"{name}_{config}.onnx",
+                                x_train[:args.samples], per_channel, acts)
+                m = measure(path, x_test, y_test)
+                rows.append({"model": name, "config": config, **{
+                    k: v for k, v in m.items() if k not in ("tflite", "feeds", "tflm")}})
+    print(f"{'model':<14}{'config':<8}{'agree':>8}{'maxLSB':>8}{'LSB!=':>8}{'acc':>8}"
+          f"{'acc ort':>9}{'tflm==ours':>12}{'remarks':>9}")
+    for r in rows:
+        print(f"{r['model']:<14}{r['config']:<8}{r['agreement']:>8.4f}{r['max_lsb']:>8}"
+              f"{r['lsb_diff_fraction']:>8.4f}{r['accuracy']:>8.4f}{r['accuracy_ort']:>9.4f}"
+              f"{str(r['tflm_equals_interpreter']):>12}{len(r['remarks']):>9}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
