@@ -91,16 +91,21 @@ def plan_model_qdq(nodes: list[Node], values: list[Value], change: Changes,
                     if id(v) not in given:
                         given[id(v)], changed = given[out], True
     missing = []
+    ranges = _calibrated_ranges(same, values, given)
     for value in values:
         if id(value) in given:
             plan.params[id(value)] = given[id(value)]
-        elif value.meta.get("calibration_range") is not None:
-            plan.params[id(value)] = activation_params(*value.meta["calibration_range"])
+        elif id(value) in ranges:
+            plan.params[id(value)] = activation_params(*ranges[id(value)])
         else:
             missing.append(value)
     fixed_nodes = {id(n.output): n for n in nodes if get_op(n.op).int8 is Int8Rule.FIXED
                    and get_op(n.op).fixed_output is not None}
     missing = [v for v in missing if id(v) not in fixed_nodes]
+    if missing and not given:
+        raise fail(missing[0].producer, "the model quantizes only its weights (weight-only "
+                   "DequantizeLinear, float activations); microlith has no dynamic-range mode: "
+                   "pass --calibration-data for full int8 with the model's weight scales")
     if missing:
         names = ", ".join(repr(v.name) for v in missing[:8])
         raise fail(missing[0].producer, f"no quantization in the model for {names}"
@@ -126,6 +131,36 @@ def plan_model_qdq(nodes: list[Node], values: list[Value], change: Changes,
                 change(node, f"input {value.name!r}: requantized from {have} to {want}",
                        f"{node.op} needs equal input and output quantization in TFLite")
     return plan
+
+
+def _calibrated_ranges(same: list[Node], values: list[Value], given: dict[int, QuantParams]
+                       ) -> dict[int, tuple[float, float]]:
+    """Calibrated ranges of the tensors the model leaves unquantized, as ``insert-qdq``
+    chooses them: one range (the union) per group joined by ``SAME`` ops."""
+    parent: dict[int, int] = {}
+
+    def find(key: int) -> int:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    for node in same:
+        members = [id(v) for _, v in _acts(node)] + [id(node.output)]
+        members = [m for m in members if m not in given]
+        for other in members[1:]:
+            a, b = find(members[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    spans: dict[int, tuple[float, float]] = {}
+    for value in values:
+        span = value.meta.get("calibration_range")
+        if id(value) in given or span is None:
+            continue
+        root = find(id(value))
+        lo, hi = spans.get(root, (0.0, 0.0))
+        spans[root] = (min(lo, span[0]), max(hi, span[1]))
+    return {id(v): spans[find(id(v))] for v in values
+            if id(v) not in given and find(id(v)) in spans}
 
 
 def fit_weights(data: np.ndarray, model: QuantParams, symmetric: bool = True

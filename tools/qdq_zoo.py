@@ -73,6 +73,49 @@ def make_qdq(source: Path, out: Path, calibration: np.ndarray, per_channel: bool
     return out
 
 
+def weight_only_dq(source: Path, out: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``source`` (after ``quant_pre_process``, which folds BatchNorm) with every Conv /
+    Gemm weight stored as symmetric per-output-channel int8 behind a DequantizeLinear and
+    float activations (the hybrid form tf2onnx writes for TF's dynamic-range models).
+    Returns weight name -> (int8 values, float32 scales)."""
+    from onnx import helper
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out.with_name(out.stem + "_pre.onnx")
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    model = onnx.load(str(pre))
+    inits = {i.name: i for i in model.graph.initializer}
+    done: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    new_nodes = []
+    for node in model.graph.node:
+        if node.op_type in ("Conv", "Gemm") and node.input[1] in inits and \
+                node.input[1] not in done:
+            name = node.input[1]
+            w = numpy_helper.to_array(inits[name]).astype(np.float64)
+            axis = 1 if node.op_type == "Gemm" and not any(
+                a.name == "transB" and a.i for a in node.attribute) else 0
+            reduce = tuple(i for i in range(w.ndim) if i != axis)
+            scales = (np.abs(w).max(axis=reduce) / 127.0).astype(np.float32)
+            scales[scales == 0] = 1.0
+            shape = [1] * w.ndim
+            shape[axis] = -1
+            q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+            model.graph.initializer.remove(inits[name])
+            model.graph.initializer.extend([
+                numpy_helper.from_array(q, name + "_q"),
+                numpy_helper.from_array(scales, name + "_scale"),
+                numpy_helper.from_array(np.zeros(len(scales), np.int8), name + "_zp")])
+            new_nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_scale",
+                                                                   name + "_zp"], [name],
+                                              name=name + "_dq", axis=axis))
+            done[name] = (q, scales)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes + nodes)
+    onnx.save(model, str(out))
+    return done
+
+
 def onnx_activation_params(path: Path) -> dict[str, tuple[float, int, bool]]:
     """Activation tensor -> (scale, zero point as int8, whether an op folded by the
     compiler reads it) of every ``QuantizeLinear`` in the model. A tensor whose
