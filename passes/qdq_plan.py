@@ -10,8 +10,11 @@ and says so (a remark on the node; with ``strict`` an error):
 
 * ``FIXED`` outputs (LOGISTIC / SOFTMAX 1/256, -128; TANH 1/128, 0): the op writes the
   fixed parameters; a requantize (integer QUANTIZE) to the model's follows it.
-* ``SAME`` ops whose inputs differ from the output: each such input is requantized to
-  the output's parameters before the op.
+* ``SAME`` ops whose input differs from the output: a one-input op (pool, reshape,
+  transpose, pad) computes with its input's parameters and a requantize to the model's
+  output parameters follows (exact for data movement and max-pooling; for average
+  pooling it rounds once more but clips nothing before the average); for several inputs
+  (concat, max/min) each differing input is requantized to the output's parameters.
 * weights: the model's scales are used when quantizing the float weights with them gives
   integers back (what ``import-qdq`` left: ``s (q - z)``); asymmetric weights (zero point
   != 0), per-axis scales along another axis than the output channels, or weights a pass
@@ -124,7 +127,16 @@ def plan_model_qdq(nodes: list[Node], values: list[Value], change: Changes,
                    f"{node.op} has a fixed output scale in the int8 spec")
     for node in same:
         want = plan.params[id(node.output)]
-        for index, value in _acts(node):
+        inputs = _acts(node)
+        if len(inputs) == 1 and id(node.output) not in plan.after:
+            have = plan.read(inputs[0][1])
+            if have != want:  # computed at the input's parameters, requantized after
+                plan.params[id(node.output)], plan.after[id(node.output)] = have, want
+                change(node, f"output {node.output.name!r}: computed with its input's {have} "
+                             f"and requantized to the model's {want}",
+                       f"{node.op} needs equal input and output quantization in TFLite")
+            continue
+        for index, value in inputs:
             have = plan.read(value)
             if have != want:
                 plan.edges[(id(node), index)] = want

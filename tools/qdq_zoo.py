@@ -47,8 +47,9 @@ def digits_for(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 
 def make_qdq(source: Path, out: Path, calibration: np.ndarray, per_channel: bool,
-             activations: str, input_name: str = "input") -> Path:
-    """onnxruntime QDQ quantization of ``source`` into ``out`` (QInt8 weights)."""
+             activations: str, input_name: str = "input", quant_format: str = "QDQ") -> Path:
+    """onnxruntime quantization of ``source`` into ``out`` (QInt8 weights), in ``QDQ`` or
+    ``QOperator`` format."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -67,7 +68,7 @@ def make_qdq(source: Path, out: Path, calibration: np.ndarray, per_channel: bool
 
     pre = out.with_name(out.stem + "_pre.onnx")
     quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+    quantize_static(str(pre), str(out), Reader(), quant_format=getattr(QuantFormat, quant_format),
                     per_channel=per_channel, activation_type=getattr(QuantType, activations),
                     weight_type=QuantType.QInt8)
     return out
@@ -142,6 +143,46 @@ def onnx_activation_params(path: Path) -> dict[str, tuple[float, int, bool]]:
                     name = dq.output[0]
         table[name] = (scale, z, folded)
     return table
+
+
+def qoperator_output_params(path: Path) -> list[tuple[str, float, int]]:
+    """(output, scale, zero point as int8) of every quantizing node of a QOperator model:
+    QuantizeLinear and the QLinear* / QGemm ops (their output scale and zero point); not
+    those dequantized only for a BatchNormalization, which the compiler folds away."""
+    from microlith.frontend.importers_qoperator import SPECS
+
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    folded = {producers[n.input[0]].output[0] for n in model.graph.node
+              if n.op_type == "BatchNormalization" and n.input[0] in producers and
+              producers[n.input[0]].op_type == "DequantizeLinear"}
+    folded = {producers[name].input[0] for name in folded}
+    out = []
+    for node in model.graph.node:
+        if node.output[0] in folded:
+            continue
+        if node.op_type == "QuantizeLinear":
+            ys, yz = 1, 2
+        elif node.op_type in SPECS:
+            ys, yz = SPECS[node.op_type][3]
+        else:
+            continue
+        zp = inits[node.input[yz]]
+        out.append((node.output[0], float(inits[node.input[ys]].reshape(-1)[0]),
+                    int(zp.reshape(-1)[0]) - (128 if zp.dtype == np.uint8 else 0)))
+    return out
+
+
+def params_missing_from(tflite: bytes, wanted: list[tuple[str, float, int]],
+                        rel: float = 1e-6) -> list[str]:
+    """The wanted (name, scale, zero point) that no tensor of ``tflite`` carries."""
+    from microlith.formats.tflite.flatbuffer import parse_model
+
+    present = [(t.quant.scale[0], t.quant.zero_point[0]) for t in parse_model(tflite).tensors
+               if t.quant is not None and len(t.quant.scale) == 1]
+    return [f"{name}: {scale}, {zp}" for name, scale, zp in wanted
+            if not any(abs(s - scale) <= rel * scale and z == zp for s, z in present)]
 
 
 def scale_mismatches(onnx_path: Path, tflite: bytes, rel: float = 1e-6) -> list[str]:

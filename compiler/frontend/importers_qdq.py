@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
-from microlith.diagnostics import FrontendError
+from microlith.diagnostics import FrontendError, MicrolithError
 from microlith.frontend.context import ImportContext, node_attrs
 from microlith.ir.core import Value
 from microlith.ir.types import DType, QuantParams, TensorType
@@ -182,12 +182,13 @@ def import_dequantize(ctx: ImportContext, node: onnx.NodeProto) -> Value:
 def model_uses_qdq(path: str | os.PathLike[str]) -> bool:
     """Whether the ONNX file has QuantizeLinear/DequantizeLinear nodes (errors are left to
     ``load_onnx``, which reports them properly)."""
+    from microlith.frontend.onnx_loader import read_model
+
     try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception:  # unreadable: load_onnx names the problem
+        model = read_model(path)  # bounded, refuses FIFOs and devices
+    except MicrolithError:  # unreadable: load_onnx names the problem
         return False
-    return any(node.op_type in VALUE_IMPORTERS and node.domain in ("", "ai.onnx")
-               for node in model.graph.node)
+    return any(node.op_type in VALUE_IMPORTERS for node in model.graph.node)
 
 
 def _origin(ctx: ImportContext, value: Value) -> str:
