@@ -117,12 +117,21 @@ def weight_only_dq(source: Path, out: Path) -> dict[str, tuple[np.ndarray, np.nd
     return done
 
 
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initializers and ``Constant`` node values (the legacy torch exporter writes those)."""
+    out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            out[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return out
+
+
 def onnx_activation_params(path: Path) -> dict[str, tuple[float, int, bool]]:
     """Activation tensor -> (scale, zero point as int8, whether an op folded by the
     compiler reads it) of every ``QuantizeLinear`` in the model. A tensor whose
     DequantizeLinear is a graph output is named after that output, as the compiler does."""
     model = onnx.load(str(path))
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    inits = _constants(model)
     outputs = {o.name for o in model.graph.output}
     readers: dict[str, list[str]] = {}
     for node in model.graph.node:

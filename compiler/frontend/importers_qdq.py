@@ -36,6 +36,8 @@ from microlith.ir.types import DType, QuantParams, TensorType
 
 ValueImporter = Callable[[ImportContext, onnx.NodeProto], Value]
 VALUE_IMPORTERS: dict[str, ValueImporter] = {}
+#: op types that make a model a quantized one (``model_uses_qdq``); QOperator ops add theirs
+QUANTIZED_OPS: set[str] = {"QuantizeLinear", "DequantizeLinear"}
 
 #: numpy dtype of the quantized data -> (IR dtype, zero-point shift, valid range)
 _TYPES: dict[str, tuple[DType, int, tuple[int, int]]] = {
@@ -188,7 +190,39 @@ def model_uses_qdq(path: str | os.PathLike[str]) -> bool:
         model = read_model(path)  # bounded, refuses FIFOs and devices
     except MicrolithError:  # unreadable: load_onnx names the problem
         return False
-    return any(node.op_type in VALUE_IMPORTERS for node in model.graph.node)
+    return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+
+
+@_value_importer("ConstantOfShape")
+def import_constant_of_shape(ctx: ImportContext, node: onnx.NodeProto) -> Value:
+    """A constant (the legacy torch exporter writes bias zero points this way)."""
+    shape = ctx.const(node, 0, "the shape")
+    if shape is None:
+        raise ctx.fail(node, "input 0 (the shape) is missing")
+    dims = [int(d) for d in np.asarray(shape).reshape(-1)]
+    if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) > 1 << 24:
+        raise ctx.fail(node, f"shape {dims} is negative or too large")
+    attrs = node_attrs(node)
+    fill = onnx.numpy_helper.to_array(attrs["value"]) if "value" in attrs else \
+        np.zeros(1, np.float32)
+    return ctx.graph.add_constant(np.full(dims, fill.reshape(-1)[0], fill.dtype), node.output[0])
+
+
+def cast_alias(ctx: ImportContext, node: onnx.NodeProto) -> Value | None:
+    """The input of a ``Cast`` that changes nothing about quantized data (the legacy torch
+    exporter puts one between each QuantizeLinear and DequantizeLinear), else None."""
+    source = ctx.values.get(node.input[0]) if node.input else None
+    to = node_attrs(node).get("to")
+    if source is None or not isinstance(to, int):
+        return None
+    target = onnx.helper.tensor_dtype_to_np_dtype(to).name if to else ""
+    if source.is_constant and not source.dtype.is_float and source.dtype.numpy.name == target:
+        return source
+    producer = source.producer
+    if producer is not None and producer.op == "QuantizeLinear" and \
+            producer.meta.get("onnx_type") == target:
+        return source
+    return None
 
 
 def _origin(ctx: ImportContext, value: Value) -> str:

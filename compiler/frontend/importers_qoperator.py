@@ -28,7 +28,12 @@ import onnx
 from onnx import helper
 
 from microlith.frontend.context import ImportContext, node_attrs
-from microlith.frontend.importers_qdq import VALUE_IMPORTERS, import_dequantize, import_quantize
+from microlith.frontend.importers_qdq import (
+    QUANTIZED_OPS,
+    VALUE_IMPORTERS,
+    import_dequantize,
+    import_quantize,
+)
 from microlith.ir.core import Value
 from microlith.ir.types import DType, QuantParams, TensorType
 
@@ -149,6 +154,7 @@ def _import_qoperator(ctx: ImportContext, node: onnx.NodeProto) -> Value:
 
 for _op in SPECS:
     VALUE_IMPORTERS[_op] = _import_qoperator
+    QUANTIZED_OPS.add(_op)
 
 
 def integer_inputs(ctx: ImportContext, node: onnx.NodeProto) -> bool:

@@ -20,7 +20,7 @@ import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
 from microlith.frontend import onnx_checks, onnx_loader
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
-from microlith.frontend.importers_qdq import VALUE_IMPORTERS
+from microlith.frontend.importers_qdq import VALUE_IMPORTERS, cast_alias
 from microlith.frontend.importers_qoperator import (
     PASSTHROUGH,
     QOPERATOR_OPS,
@@ -40,7 +40,8 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
     onnx_loader.check_supported(model, path, [*supported_ops(), "QuantizeLinear",
-                                              "DequantizeLinear", *QOPERATOR_OPS])
+                                              "DequantizeLinear", "ConstantOfShape",
+                                              *QOPERATOR_OPS])
     onnx_checks.check_graph_io(model, path)
     onnx_loader.check_single_assignment(model, path)
     onnx_checks.check_defined_inputs(model, path)
@@ -132,6 +133,9 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
         for input_name in node.input:
             if input_name and input_name not in ctx.values:
                 raise ctx.fail(node, f"input {input_name!r} is never defined")
+        if node.op_type == "Cast" and (alias := cast_alias(ctx, node)) is not None:
+            ctx.values[node.output[0]] = alias  # a no-op on quantized data
+            continue
         if node.op_type in VALUE_IMPORTERS:  # builds its typed value itself (Q/DQ)
             ctx.values[node.output[0]] = VALUE_IMPORTERS[node.op_type](ctx, node)
             continue
