@@ -10,7 +10,7 @@ top-1 agreement with onnxruntime running the Q/DQ model (which computes in float
 fake quantization), the largest difference of the int8 outputs in LSB (onnxruntime's
 float output quantized with the output's scale), and accuracy of both.
 
-    python tools/qdq_zoo.py [--json qdq.json]     # table over zoo models x 4 configs
+    python tools/qdq_zoo.py [--json qdq.json]  # zoo models x 4 QDQ configs + QOperator
 """
 
 from __future__ import annotations
@@ -276,18 +276,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in TRAINED:
             x_train, _, x_test, y_test = digits_for(name)
-            for config, (per_channel, acts) in CONFIGS.items():
+            runs = [(config, per_channel, acts, "QDQ")
+                    for config, (per_channel, acts) in CONFIGS.items()]
+            runs.append(("qop-pc-u8", True, "QUInt8", "QOperator"))
+            for config, per_channel, acts, fmt in runs:
                 path = make_qdq(ZOO / f"{name}.onnx", Path(tmp) / f"{name}_{config}.onnx",
-                                x_train[:args.samples], per_channel, acts)
+                                x_train[:args.samples], per_channel, acts, quant_format=fmt)
                 m = measure(path, x_test, y_test)
+                if fmt == "QOperator":
+                    m["scale_mismatches"] = params_missing_from(
+                        m["tflite"], qoperator_output_params(path))
                 rows.append({"model": name, "config": config, **{
                     k: v for k, v in m.items() if k not in ("tflite", "feeds", "tflm")}})
-    print(f"{'model':<14}{'config':<8}{'agree':>8}{'maxLSB':>8}{'LSB!=':>8}{'acc':>8}"
-          f"{'acc ort':>9}{'tflm==ours':>12}{'remarks':>9}")
+    print(f"{'model':<14}{'config':<10}{'agree':>8}{'maxLSB':>8}{'LSB!=':>8}{'acc':>8}"
+          f"{'acc ort':>9}{'tflm==ours':>12}{'remarks':>9}{'scales':>8}")
     for r in rows:
-        print(f"{r['model']:<14}{r['config']:<8}{r['agreement']:>8.4f}{r['max_lsb']:>8}"
+        print(f"{r['model']:<14}{r['config']:<10}{r['agreement']:>8.4f}{r['max_lsb']:>8}"
               f"{r['lsb_diff_fraction']:>8.4f}{r['accuracy']:>8.4f}{r['accuracy_ort']:>9.4f}"
-              f"{str(r['tflm_equals_interpreter']):>12}{len(r['remarks']):>9}")
+              f"{str(r['tflm_equals_interpreter']):>12}{len(r['remarks']):>9}"
+              f"{'kept' if not r['scale_mismatches'] else 'DIFF':>8}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0
