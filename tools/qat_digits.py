@@ -167,9 +167,15 @@ def evaluate(paths: dict[str, Any]) -> dict[str, Any]:
                                      if p == "insert-qdq"]}
         results[name]["_tflite"], results[name]["_feeds"] = result.output, feeds
         results[name]["_tflm"] = outputs
-    reference = ort_outputs(ort_session(paths["qat"]), x_test)
+    reference = ort_outputs(ort_session(paths["qat"]), x_test).reshape(len(x_test), -1)
     results["qat"]["agreement_ort"] = float((top1(results["qat"]["_tflm"]) ==
                                              top1(reference)).mean())
+    out = parse_model(builds["qat"].output)
+    q = out.tensors[out.outputs[0]].quant
+    assert q is not None
+    ref_q = np.clip(np.round(reference.astype(np.float64) / q.scale[0]) + q.zero_point[0],
+                    -128, 127)
+    results["qat"]["max_lsb_ort"] = int(np.abs(ref_q - results["qat"]["_tflm"]).max())
     results["float_accuracy_ort"] = float((top1(ort_outputs(ort_session(paths["float"]),
                                                              x_test)) == y_test).mean())
     return results
@@ -190,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch fake-quant (QAT)   {table['torch_accuracy']['qat_fake']:.4f}")
     print(f"PTQ int8 (TFLite-Micro)  {table['ptq']['accuracy']:.4f}")
     print(f"QAT int8 (TFLite-Micro)  {table['qat']['accuracy']:.4f}  agreement with "
-          f"onnxruntime on the QAT model {table['qat']['agreement_ort']:.4f}")
+          f"onnxruntime on the QAT model {table['qat']['agreement_ort']:.4f}, max "
+          f"{table['qat']['max_lsb_ort']} LSB")
     for remark in table["qat"]["remarks"]:
         print(f"  remark: {remark}")
     if args.json:
