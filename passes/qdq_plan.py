@@ -53,6 +53,10 @@ class QDQPlan:
     def read(self, value: Value) -> QuantParams:
         return self.after.get(id(value)) or self.params[id(value)]
 
+    def param(self, value: Value, wide: bool = False) -> QuantParams:
+        """What ``value``'s producer writes (int8 only: ``wide`` is never true here)."""
+        return self.params[id(value)]
+
 
 def uses_model_qdq(nodes: list[Node], values: list[Value]) -> bool:
     return any(QDQ_META in v.meta for v in values) or any(QDQ_INPUTS in n.meta for n in nodes)
