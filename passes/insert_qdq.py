@@ -167,6 +167,7 @@ class InsertQDQ(Pass):
         activations = self._activations(graph, nodes)
         plan: QDQPlan | None = None
         change = Changes(ctx, self.strict)
+        params: Callable[[Value, bool], QuantParams]
         if uses_model_qdq(nodes, activations):
             if wide:
                 raise self.fail(None, "a Q/DQ model's own quantization is int8: 16x8 layers "
