@@ -13,6 +13,7 @@ from microlith.passes import (  # noqa: F401
     fold_pad,
     fuse_activation,
     fuse_requantize,
+    import_qdq,
     infer_shapes,
     insert_qdq,
     legalize_c,

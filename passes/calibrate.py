@@ -32,6 +32,9 @@ Every range is then cut to ``[min, max]`` and extended to contain 0. ``bits=16``
 With a cache whose fingerprint matches (graph structure and weights, plus the data
 when given), the data is not run: a second build can pass only the cache, and any
 method can be chosen again. A stale cache is ignored with a warning and rewritten.
+With ``optional=true`` and neither data nor cache the pass records nothing (the
+``qdq`` mode: a Q/DQ model's own scales are the quantization; calibration only fills
+tensors the model leaves unquantized).
 Not handled: per-channel activation ranges, integer tensors (no range is recorded).
 """
 
@@ -78,6 +81,7 @@ class Calibrate(Pass):
     p: float = 99.99
     batch_size: int = 32
     samples: int = 0
+    optional: bool = False  # no data and no cache: record nothing (a Q/DQ model's own scales)
     bits: int = 8  # the activations' width: entropy / mse levels (16 for 16x8)
     provides = (CALIBRATED,)
 
@@ -107,6 +111,9 @@ class Calibrate(Pass):
             ctx.remark(graph.name, f"statistics of {samples} samples read from calibration "
                                    f"cache {os.fspath(str(cache_path))!r}")
         else:
+            if data is None and self.optional:
+                ctx.remark(graph.name, "no calibration data: ranges only from the model")
+                return
             if data is None:
                 raise CalibrationError(NEEDS_DATA)
             stats = self._collect(graph, data, bool(ctx.options.get("quiet", False)))

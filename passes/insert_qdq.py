@@ -33,6 +33,15 @@ from microlith.diagnostics import UsageError
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.passes.import_qdq import QDQ_INPUTS
+from microlith.passes.qdq_plan import (
+    Changes,
+    QDQPlan,
+    fit_weights,
+    plan_model_qdq,
+    same_scales,
+    uses_model_qdq,
+)
 from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
 from microlith.pipeline.facts import CALIBRATED, QDQ
 from microlith.quant.nodes import qparams
@@ -130,6 +139,7 @@ class InsertQDQ(Pass):
     keep_float: str = ""  # ";"-separated node names / op types kept in float
     per_tensor: bool = False  # one weight scale per tensor instead of per output channel
     int16: str = ""  # int8 activations: ";"-separated node names / op types made 16x8
+    strict: bool = False  # a model's own Q/DQ (import-qdq): departures are errors, not remarks
 
     @property
     def wide(self) -> bool:
@@ -155,9 +165,19 @@ class InsertQDQ(Pass):
                 ctx.remark(node, f"kept in float ({why})")
         wide = chosen if self.wide else self._wide_nodes(graph, nodes)
         activations = self._activations(graph, nodes)
-        params = self._activation_params(nodes, activations)
+        plan: QDQPlan | None = None
+        change = Changes(ctx, self.strict)
+        params: Callable[[Value, bool], QuantParams]
+        if uses_model_qdq(nodes, activations):
+            if wide:
+                raise self.fail(None, "a Q/DQ model's own quantization is int8: 16x8 layers "
+                                "(--int16, int16x8) are not supported with it")
+            plan = plan_model_qdq(nodes, activations, change, self.fail)
+            params = plan.param
+        else:
+            params = self._activation_params(nodes, activations)
         for node in nodes:
-            self._quantize_constants(graph, node, params, node in wide)
+            self._quantize_constants(graph, node, params, node in wide, plan, change)
         integer = chosen
         for value in activations:
             users = [u.node for u in value.uses if u.node in integer]
@@ -166,7 +186,8 @@ class InsertQDQ(Pass):
             else:  # a graph input or a float op's output: the width of its integer readers
                 home = self.wide or (bool(users) and all(n in wide for n in users))
             other = [u for u in value.uses if u.node in integer and (u.node in wide) != home]
-            home_dq = self._wrap(graph, value, params(value, home), home, exclude=other)
+            home_dq = self._wrap(graph, value, params(value, home), home, exclude=other,
+                                 plan=plan)
             if other:  # the other width: a requantizing QUANTIZE after the home DQ
                 self._requantize_for(graph, value, home_dq, other, params(value, not home),
                                      not home)
@@ -242,24 +263,39 @@ class InsertQDQ(Pass):
 
     # ---- constants ------------------------------------------------------------------------
     def _quantize_constants(self, graph: Graph, node: Node,
-                            params: Callable[[Value, bool], QuantParams], wide: bool) -> None:
+                            params: Callable[[Value, bool], QuantParams], wide: bool,
+                            plan: QDQPlan | None = None, change: Changes | None = None) -> None:
         rule = int8_rule(node)
         act = DType.INT16 if wide else DType.INT8
+        model: dict[int, QuantParams] = node.meta.get(QDQ_INPUTS, {}) if plan else {}
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
+            weighted = rule is Int8Rule.WEIGHTED
+            fitted = fit_weights(value.constant, model[index], symmetric=weighted) \
+                if index in model and not (weighted and index == 2) else None
+            if isinstance(fitted, str) and change is not None:
+                change(node, f"constant {value.name!r}: requantized by microlith",
+                       f"the model's scales cannot be kept: {fitted}")
             if rule is Int8Rule.WEIGHTED and index == 1:
-                q, qp = quantize_weights(value.constant, axis=None if self.per_tensor else 0)
+                q, qp = fitted if isinstance(fitted, tuple) else \
+                    quantize_weights(value.constant, axis=None if self.per_tensor else 0)
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, None if self.per_tensor else 0)[1].scale
-                x_params = params(node.arg(0), wide)
+                x_params = plan.read(node.arg(0)) if plan else params(node.arg(0), wide)
                 bits = 64 if wide else 32
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)
+                if index in model and change is not None and not same_scales(
+                        model[index].scale, qp.scale):
+                    change(node, f"bias {value.name!r}: requantized to scale s_in * s_w",
+                           "the TFLite int8 spec fixes the bias scale; the model's differs")
                 node.set_input(index, self._dequantized(
                     graph, value, q, qp, DType.INT64 if wide else DType.INT32))
                 continue
+            elif isinstance(fitted, tuple) and rule is not Int8Rule.SAME:
+                q, qp = fitted
             elif rule is Int8Rule.SAME:
                 qp = params(node.output, wide)
                 q = quantize_array(value.constant, qp, act.numpy.type)
@@ -300,9 +336,10 @@ class InsertQDQ(Pass):
         return activation_params(lo, hi)
 
     def _wrap(self, graph: Graph, value: Value, qp: QuantParams, wide: bool,
-              exclude: list) -> Node:
+              exclude: list, plan: QDQPlan | None = None) -> Node:
         """Route ``value`` through Q -> DQ at its home width (or retype a graph input per its
-        interface dtype); the ``exclude`` uses are left for the other width."""
+        interface dtype); the ``exclude`` uses are left for the other width. With a model
+        plan, through a requantize where the plan says so (``plan.after``, ``edges``)."""
         users = [u for u in value.uses if u not in exclude]
         is_output = value in graph.outputs
         act = DType.INT16 if wide else DType.INT8
@@ -323,12 +360,34 @@ class InsertQDQ(Pass):
         dq = graph.add_node("DequantizeLinear", [quantized], name=value.name + "_dequantize",
                             output_types=[TensorType(DType.FLOAT32, value.shape)],
                             after=quantized.producer)
+        read = dq.output
+        if plan is not None and id(value) in plan.after:
+            quantized, read = self._requantize(graph, read, plan.after[id(value)],
+                                               value.name + "_requantized")
         for use in users:
-            use.node.set_input(use.index, dq.output)
+            need = plan.edges.get((id(use.node), use.index)) if plan is not None else None
+            if need is not None and need != quantized.quant:
+                use.node.set_input(use.index, self._requantize(
+                    graph, read, need, f"{value.name}_for_{use.node.name}")[1])
+            else:
+                use.node.set_input(use.index, read)
         if is_output:
             index = graph.outputs.index(value)
-            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value, act)
+            graph.outputs[index] = self._output_value(graph, quantized, read, value, act)
         return dq
+
+    @staticmethod
+    def _requantize(graph: Graph, dequantized: Value, qp: QuantParams, name: str
+                    ) -> tuple[Value, Value]:
+        """``Q(qp) -> DQ`` after ``dequantized`` (``fuse-requantize`` makes the DQ -> Q an
+        integer requantize): the new int8 value and its dequantized view."""
+        q = graph.add_node("QuantizeLinear", [dequantized], {"to": "i8"}, name=name,
+                           output_types=[TensorType(DType.INT8, dequantized.shape, qp)],
+                           after=dequantized.producer)
+        dq = graph.add_node("DequantizeLinear", [q.output], name=name + "_dequantize",
+                            output_types=[TensorType(DType.FLOAT32, dequantized.shape)],
+                            after=q)
+        return q.output, dq.output
 
     def _output_value(self, graph: Graph, quantized: Value, dequantized: Value,
                       original: Value, act: DType) -> Value:

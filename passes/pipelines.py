@@ -24,6 +24,7 @@ from microlith.passes.fold_constants import FoldConstants
 from microlith.passes.fold_pad import FoldPad
 from microlith.passes.fuse_activation import FuseActivation
 from microlith.passes.fuse_requantize import FuseRequantize
+from microlith.passes.import_qdq import ImportQDQ
 from microlith.passes.infer_shapes import InferShapes
 from microlith.passes.insert_qdq import InsertQDQ
 from microlith.passes.lower_fc import LowerFC
@@ -131,6 +132,21 @@ register_mode(QuantMode("float16", "float16 weights, float32 arithmetic (DEQUANT
                         float16, calibrated=False, integer=False))
 
 
+def qdq(io_dtype: str = "int8", fallback: str = "none") -> list[Pass]:
+    """A Q/DQ model's own quantization (``import-qdq``): no calibration needed; data, when
+    given, fills tensors the model leaves unquantized."""
+    return [ImportQDQ(), *canonicalize(), Calibrate(optional=True),
+            InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback)),
+            FuseRequantize(), EliminateDead()]
+
+
+register_mode(QuantMode("qdq", "full integer from the model's own QuantizeLinear/"
+                        "DequantizeLinear scales (QAT, onnxruntime QDQ); the default for such "
+                        "models", qdq, calibrated=False, integer=True,
+                        flags=("--calibration-method", "--io-dtype", "--fallback",
+                               "--strict-qdq")))
+
+
 def mode_passes(mode: str | None) -> list[Pass]:
     """The default pipeline of ``--quantize mode`` (None: float), without a target tail."""
     return canonicalize() if mode is None else MODES[mode].passes()
@@ -142,6 +158,7 @@ PIPELINES: dict[str, str] = {
     "c": int8_pipeline(target="c"),
     "dynamic": f"{format_pipeline(dynamic())},{TAILS['tflite']}",
     "float16": f"{format_pipeline(float16())},{TAILS['tflite']}",
+    "qdq": f"{format_pipeline(qdq())},{TAILS['tflite']}",
 }
 
 

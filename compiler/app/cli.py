@@ -208,6 +208,10 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
     group.add_argument("--int16", metavar="NODE_OR_OPTYPE,...", type=_names,
                        help="--quantize int8: make these layers 16x8 (int16 activations), "
                        "with requantizing QUANTIZE ops at the int8/int16 borders")
+    if not required:
+        group.add_argument("--strict-qdq", action="store_true", default=None,
+                           help="a Q/DQ model (--quantize qdq): refuse any change of its scales "
+                           "that TFLite's int8 spec needs, instead of remarking it")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -258,7 +262,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
-        c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
+        strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
+        flash_limit=args.flash_limit)
     result = compile_onnx(args.model, options)
     if directory:
         write_directory(args.output, result.files)

@@ -75,6 +75,7 @@ class CompileOptions:
     per_tensor: bool | None = None  # one weight scale per tensor (not per channel)
     int16: tuple[str, ...] | None = None  # int8 mode: node names / op types made 16x8
     quiet: bool = False  # no progress bar
+    strict_qdq: bool | None = None  # --quantize qdq: a change of the model's scales is an error
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
@@ -117,7 +118,7 @@ def quantize_flags(options: CompileOptions) -> dict[str, Any]:
             "--io-dtype": options.io_dtype, "--fallback": options.fallback,
             "--keep-float": joined(options.keep_float), "--input-dtype": options.input_dtype,
             "--output-dtype": options.output_dtype, "--per-tensor": options.per_tensor,
-            "--int16": joined(options.int16)}
+            "--int16": joined(options.int16), "--strict-qdq": options.strict_qdq or None}
 
 
 def resolve_int16_auto(path: str | os.PathLike[str], options: CompileOptions
@@ -179,6 +180,23 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
                          "inputs) or an existing --calibration-cache for this model")
 
 
+def with_qdq_mode(path: str | os.PathLike[str], options: CompileOptions) -> CompileOptions:
+    """A model with its own QuantizeLinear/DequantizeLinear compiles in the ``qdq`` mode
+    unless a pipeline is given; ``--quantize int8`` (calibrated ranges) is refused for it."""
+    from microlith.frontend.importers_qdq import model_uses_qdq
+
+    if options.pipeline is not None or options.quantize not in (None, "int8"):
+        return options
+    if not model_uses_qdq(path):
+        return options
+    if options.quantize == "int8":
+        raise UsageError(f"{os.fspath(path)}: the model is already quantized "
+                         "(QuantizeLinear/DequantizeLinear): use --quantize qdq (the default "
+                         "for such models); --calibration-data then fills only tensors the "
+                         "model leaves unquantized")
+    return dataclasses.replace(options, quantize="qdq")
+
+
 def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]:
     """The ``PassContext.options`` the calibrate pass reads, data loaded and checked."""
     from microlith.calibration import CalibrationSet
@@ -207,6 +225,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
                  ) -> CompileResult:
     """Import, run the pipeline and emit for ``options.target``."""
     options = options or CompileOptions()
+    options = with_qdq_mode(path, options)
     target = get_target(options.target)
     check_quantize_options(options, target)
     emit_options = EmitOptions(options.c_prefix,

@@ -26,6 +26,7 @@ from microlith.targets import Target
 FLAG_OPTIONS = {"--calibration-method": ("calibrate", "method"),
                 "--io-dtype": ("insert-qdq", "io_dtype"),
                 "--fallback": ("insert-qdq", "fallback"),
+                "--strict-qdq": ("insert-qdq", "strict"),
                 "--keep-float": ("insert-qdq", "keep_float"),
                 "--input-dtype": ("insert-qdq", "input_dtype"),
                 "--output-dtype": ("insert-qdq", "output_dtype"),

@@ -33,6 +33,8 @@ class ImportContext:
                  warn: WarningSink) -> None:
         self.path, self.graph, self.onnx_types, self.warn = path, graph, onnx_types, warn
         self.values: dict[str, Value] = {}
+        # the generic node importer (set by onnx_import): composite importers reuse it
+        self.import_node: Callable[[ImportContext, onnx.NodeProto], Value] | None = None
 
     def fail(self, node: onnx.NodeProto, reason: str) -> FrontendError:
         return FrontendError(f"{self.path}: node {node.name!r} ({node.op_type}): {reason}")

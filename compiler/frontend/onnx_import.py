@@ -20,6 +20,13 @@ import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
 from microlith.frontend import onnx_checks, onnx_loader
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
+from microlith.frontend.importers_qdq import VALUE_IMPORTERS, cast_alias
+from microlith.frontend.importers_qoperator import (
+    PASSTHROUGH,
+    QOPERATOR_OPS,
+    import_on_integers,
+    integer_inputs,
+)
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
 from microlith.ir.types import TensorType
@@ -32,7 +39,9 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     model = onnx_loader.read_model(path)
     onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
-    onnx_loader.check_supported(model, path, supported_ops())
+    onnx_loader.check_supported(model, path, [*supported_ops(), "QuantizeLinear",
+                                              "DequantizeLinear", "ConstantOfShape",
+                                              *QOPERATOR_OPS])
     onnx_checks.check_graph_io(model, path)
     onnx_loader.check_single_assignment(model, path)
     onnx_checks.check_defined_inputs(model, path)
@@ -96,6 +105,7 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
     onnx_types = {vi.name: vi.type for vi in
                   [*model.graph.value_info, *model.graph.input, *model.graph.output]}
     ctx = ImportContext(path, graph, onnx_types, warn)
+    ctx.import_node = import_node
     for init in model.graph.initializer:
         _add_constant(ctx, init.name, numpy_helper.to_array(init))
     initializers = {init.name for init in model.graph.initializer}
@@ -123,31 +133,46 @@ def build_graph(model: onnx.ModelProto, ordered: list[onnx.NodeProto], path: str
         for input_name in node.input:
             if input_name and input_name not in ctx.values:
                 raise ctx.fail(node, f"input {input_name!r} is never defined")
-        op, inputs, attrs = IMPORTERS[node.op_type](ctx, node)
-        try:
-            probe = Node(op, node.name, attrs)  # detached: inference before creation
-            probe.inputs = list(inputs)
-            types = infer_types(probe)
-        except NeedsConstant as exc:  # e.g. a Reshape target that fold-constants will fold
-            fallback = ctx.onnx_types.get(node.output[0])
-            types_or_none = None if fallback is None else _type_of(fallback, node.output[0], path)
-            if types_or_none is None:
-                raise ctx.fail(node, str(exc)) from None
-            types = [types_or_none]
-        except (ShapeError, ValueError) as exc:  # the node's inputs do not fit its attributes
-            raise ctx.fail(node, str(exc)) from None
-        for value_type, name in zip(types, node.output, strict=False):
-            onnx_checks.check_shape(path, f"tensor {name!r} (output of node {node.name!r}, "
-                                    f"{node.op_type})", value_type.shape, value_type.dtype.itemsize)
-        outputs = [o for o in node.output if o]
-        created = graph.add_node(op, inputs, attrs, name=node.name, output_types=types[:1],
-                                 output_names=outputs[:1])
-        created.meta["onnx_op"] = node.op_type
-        ctx.values[outputs[0]] = created.output
+        if node.op_type == "Cast" and (alias := cast_alias(ctx, node)) is not None:
+            ctx.values[node.output[0]] = alias  # a no-op on quantized data
+            continue
+        if node.op_type in VALUE_IMPORTERS:  # builds its typed value itself (Q/DQ)
+            ctx.values[node.output[0]] = VALUE_IMPORTERS[node.op_type](ctx, node)
+            continue
+        if node.op_type in PASSTHROUGH and integer_inputs(ctx, node):
+            ctx.values[node.output[0]] = import_on_integers(ctx, node)  # QOperator models
+            continue
+        ctx.values[node.output[0]] = import_node(ctx, node)
     graph.outputs = [_graph_output(ctx, proto.name) for proto in model.graph.output]
     graph.meta["source"] = os.path.basename(path)
     graph.meta["opset"] = onnx_loader.default_opset(model)
     return graph
+
+
+def import_node(ctx: ImportContext, node: onnx.NodeProto) -> Value:
+    """One node through the importer table: an IR node whose output types come from our own
+    inference (ONNX's where an operand is not constant yet); its first output."""
+    op, inputs, attrs = IMPORTERS[node.op_type](ctx, node)
+    try:
+        probe = Node(op, node.name, attrs)  # detached: inference before creation
+        probe.inputs = list(inputs)
+        types = infer_types(probe)
+    except NeedsConstant as exc:  # e.g. a Reshape target that fold-constants will fold
+        fallback = ctx.onnx_types.get(node.output[0])
+        types_or_none = None if fallback is None else _type_of(fallback, node.output[0], ctx.path)
+        if types_or_none is None:
+            raise ctx.fail(node, str(exc)) from None
+        types = [types_or_none]
+    except (ShapeError, ValueError) as exc:  # the node's inputs do not fit its attributes
+        raise ctx.fail(node, str(exc)) from None
+    for value_type, name in zip(types, node.output, strict=False):
+        onnx_checks.check_shape(ctx.path, f"tensor {name!r} (output of node {node.name!r}, "
+                                f"{node.op_type})", value_type.shape, value_type.dtype.itemsize)
+    outputs = [o for o in node.output if o]
+    created = ctx.graph.add_node(op, inputs, attrs, name=node.name, output_types=types[:1],
+                             output_names=outputs[:1])
+    created.meta["onnx_op"] = node.op_type
+    return created.output
 
 
 def _graph_output(ctx: ImportContext, name: str) -> Value:

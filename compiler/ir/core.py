@@ -19,6 +19,9 @@ import numpy as np
 
 from microlith.ir.types import DType, QuantParams, TensorType
 
+#: value annotations that follow the tensor when ``Graph.replace_all_uses`` replaces it
+CARRIED_META = ("qdq",)
+
 
 @dataclass(frozen=True)
 class Use:
@@ -270,9 +273,16 @@ class Graph:
 
     # ---- mutation -----------------------------------------------------------------
     def replace_all_uses(self, old: Value, new: Value) -> None:
-        """Point every use of ``old`` (including graph outputs) at ``new``."""
+        """Point every use of ``old`` (including graph outputs) at ``new``.
+
+        Annotations that describe the tensor rather than its producer (``CARRIED_META``:
+        the model's quantization of it) move to ``new``, which now stands for it.
+        """
         if old is new:
             return
+        for key in CARRIED_META:
+            if key in old.meta and not new.is_constant:
+                new.meta[key] = old.meta[key]
         for use in list(old.uses):
             use.node.set_input(use.index, new)
         self.outputs = [new if v is old else v for v in self.outputs]
