@@ -73,6 +73,7 @@ class QuantMode:
     calibrated: bool
     integer: bool
     flags: tuple[str, ...] = ()
+    optional_data: bool = False  # not calibrated, but representative data may fill gaps
 
 
 MODES: dict[str, QuantMode] = {}
@@ -144,7 +145,7 @@ register_mode(QuantMode("qdq", "full integer from the model's own QuantizeLinear
                         "DequantizeLinear scales (QAT, onnxruntime QDQ); the default for such "
                         "models", qdq, calibrated=False, integer=True,
                         flags=("--calibration-method", "--io-dtype", "--fallback",
-                               "--strict-qdq")))
+                               "--strict-qdq"), optional_data=True))
 
 
 def mode_passes(mode: str | None) -> list[Pass]:

@@ -170,7 +170,7 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
         for flag, value in quantize_flags(options).items():
             if value is not None and flag not in mode.flags:
                 raise UsageError(f"{flag} does not apply to --quantize {mode.name}")
-    if not mode.calibrated and options.pipeline is None and (
+    if not mode.calibrated and not mode.optional_data and options.pipeline is None and (
             options.calibration_data is not None or options.calibration_cache):
         raise UsageError(f"--quantize {mode.name} needs no calibration data (weights only): "
                          "drop --calibration-data / --calibration-cache")
