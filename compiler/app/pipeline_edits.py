@@ -25,7 +25,8 @@ from microlith.targets import Target
 #: flag -> (pass name, option name)
 FLAG_OPTIONS = {"--calibration-method": ("calibrate", "method"),
                 "--io-dtype": ("insert-qdq", "io_dtype"),
-                "--fallback": ("insert-qdq", "fallback")}
+                "--fallback": ("insert-qdq", "fallback"),
+                "--optimize": ("select-kernels", "optimize")}
 
 
 def explicit_options(spec: str) -> dict[int, set[str]]:

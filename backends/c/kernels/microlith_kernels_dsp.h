@@ -1,0 +1,348 @@
+/* microlith_kernels_dsp.h -- CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED for Cortex-M
+ * cores with the DSP extension (M4, M7, M33/M35P with DSP, M55), written with the ACLE
+ * intrinsics of <arm_acle.h>. Compiled only where __ARM_FEATURE_DSP is set and MLK_PORTABLE
+ * is not defined; everywhere else MLK_DSP is 0 and the portable kernels run.
+ *
+ * Same integer maths as the portable kernels: only the order in which the exact int32
+ * products are summed changes, so the outputs are byte-identical (the renderer checks that
+ * |bias| + 256 sum |w| < 2^31, so no partial sum wraps).
+ *
+ * Operand pairs: for a 32-bit word v = [b0 b1 b2 b3] of int8, SXTB16(v) = (b0, b2) and
+ * SXTB16(v ror 8) = (b1, b3) as two int16 lanes; SMLAD(a, b, acc) = acc + a.lo*b.lo +
+ * a.hi*b.hi. Weights are widened this way as they are read; activations are widened once,
+ * into the columns of two output pixels (im2col, int16, in the planned scratch), in the
+ * same lane order and interleaved: group g of four filter elements e0..e3 is the 8 int16
+ * at 8g: (e0, e2) of pixel 0, (e0, e2) of pixel 1, (e1, e3) of pixel 0, (e1, e3) of pixel 1;
+ * the last n % 4 elements follow in order, pixel 0's then pixel 1's. One SMLAD of a weight
+ * pair and a column word is two exact products. Padding taps hold the input zero point,
+ * so the zero-point-folded bias is right for every window.
+ */
+#ifndef MICROLITH_KERNELS_DSP_H
+#define MICROLITH_KERNELS_DSP_H
+
+#include "microlith_kernels_common.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(MLK_PORTABLE)
+#define MLK_DSP 1
+#include <arm_acle.h>
+#else
+#define MLK_DSP 0
+#endif
+
+/* Scratch bytes of the DSP convolution for a filter of k = k_h * k_w * in_c elements: two
+ * int16 columns (the renderer computes the same figure, microlith.backends.c.scratch). */
+#define MLK_CONV_SCRATCH_BYTES(k) (4 * (size_t)(k))
+
+#if MLK_DSP
+
+MLK_HOT int32_t mlk_ld32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v); /* one LDR: the M-profile cores allow unaligned words */
+    return v;
+}
+
+MLK_HOT void mlk_st32(void *p, int32_t v) { memcpy(p, &v, sizeof v); }
+
+/* SXTB16(v ror 8): one instruction (GCC's arm_acle.h has no rotating form, and writes
+ * __sxtb16(__ror(v, 8)) as two). */
+MLK_HOT int32_t mlk_sxtb16_ror8(int32_t v)
+{
+#if defined(__GNUC__)
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return __sxtb16(__ror((uint32_t)v, 8));
+#endif
+}
+
+/* (b0, b2) and (b1, b3) of the int8 word at p. */
+#define MLK_WIDEN(p, lo, hi)                     \
+    do {                                         \
+        const int32_t mlk_w_ = mlk_ld32(p);      \
+        (lo) = __sxtb16(mlk_w_);                 \
+        (hi) = mlk_sxtb16_ror8(mlk_w_);          \
+    } while (0)
+
+/* Position of element k of pixel j (0 or 1) in the interleaved columns of n elements. */
+MLK_HOT int mlk_col_pos(int k, int j, int n)
+{
+    const int n4 = n & ~3;
+    if (k < n4) {
+        return 8 * (k >> 2) + 4 * (k & 1) + 2 * j + ((k >> 1) & 1);
+    }
+    return 2 * n4 + j * (n - n4) + (k - n4);
+}
+
+/* Column j (0 or 1) of the interleaved pair: the k_h x k_w x in_c window at (iy0, ix0),
+ * int16, taps outside the image holding x_zp. */
+MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int j, int in_h, int in_w,
+                              int in_c, int k_h, int k_w, int dil_h, int dil_w, int iy0,
+                              int ix0, int32_t x_zp)
+{
+    const int n = k_h * k_w * in_c;
+    const int32_t zz = (int32_t)(((uint32_t)(uint16_t)x_zp << 16) | (uint16_t)x_zp);
+    int ky, kx, c, k = 0;
+    for (ky = 0; ky < k_h; ++ky) {
+        const int iy = iy0 + ky * dil_h;
+        for (kx = 0; kx < k_w; ++kx) {
+            const int ix = ix0 + kx * dil_w;
+            const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *xp = xb + ((size_t)iy * in_w + ix) * in_c;
+            if ((in_c & 3) == 0) { /* whole groups of four: two words per group */
+                int16_t *cp = col + 8 * (k >> 2) + 2 * j;
+                for (c = 0; c < in_c; c += 4, k += 4, cp += 8) {
+                    int32_t lo = zz, hi = zz;
+                    if (inside) {
+                        MLK_WIDEN(xp + c, lo, hi);
+                    }
+                    mlk_st32(cp, lo);
+                    mlk_st32(cp + 4, hi);
+                }
+            } else {
+                for (c = 0; c < in_c; ++c, ++k) {
+                    col[mlk_col_pos(k, j, n)] = (int16_t)(inside ? xp[c] : x_zp);
+                }
+            }
+        }
+    }
+}
+
+/* Not inlined: its loop then has every register to itself (no accumulator spills). */
+#if defined(__GNUC__)
+#define MLK_DSP_LOOP static __attribute__((noinline))
+#else
+#define MLK_DSP_LOOP static
+#endif
+
+MLK_DSP_LOOP void mlk_dsp_dot2x2(const int8_t *w0, const int8_t *w1, const int16_t *col,
+                                 int n, int32_t *acc)
+{
+    const int n4 = n & ~3, tail = n - n4;
+    const ptrdiff_t wd = w1 - w0;
+    const int8_t *wp = w0;
+    const int16_t *cp = col;
+    int32_t a00 = acc[0], a10 = acc[1], a01 = acc[2], a11 = acc[3];
+    int k;
+    for (k = n4 >> 2; k > 0; --k, wp += 4, cp += 8) {
+        const int32_t v0 = mlk_ld32(wp), v1 = mlk_ld32(wp + wd);
+        int32_t t0 = __sxtb16(v0), t1 = __sxtb16(v1);
+        int32_t x = mlk_ld32(cp);
+        a00 = __smlad(t0, x, a00);
+        a10 = __smlad(t1, x, a10);
+        x = mlk_ld32(cp + 2);
+        a01 = __smlad(t0, x, a01);
+        a11 = __smlad(t1, x, a11);
+        t0 = mlk_sxtb16_ror8(v0);
+        t1 = mlk_sxtb16_ror8(v1);
+        x = mlk_ld32(cp + 4);
+        a00 = __smlad(t0, x, a00);
+        a10 = __smlad(t1, x, a10);
+        x = mlk_ld32(cp + 6);
+        a01 = __smlad(t0, x, a01);
+        a11 = __smlad(t1, x, a11);
+    }
+    for (k = 0; k < tail; ++k) {
+        const int32_t x0 = cp[k], x1 = cp[tail + k];
+        a00 += (int32_t)wp[k] * x0;
+        a10 += (int32_t)wp[wd + k] * x0;
+        a01 += (int32_t)wp[k] * x1;
+        a11 += (int32_t)wp[wd + k] * x1;
+    }
+    acc[0] = a00;
+    acc[1] = a10;
+    acc[2] = a01;
+    acc[3] = a11;
+}
+
+/* w0 . column j of the interleaved pair, over n elements. */
+MLK_INLINE int32_t mlk_dsp_dot1x1(const int8_t *w0, const int16_t *col, int j, int n,
+                                  int32_t acc)
+{
+    const int n4 = n & ~3;
+    const int16_t *cp = col + 2 * j;
+    int k;
+    for (k = 0; k < n4; k += 4, cp += 8) {
+        int32_t wl, wh;
+        MLK_WIDEN(w0 + k, wl, wh);
+        acc = __smlad(wl, mlk_ld32(cp), acc);
+        acc = __smlad(wh, mlk_ld32(cp + 4), acc);
+    }
+    for (k = n4; k < n; ++k) {
+        acc += (int32_t)w0[k] * col[mlk_col_pos(k, j, n)];
+    }
+    return acc;
+}
+
+/* Output channels of `pixels` (1 or 2) output pixels from their columns. */
+MLK_HOT void mlk_dsp_conv_pixels(const int16_t *col, int pixels, const int8_t *w,
+                                    const int32_t *bias_folded, const int32_t *mult,
+                                    const int32_t *shift, int8_t *y0, int8_t *y1, int n,
+                                    int out_c, int32_t y_zp, int32_t act_min, int32_t act_max)
+{
+    const int pairs = pixels == 2 ? out_c >> 1 : 0;
+    const int8_t *w0 = w;
+    int oc, i;
+    for (i = 0; i < pairs; ++i, w0 += 2 * (size_t)n) {
+        int32_t acc[4];
+        oc = 2 * i;
+        acc[0] = acc[2] = bias_folded[oc];
+        acc[1] = acc[3] = bias_folded[oc + 1];
+        mlk_dsp_dot2x2(w0, w0 + n, col, n, acc);
+        y0[oc] = mlk_out_i8(mlk_mbqm(acc[0], mult[oc], shift[oc]), y_zp, act_min, act_max);
+        y0[oc + 1] = mlk_out_i8(mlk_mbqm(acc[1], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
+                                act_max);
+        y1[oc] = mlk_out_i8(mlk_mbqm(acc[2], mult[oc], shift[oc]), y_zp, act_min, act_max);
+        y1[oc + 1] = mlk_out_i8(mlk_mbqm(acc[3], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
+                                act_max);
+    }
+    for (oc = 2 * pairs; oc < out_c; ++oc, w0 += n) {
+        y0[oc] = mlk_out_i8(mlk_mbqm(mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]), mult[oc],
+                                     shift[oc]), y_zp, act_min, act_max);
+        if (pixels == 2) {
+            y1[oc] = mlk_out_i8(mlk_mbqm(mlk_dsp_dot1x1(w0, col, 1, n, bias_folded[oc]),
+                                         mult[oc], shift[oc]), y_zp, act_min, act_max);
+        }
+    }
+}
+
+/* CONV_2D with groups == 1 (any kernel, stride, dilation, padding): the output pixels in
+ * pairs, each pair's two columns built in scratch (MLK_CONV_SCRATCH_BYTES), then a 2x2
+ * blocked matrix product over the filter rows. */
+MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8_t *y)
+{
+    const int n = p->k_h * p->k_w * p->in_c;
+    const int pixels = p->out_h * p->out_w;
+    int16_t *col = p->scratch;
+    int b, i, j;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *xb = x + (size_t)b * p->in_h * p->in_w * p->in_c;
+        int8_t *yb = y + (size_t)b * pixels * p->out_c;
+        for (i = 0; i < pixels; i += 2) {
+            const int count = pixels - i < 2 ? pixels - i : 2;
+            for (j = 0; j < count; ++j) {
+                const int oy = (i + j) / p->out_w, ox = (i + j) % p->out_w;
+                mlk_im2col_i8(xb, col, j, p->in_h, p->in_w, p->in_c, p->k_h,
+                              p->k_w, p->dil_h, p->dil_w, oy * p->stride_h - p->pad_top,
+                              ox * p->stride_w - p->pad_left, p->x_zp);
+            }
+            mlk_dsp_conv_pixels(col, count, p->w, p->bias_folded, p->mult, p->shift,
+                                yb + (size_t)i * p->out_c, yb + (size_t)(i + 1) * p->out_c, n,
+                                p->out_c, p->y_zp, p->act_min, p->act_max);
+        }
+    }
+}
+
+/* FULLY_CONNECTED: two weight rows at a time against the input, both widened as read. */
+MLK_HOT void mlk_dsp_fully_connected_i8(const mlk_fully_connected_params *p,
+                                           const int8_t *x, int8_t *y)
+{
+    const int depth = p->depth, units = p->units, depth4 = depth & ~3;
+    int b, o, k;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *xb = x + (size_t)b * depth;
+        int8_t *yb = y + (size_t)b * units;
+        for (o = 0; o < units; o += 2) {
+            const int8_t *w0 = p->w + (size_t)o * depth;
+            const int8_t *w1 = o + 1 < units ? w0 + depth : w0;
+            int32_t a0 = p->bias_folded[o], a1 = o + 1 < units ? p->bias_folded[o + 1] : 0;
+            for (k = 0; k < depth4; k += 4) {
+                int32_t xl, xh, wl, wh;
+                MLK_WIDEN(xb + k, xl, xh);
+                MLK_WIDEN(w0 + k, wl, wh);
+                a0 = __smlad(wl, xl, a0);
+                a0 = __smlad(wh, xh, a0);
+                MLK_WIDEN(w1 + k, wl, wh);
+                a1 = __smlad(wl, xl, a1);
+                a1 = __smlad(wh, xh, a1);
+            }
+            for (k = depth4; k < depth; ++k) {
+                a0 += (int32_t)xb[k] * w0[k];
+                a1 += (int32_t)xb[k] * w1[k];
+            }
+            yb[o] = mlk_out_i8(mlk_mbqm(a0, p->mult[o], p->shift[o]), p->y_zp, p->act_min,
+                               p->act_max);
+            if (o + 1 < units) {
+                yb[o + 1] = mlk_out_i8(mlk_mbqm(a1, p->mult[o + 1], p->shift[o + 1]), p->y_zp,
+                                       p->act_min, p->act_max);
+            }
+        }
+    }
+}
+
+/* DEPTHWISE_CONV_2D with depth_mult == 1: four channels at a time held in registers over
+ * the whole (clipped) window; each tap is one input word and one weight word, widened, and
+ * four 16x16 multiply-accumulates (SMLABB / SMLATT). Channels beyond a multiple of four
+ * and border windows offset the input by -x_zp (SADD16) against the plain bias. */
+MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const int8_t *x,
+                                     int8_t *y)
+{
+    const int c_n = p->in_c, c4 = c_n & ~3;
+    const int32_t off = -p->x_zp;
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+    int b, oy, ox, c, ky, kx;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *xb = x + (size_t)b * p->in_h * p->in_w * c_n;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int iy0 = oy * p->stride_h - p->pad_top;
+            int ky0, ky1;
+            mlk_window(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int ix0 = ox * p->stride_w - p->pad_left;
+                int8_t *yp = y + (((size_t)b * p->out_h + oy) * p->out_w + ox) * c_n;
+                int kx0, kx1, inner;
+                const int32_t *bsel;
+                mlk_window(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
+                inner = ky1 - ky0 == p->k_h && kx1 - kx0 == p->k_w;
+                bsel = inner ? p->bias_folded : p->bias;
+                for (c = 0; c < c4; c += 4) {
+                    int32_t a0 = bsel[c], a1 = bsel[c + 1], a2 = bsel[c + 2], a3 = bsel[c + 3];
+                    for (ky = ky0; ky < ky1; ++ky) {
+                        const int8_t *xr = xb + ((size_t)(iy0 + ky * p->dil_h) * p->in_w) * c_n +
+                                           c;
+                        const int8_t *wr = p->w + (size_t)ky * p->k_w * c_n + c;
+                        for (kx = kx0; kx < kx1; ++kx) {
+                            int32_t xl, xh, wl, wh;
+                            MLK_WIDEN(xr + (size_t)(ix0 + kx * p->dil_w) * c_n, xl, xh);
+                            MLK_WIDEN(wr + (size_t)kx * c_n, wl, wh);
+                            if (!inner) {
+                                xl = __sadd16(xl, off2);
+                                xh = __sadd16(xh, off2);
+                            }
+                            a0 = __smlabb(xl, wl, a0);
+                            a2 = __smlatt(xl, wl, a2);
+                            a1 = __smlabb(xh, wh, a1);
+                            a3 = __smlatt(xh, wh, a3);
+                        }
+                    }
+                    yp[c] = mlk_out_i8(mlk_mbqm(a0, p->mult[c], p->shift[c]), p->y_zp,
+                                       p->act_min, p->act_max);
+                    yp[c + 1] = mlk_out_i8(mlk_mbqm(a1, p->mult[c + 1], p->shift[c + 1]),
+                                           p->y_zp, p->act_min, p->act_max);
+                    yp[c + 2] = mlk_out_i8(mlk_mbqm(a2, p->mult[c + 2], p->shift[c + 2]),
+                                           p->y_zp, p->act_min, p->act_max);
+                    yp[c + 3] = mlk_out_i8(mlk_mbqm(a3, p->mult[c + 3], p->shift[c + 3]),
+                                           p->y_zp, p->act_min, p->act_max);
+                }
+                for (; c < c_n; ++c) {
+                    int32_t a = p->bias[c];
+                    for (ky = ky0; ky < ky1; ++ky) {
+                        for (kx = kx0; kx < kx1; ++kx) {
+                            const int8_t *xq = xb + ((size_t)(iy0 + ky * p->dil_h) * p->in_w +
+                                                     (size_t)(ix0 + kx * p->dil_w)) * c_n;
+                            a += ((int32_t)xq[c] + off) *
+                                 (int32_t)p->w[((size_t)ky * p->k_w + kx) * c_n + c];
+                        }
+                    }
+                    yp[c] = mlk_out_i8(mlk_mbqm(a, p->mult[c], p->shift[c]), p->y_zp,
+                                       p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
+#endif /* MLK_DSP */
+
+#endif /* MICROLITH_KERNELS_DSP_H */
