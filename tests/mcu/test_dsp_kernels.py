@@ -146,3 +146,51 @@ def test_cli_optimize_speed_plans_scratch_and_size_none(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "--optimize" in proc.stderr
     assert not (tmp_path / "bad").exists()
+
+
+MBQM_CHECK = r"""
+#include <stdio.h>
+#include "microlith_kernels.h"
+
+int main(void)
+{
+    static const int32_t edges[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN,
+                                    INT32_MIN + 1, INT32_MAX - 1, 1 << 30, -(1 << 30)};
+    uint64_t st = 88172645463325252ull;
+    long bad = 0, n = 0;
+    for (int s = -31; s <= 31; ++s) {
+        for (int i = 0; i < 100000; ++i) {
+            int32_t x, m;
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            x = i < 13 ? edges[i] : (int32_t)(uint32_t)st;
+            if ((i & 3) == 1) {
+                x /= 1 << ((st >> 40) & 30);
+            }
+            m = (int32_t)((1u << 30) | ((uint32_t)(st >> 32) & 0x3FFFFFFFu));
+            m = i == 20 ? 0 : i == 21 ? INT32_MAX : i == 22 ? 1 << 30 : m;
+            ++n;
+            bad += mlk_mbqm(x, m, s) != mlk_mbqm_pos(x, m, s);
+        }
+    }
+    printf("%ld %ld\n", n, bad);
+    return 0;
+}
+"""
+
+
+def test_the_dsp_requantization_equals_mbqm(tmp_path: Path) -> None:
+    """``mlk_mbqm_pos`` (one SMLAL) equals ``mlk_mbqm`` for every multiplier >= 0."""
+    import subprocess
+
+    from microlith.backends.c.emitter import kernel_headers
+
+    for name, text in kernel_headers().items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "check.c").write_text(MBQM_CHECK)
+    exe = tmp_path / "check"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path),
+                    str(tmp_path / "check.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["6300000", "0"]

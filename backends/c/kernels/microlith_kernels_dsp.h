@@ -33,6 +33,24 @@
  * int16 columns (the renderer computes the same figure, microlith.backends.c.scratch). */
 #define MLK_CONV_SCRATCH_BYTES(k) (4 * (size_t)(k))
 
+/* MBQM(x, m, s) for m >= 0 (every multiplier QuantizeMultiplier gives): SRDHM's saturating
+ * case needs m = -2^31, and for m >= 0 its two nudges are one: (a m + 2^30) / 2^31 truncated
+ * equals floor((a m + 2^30) / 2^31) for either sign of a m (for a m < 0 the truncated
+ * quotient of a m + 1 - 2^30 is the floor of a m + 2^30), so SRDHM is one 64-bit
+ * multiply-accumulate (SMLAL) and a shift; RDBP as in mlk_rdbp. Shifts of negative values
+ * here are GCC's arithmetic shifts (this header is compiled only by GCC-compatible Arm
+ * compilers when MLK_DSP is set; the host tests compile it with gcc). */
+MLK_HOT int32_t mlk_mbqm_pos(int32_t x, int32_t m, int s)
+{
+    const int left = s & ~(s >> 31); /* max(s, 0) */
+    const int right = left - s;      /* max(-s, 0) */
+    const int32_t a = mlk_i32((uint32_t)x << left);
+    const int32_t h = (int32_t)(((int64_t)a * m + ((int64_t)1 << 30)) >> 31);
+    const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)h >> 31);
+    return (h >> right) + ((h & mask) > threshold);
+}
+
 #if MLK_DSP
 
 MLK_HOT int32_t mlk_ld32(const void *p)
@@ -109,14 +127,20 @@ MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int j, int in_h, int 
     }
 }
 
-/* Not inlined: its loop then has every register to itself (no accumulator spills). */
+/* The 2x2 dot products are written once (always inlined, ..._body) and also called out of
+ * line: long loops run out of line, where they have every register to themselves (no
+ * accumulator spills); dot products of at most MLK_DSP_INLINE_N elements are inlined at the
+ * call site, where the element count is a constant and the loop unrolls. */
 #if defined(__GNUC__)
 #define MLK_DSP_LOOP static __attribute__((noinline))
 #else
 #define MLK_DSP_LOOP static
 #endif
+#ifndef MLK_DSP_INLINE_N
+#define MLK_DSP_INLINE_N 32
+#endif
 
-MLK_DSP_LOOP void mlk_dsp_dot2x2(const int8_t *w0, const int8_t *w1, const int16_t *col,
+MLK_HOT void mlk_dsp_dot2x2_body(const int8_t *w0, const int8_t *w1, const int16_t *col,
                                  int n, int32_t *acc)
 {
     const int n4 = n & ~3, tail = n - n4;
@@ -156,6 +180,22 @@ MLK_DSP_LOOP void mlk_dsp_dot2x2(const int8_t *w0, const int8_t *w1, const int16
     acc[3] = a11;
 }
 
+MLK_DSP_LOOP void mlk_dsp_dot2x2_call(const int8_t *w0, const int8_t *w1, const int16_t *col,
+                                      int n, int32_t *acc)
+{
+    mlk_dsp_dot2x2_body(w0, w1, col, n, acc);
+}
+
+MLK_HOT void mlk_dsp_dot2x2(const int8_t *w0, const int8_t *w1, const int16_t *col, int n,
+                            int32_t *acc)
+{
+    if (n <= MLK_DSP_INLINE_N) {
+        mlk_dsp_dot2x2_body(w0, w1, col, n, acc);
+    } else {
+        mlk_dsp_dot2x2_call(w0, w1, col, n, acc);
+    }
+}
+
 /* w0 . column j of the interleaved pair, over n elements. */
 MLK_INLINE int32_t mlk_dsp_dot1x1(const int8_t *w0, const int16_t *col, int j, int n,
                                   int32_t acc)
@@ -190,18 +230,18 @@ MLK_HOT void mlk_dsp_conv_pixels(const int16_t *col, int pixels, const int8_t *w
         acc[0] = acc[2] = bias_folded[oc];
         acc[1] = acc[3] = bias_folded[oc + 1];
         mlk_dsp_dot2x2(w0, w0 + n, col, n, acc);
-        y0[oc] = mlk_out_i8(mlk_mbqm(acc[0], mult[oc], shift[oc]), y_zp, act_min, act_max);
-        y0[oc + 1] = mlk_out_i8(mlk_mbqm(acc[1], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
+        y0[oc] = mlk_out_i8(mlk_mbqm_pos(acc[0], mult[oc], shift[oc]), y_zp, act_min, act_max);
+        y0[oc + 1] = mlk_out_i8(mlk_mbqm_pos(acc[1], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
                                 act_max);
-        y1[oc] = mlk_out_i8(mlk_mbqm(acc[2], mult[oc], shift[oc]), y_zp, act_min, act_max);
-        y1[oc + 1] = mlk_out_i8(mlk_mbqm(acc[3], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
+        y1[oc] = mlk_out_i8(mlk_mbqm_pos(acc[2], mult[oc], shift[oc]), y_zp, act_min, act_max);
+        y1[oc + 1] = mlk_out_i8(mlk_mbqm_pos(acc[3], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
                                 act_max);
     }
     for (oc = 2 * pairs; oc < out_c; ++oc, w0 += n) {
-        y0[oc] = mlk_out_i8(mlk_mbqm(mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]), mult[oc],
+        y0[oc] = mlk_out_i8(mlk_mbqm_pos(mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]), mult[oc],
                                      shift[oc]), y_zp, act_min, act_max);
         if (pixels == 2) {
-            y1[oc] = mlk_out_i8(mlk_mbqm(mlk_dsp_dot1x1(w0, col, 1, n, bias_folded[oc]),
+            y1[oc] = mlk_out_i8(mlk_mbqm_pos(mlk_dsp_dot1x1(w0, col, 1, n, bias_folded[oc]),
                                          mult[oc], shift[oc]), y_zp, act_min, act_max);
         }
     }
@@ -234,39 +274,117 @@ MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8
     }
 }
 
-/* FULLY_CONNECTED: two weight rows at a time against the input, both widened as read. */
-MLK_HOT void mlk_dsp_fully_connected_i8(const mlk_fully_connected_params *p,
-                                           const int8_t *x, int8_t *y)
+/* acc[0..3] += (w0 . x0, w1 . x0, w0 . x1, w1 . x1) over n int8 elements, x1 = x0 + d and
+ * w1 = w0 + d (two rows of the input and of the weights), everything widened as read. */
+MLK_HOT void mlk_dsp_fc_dot2x2_body(const int8_t *x0, const int8_t *w0, ptrdiff_t d, int n,
+                                    int32_t *acc)
 {
-    const int depth = p->depth, units = p->units, depth4 = depth & ~3;
-    int b, o, k;
-    for (b = 0; b < p->batches; ++b) {
+    const int n4 = n & ~3, tail = n - n4;
+    int32_t a00 = acc[0], a10 = acc[1], a01 = acc[2], a11 = acc[3];
+    int k;
+    for (k = n4 >> 2; k > 0; --k, x0 += 4, w0 += 4) {
+        const int32_t v0 = mlk_ld32(w0), v1 = mlk_ld32(w0 + d);
+        const int32_t t0 = __sxtb16(v0), t1 = __sxtb16(v1);
+        const int32_t u0 = mlk_sxtb16_ror8(v0), u1 = mlk_sxtb16_ror8(v1);
+        int32_t xl, xh;
+        MLK_WIDEN(x0, xl, xh);
+        a00 = __smlad(t0, xl, a00);
+        a10 = __smlad(t1, xl, a10);
+        a00 = __smlad(u0, xh, a00);
+        a10 = __smlad(u1, xh, a10);
+        MLK_WIDEN(x0 + d, xl, xh);
+        a01 = __smlad(t0, xl, a01);
+        a11 = __smlad(t1, xl, a11);
+        a01 = __smlad(u0, xh, a01);
+        a11 = __smlad(u1, xh, a11);
+    }
+    for (k = 0; k < tail; ++k) {
+        const int32_t p0 = x0[k], p1 = x0[d + k];
+        a00 += p0 * w0[k];
+        a10 += p0 * w0[d + k];
+        a01 += p1 * w0[k];
+        a11 += p1 * w0[d + k];
+    }
+    acc[0] = a00;
+    acc[1] = a10;
+    acc[2] = a01;
+    acc[3] = a11;
+}
+
+MLK_DSP_LOOP void mlk_dsp_fc_dot2x2_call(const int8_t *x0, const int8_t *w0, ptrdiff_t d,
+                                         int n, int32_t *acc)
+{
+    mlk_dsp_fc_dot2x2_body(x0, w0, d, n, acc);
+}
+
+MLK_HOT void mlk_dsp_fc_dot2x2(const int8_t *x0, const int8_t *w0, ptrdiff_t d, int n,
+                               int32_t *acc)
+{
+    if (n <= MLK_DSP_INLINE_N) {
+        mlk_dsp_fc_dot2x2_body(x0, w0, d, n, acc);
+    } else {
+        mlk_dsp_fc_dot2x2_call(x0, w0, d, n, acc);
+    }
+}
+
+/* w0 . x0 over n int8 elements. */
+MLK_INLINE int32_t mlk_dsp_fc_dot1(const int8_t *x0, const int8_t *w0, int n, int32_t acc)
+{
+    const int n4 = n & ~3;
+    int k;
+    for (k = 0; k < n4; k += 4) {
+        int32_t xl, xh, wl, wh;
+        MLK_WIDEN(x0 + k, xl, xh);
+        MLK_WIDEN(w0 + k, wl, wh);
+        acc = __smlad(wl, xl, acc);
+        acc = __smlad(wh, xh, acc);
+    }
+    for (k = n4; k < n; ++k) {
+        acc += (int32_t)x0[k] * w0[k];
+    }
+    return acc;
+}
+
+/* FULLY_CONNECTED (also every 1x1 convolution over its pixels): two input rows (batches)
+ * by two weight rows (units) at a time; the odd row or unit left over one by one. */
+MLK_HOT void mlk_dsp_fully_connected_i8(const mlk_fully_connected_params *p,
+                                        const int8_t *x, int8_t *y)
+{
+    const int depth = p->depth, units = p->units, batches = p->batches;
+    int b = 0, o, j;
+    for (; b + 2 <= batches; b += 2) {
         const int8_t *xb = x + (size_t)b * depth;
         int8_t *yb = y + (size_t)b * units;
-        for (o = 0; o < units; o += 2) {
+        for (o = 0; o + 2 <= units; o += 2) {
+            int32_t acc[4];
+            acc[0] = acc[2] = p->bias_folded[o];
+            acc[1] = acc[3] = p->bias_folded[o + 1];
+            mlk_dsp_fc_dot2x2(xb, p->w + (size_t)o * depth, depth, depth, acc);
+            for (j = 0; j < 4; ++j) {
+                const int u = o + (j & 1);
+                yb[(j >> 1) * units + u] = mlk_out_i8(mlk_mbqm_pos(acc[j], p->mult[u],
+                                                                   p->shift[u]),
+                                                      p->y_zp, p->act_min, p->act_max);
+            }
+        }
+        for (; o < units; ++o) {
             const int8_t *w0 = p->w + (size_t)o * depth;
-            const int8_t *w1 = o + 1 < units ? w0 + depth : w0;
-            int32_t a0 = p->bias_folded[o], a1 = o + 1 < units ? p->bias_folded[o + 1] : 0;
-            for (k = 0; k < depth4; k += 4) {
-                int32_t xl, xh, wl, wh;
-                MLK_WIDEN(xb + k, xl, xh);
-                MLK_WIDEN(w0 + k, wl, wh);
-                a0 = __smlad(wl, xl, a0);
-                a0 = __smlad(wh, xh, a0);
-                MLK_WIDEN(w1 + k, wl, wh);
-                a1 = __smlad(wl, xl, a1);
-                a1 = __smlad(wh, xh, a1);
+            for (j = 0; j < 2; ++j) {
+                const int32_t acc = mlk_dsp_fc_dot1(xb + (size_t)j * depth, w0, depth,
+                                                    p->bias_folded[o]);
+                yb[j * units + o] = mlk_out_i8(mlk_mbqm_pos(acc, p->mult[o], p->shift[o]),
+                                               p->y_zp, p->act_min, p->act_max);
             }
-            for (k = depth4; k < depth; ++k) {
-                a0 += (int32_t)xb[k] * w0[k];
-                a1 += (int32_t)xb[k] * w1[k];
-            }
-            yb[o] = mlk_out_i8(mlk_mbqm(a0, p->mult[o], p->shift[o]), p->y_zp, p->act_min,
-                               p->act_max);
-            if (o + 1 < units) {
-                yb[o + 1] = mlk_out_i8(mlk_mbqm(a1, p->mult[o + 1], p->shift[o + 1]), p->y_zp,
-                                       p->act_min, p->act_max);
-            }
+        }
+    }
+    for (; b < batches; ++b) {
+        const int8_t *xb = x + (size_t)b * depth;
+        int8_t *yb = y + (size_t)b * units;
+        for (o = 0; o < units; ++o) {
+            const int32_t acc = mlk_dsp_fc_dot1(xb, p->w + (size_t)o * depth, depth,
+                                                p->bias_folded[o]);
+            yb[o] = mlk_out_i8(mlk_mbqm_pos(acc, p->mult[o], p->shift[o]), p->y_zp,
+                               p->act_min, p->act_max);
         }
     }
 }
@@ -316,13 +434,13 @@ MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const in
                             a3 = __smlatt(xh, wh, a3);
                         }
                     }
-                    yp[c] = mlk_out_i8(mlk_mbqm(a0, p->mult[c], p->shift[c]), p->y_zp,
+                    yp[c] = mlk_out_i8(mlk_mbqm_pos(a0, p->mult[c], p->shift[c]), p->y_zp,
                                        p->act_min, p->act_max);
-                    yp[c + 1] = mlk_out_i8(mlk_mbqm(a1, p->mult[c + 1], p->shift[c + 1]),
+                    yp[c + 1] = mlk_out_i8(mlk_mbqm_pos(a1, p->mult[c + 1], p->shift[c + 1]),
                                            p->y_zp, p->act_min, p->act_max);
-                    yp[c + 2] = mlk_out_i8(mlk_mbqm(a2, p->mult[c + 2], p->shift[c + 2]),
+                    yp[c + 2] = mlk_out_i8(mlk_mbqm_pos(a2, p->mult[c + 2], p->shift[c + 2]),
                                            p->y_zp, p->act_min, p->act_max);
-                    yp[c + 3] = mlk_out_i8(mlk_mbqm(a3, p->mult[c + 3], p->shift[c + 3]),
+                    yp[c + 3] = mlk_out_i8(mlk_mbqm_pos(a3, p->mult[c + 3], p->shift[c + 3]),
                                            p->y_zp, p->act_min, p->act_max);
                 }
                 for (; c < c_n; ++c) {
@@ -335,7 +453,7 @@ MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const in
                                  (int32_t)p->w[((size_t)ky * p->k_w + kx) * c_n + c];
                         }
                     }
-                    yp[c] = mlk_out_i8(mlk_mbqm(a, p->mult[c], p->shift[c]), p->y_zp,
+                    yp[c] = mlk_out_i8(mlk_mbqm_pos(a, p->mult[c], p->shift[c]), p->y_zp,
                                        p->act_min, p->act_max);
                 }
             }
