@@ -28,10 +28,11 @@ CONV_OPS = ("c.conv_2d", "tfl.conv_2d")
 
 
 def conv_scratch_bytes(p: ConvParams) -> int:
-    """Scratch of the DSP convolution: two int16 columns of ``k_h * k_w * in_c``."""
+    """Scratch of the DSP convolution (``MLK_CONV_SCRATCH_BYTES``): two int16 columns of
+    ``k_h * k_w * in_c``, and a third (the window in natural order) unless ``in_c % 4 == 0``."""
     if p.depth_multiplier or p.groups != 1:
         return 0
-    return 4 * p.k_h * p.k_w * p.in_c
+    return (4 if p.in_c % 4 == 0 else 6) * p.k_h * p.k_w * p.in_c
 
 
 @register_pass

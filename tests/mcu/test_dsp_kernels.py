@@ -137,8 +137,8 @@ def test_cli_optimize_speed_plans_scratch_and_size_none(tmp_path: Path) -> None:
         inspect = subprocess.run([sys.executable, "-m", "microlith", "inspect", str(out)],
                                  capture_output=True, text=True, check=True).stdout
         assert ("scratch for layer: offset" in inspect) == (optimize == "speed"), inspect
-    # 3x3 filter over 3 channels: two int16 columns of 27 elements
-    assert "kernel scratch 108)" in outputs["speed"]
+    # 3x3 filter over 3 channels: three int16 columns of 27 elements
+    assert "kernel scratch 162)" in outputs["speed"]
     assert "kernel scratch 0)" in outputs["size"]
     proc = subprocess.run([sys.executable, "-m", "microlith", "compile", str(file), "--target",
                            "c", "--quantize", "int8", "--calibration-data", str(data),

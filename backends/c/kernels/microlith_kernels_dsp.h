@@ -30,8 +30,9 @@
 #endif
 
 /* Scratch bytes of the DSP convolution for a filter of k = k_h * k_w * in_c elements: two
- * int16 columns (the renderer computes the same figure, microlith.backends.c.scratch). */
-#define MLK_CONV_SCRATCH_BYTES(k) (4 * (size_t)(k))
+ * int16 columns, and when in_c is not a multiple of four one more, in natural order, that
+ * the window is gathered into first (select-kernels computes the same figure). */
+#define MLK_CONV_SCRATCH_BYTES(k, in_c) (((in_c) % 4 ? 6 : 4) * (size_t)(k))
 
 /* MBQM(x, m, s) for m >= 0 (every multiplier QuantizeMultiplier gives): SRDHM's saturating
  * case needs m = -2^31, and for m >= 0 its two nudges are one: (a m + 2^30) / 2^31 truncated
@@ -83,46 +84,53 @@ MLK_HOT int32_t mlk_sxtb16_ror8(int32_t v)
         (hi) = mlk_sxtb16_ror8(mlk_w_);          \
     } while (0)
 
-/* Position of element k of pixel j (0 or 1) in the interleaved columns of n elements. */
-MLK_HOT int mlk_col_pos(int k, int j, int n)
-{
-    const int n4 = n & ~3;
-    if (k < n4) {
-        return 8 * (k >> 2) + 4 * (k & 1) + 2 * j + ((k >> 1) & 1);
-    }
-    return 2 * n4 + j * (n - n4) + (k - n4);
-}
-
 /* Column j (0 or 1) of the interleaved pair: the k_h x k_w x in_c window at (iy0, ix0),
- * int16, taps outside the image holding x_zp. */
-MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int j, int in_h, int in_w,
-                              int in_c, int k_h, int k_w, int dil_h, int dil_w, int iy0,
-                              int ix0, int32_t x_zp)
+ * int16, taps outside the image holding x_zp. With in_c a multiple of four each group of
+ * four is one input word, widened straight into place; otherwise the window is gathered in
+ * natural order into tmp (n int16) and then moved into place four at a time. */
+MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int16_t *tmp, int j, int in_h,
+                           int in_w, int in_c, int k_h, int k_w, int dil_h, int dil_w, int iy0,
+                           int ix0, int32_t x_zp)
 {
-    const int n = k_h * k_w * in_c;
+    const int n = k_h * k_w * in_c, n4 = n & ~3;
     const int32_t zz = (int32_t)(((uint32_t)(uint16_t)x_zp << 16) | (uint16_t)x_zp);
     int ky, kx, c, k = 0;
+    int16_t *out = (in_c & 3) == 0 ? col + 2 * j : tmp;
     for (ky = 0; ky < k_h; ++ky) {
         const int iy = iy0 + ky * dil_h;
         for (kx = 0; kx < k_w; ++kx) {
             const int ix = ix0 + kx * dil_w;
             const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
             const int8_t *xp = xb + ((size_t)iy * in_w + ix) * in_c;
-            if ((in_c & 3) == 0) { /* whole groups of four: two words per group */
-                int16_t *cp = col + 8 * (k >> 2) + 2 * j;
-                for (c = 0; c < in_c; c += 4, k += 4, cp += 8) {
+            if ((in_c & 3) == 0) { /* two words per group of four, 8 int16 apart */
+                for (c = 0; c < in_c; c += 4, out += 8) {
                     int32_t lo = zz, hi = zz;
                     if (inside) {
                         MLK_WIDEN(xp + c, lo, hi);
                     }
-                    mlk_st32(cp, lo);
-                    mlk_st32(cp + 4, hi);
+                    mlk_st32(out, lo);
+                    mlk_st32(out + 4, hi);
+                }
+            } else if (inside) {
+                for (c = 0; c < in_c; ++c) {
+                    tmp[k++] = xp[c];
                 }
             } else {
-                for (c = 0; c < in_c; ++c, ++k) {
-                    col[mlk_col_pos(k, j, n)] = (int16_t)(inside ? xp[c] : x_zp);
+                for (c = 0; c < in_c; ++c) {
+                    tmp[k++] = (int16_t)x_zp;
                 }
             }
+        }
+    }
+    if ((in_c & 3) != 0) {
+        int16_t *cp = col + 2 * j;
+        for (k = 0; k < n4; k += 4, cp += 8) {
+            const uint32_t e01 = (uint32_t)mlk_ld32(tmp + k), e23 = (uint32_t)mlk_ld32(tmp + k + 2);
+            mlk_st32(cp, (int32_t)((e01 & 0xFFFFu) | (e23 << 16)));
+            mlk_st32(cp + 4, (int32_t)((e01 >> 16) | (e23 & 0xFFFF0000u)));
+        }
+        for (k = n4; k < n; ++k) {
+            col[2 * n4 + j * (n - n4) + (k - n4)] = tmp[k];
         }
     }
 }
@@ -210,7 +218,7 @@ MLK_INLINE int32_t mlk_dsp_dot1x1(const int8_t *w0, const int16_t *col, int j, i
         acc = __smlad(wh, mlk_ld32(cp + 4), acc);
     }
     for (k = n4; k < n; ++k) {
-        acc += (int32_t)w0[k] * col[mlk_col_pos(k, j, n)];
+        acc += (int32_t)w0[k] * col[2 * n4 + j * (n - n4) + (k - n4)];
     }
     return acc;
 }
@@ -255,6 +263,7 @@ MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8
     const int n = p->k_h * p->k_w * p->in_c;
     const int pixels = p->out_h * p->out_w;
     int16_t *col = p->scratch;
+    int16_t *tmp = col + 2 * (size_t)n; /* used when in_c % 4 != 0 */
     int b, i, j;
     for (b = 0; b < p->batches; ++b) {
         const int8_t *xb = x + (size_t)b * p->in_h * p->in_w * p->in_c;
@@ -263,7 +272,7 @@ MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8
             const int count = pixels - i < 2 ? pixels - i : 2;
             for (j = 0; j < count; ++j) {
                 const int oy = (i + j) / p->out_w, ox = (i + j) % p->out_w;
-                mlk_im2col_i8(xb, col, j, p->in_h, p->in_w, p->in_c, p->k_h,
+                mlk_im2col_i8(xb, col, tmp, j, p->in_h, p->in_w, p->in_c, p->k_h,
                               p->k_w, p->dil_h, p->dil_w, oy * p->stride_h - p->pad_top,
                               ox * p->stride_w - p->pad_left, p->x_zp);
             }
