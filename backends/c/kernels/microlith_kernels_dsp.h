@@ -41,15 +41,32 @@
  * multiply-accumulate (SMLAL) and a shift; RDBP as in mlk_rdbp. Shifts of negative values
  * here are GCC's arithmetic shifts (this header is compiled only by GCC-compatible Arm
  * compilers when MLK_DSP is set; the host tests compile it with gcc). */
+/* The part of mlk_mbqm_pos after the per-channel shift split: left = max(s, 0), right =
+ * max(-s, 0), mask = 2^right - 1. */
+MLK_HOT int32_t mlk_mbqm_split(int32_t x, int32_t m, int left, int right, int32_t mask)
+{
+    const int32_t a = mlk_i32((uint32_t)x << left);
+    const int32_t h = (int32_t)(((int64_t)a * m + ((int64_t)1 << 30)) >> 31);
+    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)h >> 31);
+    return (h >> right) + ((h & mask) > threshold);
+}
+
 MLK_HOT int32_t mlk_mbqm_pos(int32_t x, int32_t m, int s)
 {
     const int left = s & ~(s >> 31); /* max(s, 0) */
     const int right = left - s;      /* max(-s, 0) */
-    const int32_t a = mlk_i32((uint32_t)x << left);
-    const int32_t h = (int32_t)(((int64_t)a * m + ((int64_t)1 << 30)) >> 31);
+    return mlk_mbqm_split(x, m, left, right, (int32_t)(((uint32_t)1 << right) - 1u));
+}
+
+/* y0 = out(MBQM(a0)), y1 = out(MBQM(a1)) for two accumulators of one output channel. */
+MLK_HOT void mlk_out2_i8(int32_t a0, int32_t a1, int32_t m, int s, int32_t zp, int32_t lo,
+                         int32_t hi, int8_t *y0, int8_t *y1)
+{
+    const int left = s & ~(s >> 31);
+    const int right = left - s;
     const int32_t mask = (int32_t)(((uint32_t)1 << right) - 1u);
-    const int32_t threshold = (mask >> 1) + (int32_t)((uint32_t)h >> 31);
-    return (h >> right) + ((h & mask) > threshold);
+    *y0 = mlk_out_i8(mlk_mbqm_split(a0, m, left, right, mask), zp, lo, hi);
+    *y1 = mlk_out_i8(mlk_mbqm_split(a1, m, left, right, mask), zp, lo, hi);
 }
 
 #if MLK_DSP
@@ -238,12 +255,10 @@ MLK_HOT void mlk_dsp_conv_pixels(const int16_t *col, int pixels, const int8_t *w
         acc[0] = acc[2] = bias_folded[oc];
         acc[1] = acc[3] = bias_folded[oc + 1];
         mlk_dsp_dot2x2(w0, w0 + n, col, n, acc);
-        y0[oc] = mlk_out_i8(mlk_mbqm_pos(acc[0], mult[oc], shift[oc]), y_zp, act_min, act_max);
-        y0[oc + 1] = mlk_out_i8(mlk_mbqm_pos(acc[1], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
-                                act_max);
-        y1[oc] = mlk_out_i8(mlk_mbqm_pos(acc[2], mult[oc], shift[oc]), y_zp, act_min, act_max);
-        y1[oc + 1] = mlk_out_i8(mlk_mbqm_pos(acc[3], mult[oc + 1], shift[oc + 1]), y_zp, act_min,
-                                act_max);
+        mlk_out2_i8(acc[0], acc[2], mult[oc], shift[oc], y_zp, act_min, act_max, y0 + oc,
+                    y1 + oc);
+        mlk_out2_i8(acc[1], acc[3], mult[oc + 1], shift[oc + 1], y_zp, act_min, act_max,
+                    y0 + oc + 1, y1 + oc + 1);
     }
     for (oc = 2 * pairs; oc < out_c; ++oc, w0 += n) {
         y0[oc] = mlk_out_i8(mlk_mbqm_pos(mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]), mult[oc],
@@ -369,12 +384,10 @@ MLK_HOT void mlk_dsp_fully_connected_i8(const mlk_fully_connected_params *p,
             acc[0] = acc[2] = p->bias_folded[o];
             acc[1] = acc[3] = p->bias_folded[o + 1];
             mlk_dsp_fc_dot2x2(xb, p->w + (size_t)o * depth, depth, depth, acc);
-            for (j = 0; j < 4; ++j) {
-                const int u = o + (j & 1);
-                yb[(j >> 1) * units + u] = mlk_out_i8(mlk_mbqm_pos(acc[j], p->mult[u],
-                                                                   p->shift[u]),
-                                                      p->y_zp, p->act_min, p->act_max);
-            }
+            mlk_out2_i8(acc[0], acc[2], p->mult[o], p->shift[o], p->y_zp, p->act_min,
+                        p->act_max, yb + o, yb + units + o);
+            mlk_out2_i8(acc[1], acc[3], p->mult[o + 1], p->shift[o + 1], p->y_zp, p->act_min,
+                        p->act_max, yb + o + 1, yb + units + o + 1);
         }
         for (; o < units; ++o) {
             const int8_t *w0 = p->w + (size_t)o * depth;
