@@ -8,12 +8,12 @@ The architectures of the MLPerf Tiny v1.0 reference models, built in PyTorch wit
 random weights and random BatchNorm statistics (so activations have realistic, varied
 ranges; the models are not trained and their outputs mean nothing) and exported with
 torch's TorchScript ONNX exporter, constants folded (BatchNorm folds into the
-convolutions; the DS-CNN's padding becomes a constant ``Pad``):
+convolutions):
 
 * ``ic_resnet8``: image classification, CIFAR-10 ResNet-8 on 32x32x3 (three stacks of
   16/32/64 channels, 1x1 stride-2 shortcuts, 8x8 average pool, 10 classes);
 * ``kws_dscnn``: keyword spotting, DS-CNN on 49x10x1 (10x4 stride-2 convolution to 64
-  channels with TensorFlow's SAME padding, four depthwise-separable blocks, 12 classes);
+  channels, 25x5 outputs as with SAME padding, four depthwise-separable blocks, 12 classes);
 * ``vww_mobilenet``: visual wake words, MobileNetV1 with width 0.25 on 96x96x3 (13
   depthwise-separable blocks, 2 classes);
 * ``ad_autoencoder``: anomaly detection, the fully connected autoencoder 640 -> 128 x 4 ->
@@ -79,8 +79,10 @@ def _dw_separable(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 def kws_dscnn() -> nn.Module:
-    # SAME padding of a 10x4 stride-2 kernel on 49x10: rows 4 + 5, columns 1 + 1
-    return nn.Sequential(nn.ZeroPad2d((1, 1, 4, 5)), _conv_bn(1, 64, (10, 4), 2),
+    # TensorFlow's SAME padding of the 10x4 stride-2 kernel on 49x10 is rows 4 + 5, columns
+    # 1 + 1 (25x5 outputs); torch exports an asymmetric pad as shape arithmetic, so rows
+    # 5 + 5 (the same 25x5 outputs and MACs) are used instead
+    return nn.Sequential(_conv_bn(1, 64, (10, 4), 2, (5, 1)),
                          *[_dw_separable(64, 64) for _ in range(4)], nn.AvgPool2d((25, 5)),
                          nn.Flatten(), nn.Linear(64, 12))
 

@@ -194,3 +194,43 @@ def test_the_dsp_requantization_equals_mbqm(tmp_path: Path) -> None:
                     str(tmp_path / "check.c"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["6300000", "0"]
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m3"])
+def test_other_cores_give_the_same_bytes(tmp_path: Path, cpu: str) -> None:
+    """The same C on the Cortex-M7 (mps2-an500, DSP kernels) and the Cortex-M3 (mps2-an385,
+    no DSP extension: the portable kernels) equals TFLite-Micro, for a convolution, a
+    depthwise convolution with a channel tail and a fully connected layer."""
+    from microlith.app.board.cpus import CPUS
+
+    for name in ("conv3x3_stride2_odd_pixels", "dw3x3_c7_stride2", "fc_odd_units_depth_tail"):
+        file = _model(tmp_path, name)
+        shape = CASES[name][0]
+        common = {"quantize": "int8", "calibration_data": _inputs(shape, 32, 1), "quiet": True}
+        tflite = compile_onnx(file, CompileOptions(**common))
+        q = tflite.graph.inputs[0].quant
+        feeds = quantize_input(to_physical(_inputs(shape, 4, 2), input_perm(tflite.graph)),
+                               q.scale[0], q.zero_point[0])
+        want = run_tflm(tflite.output, feeds, flatten=True)
+        c = compile_onnx(file, CompileOptions(target="c", **common))
+        directory = tmp_path / f"c_{name}"
+        directory.mkdir()
+        for fname, text in c.files.items():
+            (directory / fname).write_text(text)
+        result = board.build_and_run(directory, [x.tobytes() for x in feeds], cpu=cpu,
+                                     workdir=tmp_path / f"build_{name}")
+        got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
+        assert np.array_equal(got, want.reshape(got.shape)), (cpu, name)
+        assert "warning" not in result.build_log, result.build_log
+        # the DSP kernels are compiled exactly where the core has the extension (the
+        # convolution's long dot products are out of line: mlk_dsp_dot2x2_call)
+        symbols = subprocess_nm(result.elf)
+        assert any("mlk_dsp" in s for s in symbols) == (CPUS[cpu].dsp and "conv" in name)
+
+
+def subprocess_nm(elf: Path) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.strip()]
