@@ -222,12 +222,12 @@ def test_other_cores_give_the_same_bytes(tmp_path: Path, cpu: str) -> None:
         got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
         assert np.array_equal(got, want.reshape(got.shape)), (cpu, name)
         assert "warning" not in result.build_log, result.build_log
-        # the DSP kernels are compiled exactly where the core has the extension (the long
-        # dot products of the convolution and the fully connected layer are out of line:
-        # mlk_dsp_dot2x2_call, mlk_dsp_fc_dot1x4; the depthwise kernel is all inline)
+        # the DSP kernels are compiled exactly where the core has the extension (the
+        # convolution's long dot products are out of line, mlk_dsp_dot2x2_call; the fully
+        # connected and depthwise kernels are all inline)
         symbols = subprocess_nm(result.elf)
         dsp_symbols = any("mlk_dsp" in s for s in symbols)
-        assert dsp_symbols == (CPUS[cpu].dsp and not name.startswith("dw")), symbols
+        assert dsp_symbols == (CPUS[cpu].dsp and name.startswith("conv")), symbols
 
 
 def subprocess_nm(elf: Path) -> list[str]:
