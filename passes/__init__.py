@@ -22,5 +22,6 @@ from microlith.passes import (  # noqa: F401
     plan_memory,
     prepare,
     quantize_weights,
+    select_kernels,
     to_nhwc,
 )

@@ -4,7 +4,7 @@
 activation fusion, one global NHWC conversion, pad folding. ``int8()``: the TFLite
 converter's full-integer post-training mode on top of it: calibration on representative
 data, Q/DQ per the TFLite int8 spec, integer kernels. A target then appends its own tail
-(``legalize-tflite``; for C ``legalize-c,prepare,plan-memory``), which is how the
+(``legalize-tflite``; for C ``legalize-c,prepare,select-kernels,plan-memory``), which is how the
 strings in ``PIPELINES`` end. A user can print any of them (``microlith passes``), edit
 it and pass it back with ``--pipeline``; the CLI's quantization flags edit the same
 objects (``microlith.app.pipeline_edits``).
@@ -32,7 +32,7 @@ from microlith.passes.quantize_weights import QuantizeWeights
 from microlith.passes.to_nhwc import ToNHWC
 from microlith.pipeline import Pass, format_pipeline
 
-TAILS = {"tflite": "legalize-tflite", "c": "legalize-c,prepare,plan-memory"}
+TAILS = {"tflite": "legalize-tflite", "c": "legalize-c,prepare,select-kernels,plan-memory"}
 
 
 def canonicalize() -> list[Pass]:

@@ -67,14 +67,15 @@ def test_bad_options_fail_at_parse_time(spec: str, message: str) -> None:
 
 def test_plan_memory_before_fuse_requantize_is_refused_before_running() -> None:
     spec = int8_pipeline(target="c").replace("fuse-requantize,eliminate-dead,legalize-c,"
-                                             "prepare,plan-memory",
+                                             "prepare,select-kernels,plan-memory",
                                              "legalize-c,prepare,plan-memory,fuse-requantize")
     with pytest.raises(Exception, match="legalize-c") as info:
         _int8(target="c", pipeline=spec)
     assert "run" not in str(info.value).split("pipeline")[0]  # refused, not crashed
     late = int8_pipeline(target="c") + ",eliminate-dead"
     with pytest.raises(UsageError, match="--target c needs the pipeline to end with "
-                                         "legalize-c,prepare,plan-memory: .*'eliminate-dead' "
+                                         "legalize-c,prepare,select-kernels,plan-memory: "
+                                         ".*'eliminate-dead' "
                                          "invalidated 'memory-planned' after plan-memory"):
         _int8(target="c", pipeline=late)
 

@@ -40,6 +40,7 @@ class CSources:
     weight_bytes: int
     lower_bound: int
     calls: int = 0  # kernel calls in <prefix>_invoke
+    scratch_bytes: int = 0  # kernel scratch planned in the arena (select-kernels)
 
     @property
     def flash_estimate(self) -> int:
@@ -127,7 +128,8 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
                            indent=1, sort_keys=True) + "\n"
     files = {f"{prefix}.h": header, f"{prefix}.c": model_c, **kernel_headers(),
              f"{prefix}{PLAN_SUFFIX}": plan_json}
-    return CSources(files, plan.arena_size, weight_bytes, plan.lower_bound, calls)
+    scratch = sum(size for _, size in plan.scratch.values())
+    return CSources(files, plan.arena_size, weight_bytes, plan.lower_bound, calls, scratch)
 
 
 def _comment(text: str) -> str:

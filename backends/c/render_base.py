@@ -56,7 +56,15 @@ class Float:
     value: float
 
 
-FieldValue = int | Float | Table | str
+@dataclass(frozen=True)
+class Scratch:
+    """A pointer to the node's planned scratch bytes in the arena (``plan-memory``)."""
+
+    nbytes: int
+    ctype: str = "int16_t"
+
+
+FieldValue = int | Float | Table | Scratch | str
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ def _field(ctx: RenderContext, node: Node, value: FieldValue) -> str:
         return c_float(value.value)
     if isinstance(value, str):
         return value
+    if isinstance(value, Scratch):
+        return f"({value.ctype} *){ctx.scratch(node, value.nbytes)}"
     return c_int(value)
 
 

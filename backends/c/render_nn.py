@@ -19,6 +19,7 @@ from microlith.backends.c.render_base import (
     In,
     Out,
     Plan,
+    Scratch,
     Table,
     contiguous_strides,
     int8_values,
@@ -72,8 +73,12 @@ def _conv(node: Node, p: ConvParams) -> Plan:
         return Plan(f"depthwise {text}x{p.depth_multiplier}", (call,))
     fields = [*_tables(node, p, True), *geometry, ("out_c", p.out_c), *window,
               ("groups", p.groups), *quant]
+    scratch = ""
+    if p.scratch_bytes:  # select-kernels{optimize=speed}: the DSP kernel's columns
+        fields.append(("scratch", Scratch(p.scratch_bytes)))
+        scratch = f", scratch {p.scratch_bytes} bytes"
     call = Call("mlk_conv2d_i8", "mlk_conv2d_params", tuple(fields), (In(x), Out(y)))
-    return Plan(f"{text}{p.in_c}->{p.out_c} groups {p.groups}", (call,))
+    return Plan(f"{text}{p.in_c}->{p.out_c} groups {p.groups}{scratch}", (call,))
 
 
 @renders("tfl.fully_connected")

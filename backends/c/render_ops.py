@@ -5,7 +5,8 @@ Importing this module registers every renderer (``render_nn``, ``render_elementw
 record to kernel calls (``render_base.Call``): the kernel, its parameter struct's fields
 (arrays become flash tables, shared when identical) and the tensors it reads and writes.
 Every constant read is declared through ``RenderContext.const_array``, so constant values
-need no storage of their own. No kernel needs scratch yet. Element-wise kernels accept an
+need no storage of their own. Scratch (the DSP convolution's columns) is a ``Scratch`` field:
+the record's ``scratch_bytes``, placed by ``plan-memory``. Element-wise kernels accept an
 output aliasing input 0 exactly; the others need disjoint buffers.
 """
 

@@ -12,10 +12,11 @@ def _emit(graph: Graph, options: EmitOptions) -> Emitted:
     sources = emit_c(graph, options.prefix, options.source_name)
     return Emitted(files=sources.files, sizes={
         "arena": sources.arena_bytes, "lower_bound": sources.lower_bound,
-        "weights": sources.weight_bytes, "flash": sources.flash_estimate})
+        "weights": sources.weight_bytes, "flash": sources.flash_estimate,
+        "scratch": sources.scratch_bytes})
 
 
 C = register_target(Target("c", "standalone C99 with int8 or float32 kernels and a static arena",
-                           ("legalize-c", "prepare", "plan-memory"),
+                           ("legalize-c", "prepare", "select-kernels", "plan-memory"),
                            (C_OPS, PREPARED, MEMORY_PLANNED), _emit, directory=True,
                            check_options=lambda options: check_prefix(options.prefix)))

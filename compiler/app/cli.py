@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="C target: fail if the arena needs more (e.g. 64K)")
     comp.add_argument("--flash-limit", type=parse_bytes, metavar="BYTES",
                       help="C target: fail if weights + code estimate need more (e.g. 1M)")
+    comp.add_argument("--optimize", choices=["speed", "size"], default=None,
+                      help="C target: speed (Cortex-M DSP convolutions with arena scratch, "
+                      "the default) or size (no scratch, less code)")
     comp.add_argument("--pipeline", help="pass pipeline overriding the default "
                       "(see `microlith passes`)")
     comp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -263,7 +266,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
-        flash_limit=args.flash_limit)
+        flash_limit=args.flash_limit, optimize=args.optimize)
     result = compile_onnx(args.model, options)
     if directory:
         write_directory(args.output, result.files)
@@ -287,7 +290,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}/ ({', '.join(sorted(result.files))}, {total:.2f} s)")
         print(f"flash: ~{sizes['flash']:,} bytes (weights and tables {sizes['weights']:,} + "
               f"code estimate); RAM: {sizes['arena']:,} bytes arena (liveness lower bound "
-              f"{sizes['lower_bound']:,})")
+              f"{sizes['lower_bound']:,}; kernel scratch {sizes.get('scratch', 0):,})")
     elif not args.quiet:
         from microlith.formats.tflite.flatbuffer import parse_model
 

@@ -79,6 +79,7 @@ class CompileOptions:
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
+    optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
 
 
 @dataclass
@@ -99,12 +100,14 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     from microlith.passes.pipelines import mode_passes
 
     flags = quantize_flags(options)
+    explicit = None if options.pipeline is None else explicit_options(options.pipeline)
     if options.pipeline is None:  # an explicit "" is the user's pipeline too (refused as empty)
         passes = apply_flags(mode_passes(options.quantize), flags, None)
     else:
-        passes = apply_flags(parse_pipeline(options.pipeline), flags,
-                             explicit_options(options.pipeline))
+        passes = apply_flags(parse_pipeline(options.pipeline), flags, explicit)
     passes = with_target_tail(passes, target)
+    if options.optimize is not None:
+        passes = apply_flags(passes, {"--optimize": options.optimize}, explicit)
     check_for_target(PassManager(passes), target)
     return passes
 
@@ -154,6 +157,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
                         ("--output-dtype", options.output_dtype)):
         if dtype is not None and dtype not in IO_DTYPES:
             raise UsageError(f"unknown {flag} {dtype!r} (choices: {', '.join(IO_DTYPES)})")
+    if options.optimize not in (None, "speed", "size"):
+        raise UsageError(f"unknown --optimize {options.optimize!r} (choices: speed, size)")
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None

@@ -31,7 +31,8 @@ FLAG_OPTIONS = {"--calibration-method": ("calibrate", "method"),
                 "--input-dtype": ("insert-qdq", "input_dtype"),
                 "--output-dtype": ("insert-qdq", "output_dtype"),
                 "--per-tensor": ("insert-qdq", "per_tensor"),
-                "--int16": ("insert-qdq", "int16")}
+                "--int16": ("insert-qdq", "int16"),
+                "--optimize": ("select-kernels", "optimize")}
 
 
 def explicit_options(spec: str) -> dict[int, set[str]]:

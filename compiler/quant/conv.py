@@ -70,6 +70,7 @@ class ConvParams:
     bias: np.ndarray  # int32 [out_c], zeros when the op has none
     bias_folded: np.ndarray  # int32 [out_c]: bias - z_x * sum(w[c])
     acc_bound: int  # max |bias| + 256 sum |w[c]|
+    scratch_bytes: int = 0  # kernel scratch in the arena (set by select-kernels for C)
 
 
 @dataclass(frozen=True, eq=False)

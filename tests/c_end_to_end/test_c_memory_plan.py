@@ -147,6 +147,9 @@ def check_memory_plan(graph: Graph, plan: MemoryPlan) -> dict[str, int]:
         buf = buffers.setdefault(top(name), [0, first, last])
         buf[0] = max(buf[0], plan.sizes[name])
         buf[1], buf[2] = min(buf[1], first), max(buf[2], last)
+    for node_name, (_, size) in plan.scratch.items():  # kernel scratch: live at its node
+        step = next(i for i, n in enumerate(graph.nodes) if n.name == node_name)
+        buffers[f"scratch:{node_name}"] = [size, step, step]
     lower = max((sum(size for size, first, last in buffers.values() if first <= s <= last)
                  for s in range(max(len(graph.nodes), 1))), default=0)
     assert plan.lower_bound == lower, (plan.lower_bound, lower)

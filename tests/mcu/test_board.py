@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from microlith.app.board import harness as board_harness
 from tools.mcu import run as board
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,6 +139,28 @@ int talk_invoke(void)
 """
 
 
+# 640 output bytes: ten full 64-byte hex lines per inference.
+WIDE = """\
+#include "wide.h"
+
+static uint8_t buf[4];
+static uint8_t out[640];
+
+void *wide_input(int index) { return index == 0 ? buf : 0; }
+const void *wide_output(int index) { return index == 0 ? out : 0; }
+size_t wide_input_bytes(int index) { return index == 0 ? sizeof buf : 0; }
+size_t wide_output_bytes(int index) { return index == 0 ? sizeof out : 0; }
+
+int wide_invoke(void)
+{
+    for (int i = 0; i < 640; ++i) {
+        out[i] = (uint8_t)(buf[i & 3] + 7 * i);
+    }
+    return 0;
+}
+"""
+
+
 @pytest.fixture(scope="module", autouse=True)
 def toolchain() -> None:
     try:
@@ -227,6 +250,25 @@ def test_stdio_and_malloc_work_through_rdimon(tmp_path: Path) -> None:
     result = board.build_and_run(model, [b"\x07\x00", b"\x09\x00"], prefix="talk")
     assert result.outputs == [b"\x07\x01", b"\x09\x01"]
     assert result.stdout == "invoke 7\ninvoke 9\n"  # buffered, flushed after main
+
+
+def _wide_expected(data: bytes) -> bytes:
+    return bytes((data[i & 3] + 7 * i) & 0xFF for i in range(640))
+
+
+def test_outputs_of_full_64_byte_lines_fit_the_harness_buffer(tmp_path: Path) -> None:
+    # A full chunk line is "ML OUT " + 8 + " " + 8 + " " + 128 hex digits + "\\n" + NUL =
+    # 155 bytes; the buffer once had 152 and overran on every model output >= 63 bytes.
+    main_c = board_harness.render_main_c("wide", [[b"1234"]])
+    found = re.search(r"static char ml_line\[(\d+)\];", main_c)
+    assert found is not None
+    size = int(found.group(1))
+    assert size >= 7 + 8 + 1 + 8 + 1 + 2 * board_harness.OUT_CHUNK + 2 == 155
+    model = _write_model(tmp_path, "wide", WIDE)
+    inputs = [b"\x01\x02\x03\x04", b"\xff\x00\x10\x80", b"abcd"]
+    result = board.build_and_run(model, inputs, prefix="wide")
+    assert result.outputs == [_wide_expected(data) for data in inputs]
+    assert result.console.count("ML OUT ") == 30
 
 
 def test_sizes_are_arm_none_eabi_size_figures(first_run: board.RunResult) -> None:

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # running as ``python tools/mcu/run.py``
     sys.path.insert(0, str(REPO_ROOT))
 
+from microlith.app.board.cpus import CPUS  # noqa: E402
 from microlith.app.board.errors import BoardError, BoardFault, BuildError, ToolchainMissing  # noqa: E402
 from microlith.app.board.harness import HARNESS_INPUT_SIZE_EXIT, OUT_CHUNK, render_main_c  # noqa: E402
 from microlith.app.board.qemu import (  # noqa: E402
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="raw bytes of input 0 for one inference (repeat for more); "
                              "FILE1,FILE2 gives several model inputs")
     parser.add_argument("--prefix", default="model")
+    parser.add_argument("--cpu", default="cortex-m4", choices=sorted(CPUS),
+                        help="core and qemu machine (default cortex-m4 on mps2-an386)")
     parser.add_argument("--opt", default="-O2", help="optimisation flag for the model's C")
     parser.add_argument("--workdir", help="keep the build here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
@@ -95,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         inputs = [[Path(name).read_bytes() for name in item.split(",")] for item in args.input]
         result = build_and_run(args.model_dir, inputs, prefix=args.prefix, opt=args.opt,
+                               cpu=args.cpu,
                                workdir=args.workdir, timeout=args.timeout,
                                icount_shift=args.icount_shift)
     except (OSError, ValueError, BoardError) as exc:

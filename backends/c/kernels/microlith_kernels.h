@@ -18,8 +18,14 @@
  *
  * Layout: NHWC activations; CONV_2D filters OHWI (grouped when I < C_in); DEPTHWISE_CONV_2D
  * filters [KH][KW][C*M] (TFLite's; output channel c*M + m reads input channel c);
- * FULLY_CONNECTED weights [units][depth]. No kernel needs scratch memory; the depthwise
- * kernel keeps MLK_DW_CHUNK int32 accumulators (128 bytes) on the stack.
+ * FULLY_CONNECTED weights [units][depth]. The portable depthwise kernel keeps MLK_DW_CHUNK
+ * int32 accumulators (128 bytes) on the stack.
+ *
+ * Cortex-M DSP (microlith_kernels_dsp.h): where __ARM_FEATURE_DSP is set (and MLK_PORTABLE
+ * is not defined) CONV_2D with one group and a planned scratch (select-kernels
+ * {optimize=speed}: MLK_CONV_SCRATCH_BYTES in the arena), DEPTHWISE_CONV_2D with depth
+ * multiplier 1 and FULLY_CONNECTED run SMLAD / SXTB16 kernels; the outputs are the same
+ * bytes (only the summation order of exact int32 products differs).
  *
  * Notation: MBQM(x, m, s) = RDBP(SRDHM(x * 2^max(s,0), m), max(-s,0)) is TFLite's
  * MultiplyByQuantizedMultiplier with double rounding; SRDHM is the saturating rounding
@@ -36,7 +42,7 @@
 #define MICROLITH_KERNELS_H
 
 #include "microlith_kernels_common.h"
-#include "microlith_kernels_conv.h"
+#include "microlith_kernels_conv.h" /* includes microlith_kernels_dsp.h */
 #include "microlith_kernels_pool.h"
 #include "microlith_kernels_elementwise.h"
 #include "microlith_kernels_activation.h"

@@ -31,6 +31,7 @@ typedef struct {
     int32_t y_zp;
     int32_t act_min;
     int32_t act_max;
+    int16_t *scratch; /* MLK_CONV_SCRATCH_BYTES planned in the arena, or NULL (portable) */
 } mlk_conv2d_params;
 
 typedef struct {
@@ -87,6 +88,8 @@ MLK_INLINE void mlk_window(int i0, int k, int d, int size, int *lo, int *hi)
         *hi = *lo;
     }
 }
+
+#include "microlith_kernels_dsp.h"
 
 /* Dot-product loops run over a multiple of 16 elements, then one block of 8, then the
  * rest: compilers vectorize the first two without epilogues (GCC does at -O2); scalar
@@ -264,6 +267,12 @@ MLK_INLINE void mlk_conv2d_i8_core(const int8_t *x, const int8_t *w, const int32
  * unpacked into the arguments of mlk_conv2d_i8_core. */
 MLK_HOT void mlk_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_DSP
+    if (p->scratch != NULL && p->groups == 1) {
+        mlk_dsp_conv2d_i8(p, x, y);
+        return;
+    }
+#endif
     mlk_conv2d_i8_core(x, p->w, p->bias, p->bias_folded, p->mult, p->shift, y, p->batches,
                        p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->out_c, p->k_h, p->k_w,
                        p->stride_h, p->stride_w, p->dil_h, p->dil_w, p->pad_top, p->pad_left,
@@ -366,6 +375,12 @@ MLK_INLINE void mlk_depthwise_conv2d_i8_core(const int8_t *x, const int8_t *w, c
  * unpacked into the arguments of mlk_depthwise_conv2d_i8_core. */
 MLK_HOT void mlk_depthwise_conv2d_i8(const mlk_depthwise_conv2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_DSP
+    if (p->depth_mult == 1) {
+        mlk_dsp_depthwise_i8(p, x, y);
+        return;
+    }
+#endif
     mlk_depthwise_conv2d_i8_core(x, p->w, p->bias, p->bias_folded, p->mult, p->shift, y,
                                  p->batches, p->in_h, p->in_w, p->in_c, p->out_h, p->out_w,
                                  p->depth_mult, p->k_h, p->k_w, p->stride_h, p->stride_w,
@@ -404,6 +419,10 @@ MLK_INLINE void mlk_fully_connected_i8_core(const int8_t *x, const int8_t *w,
  * unpacked into the arguments of mlk_fully_connected_i8_core. */
 MLK_HOT void mlk_fully_connected_i8(const mlk_fully_connected_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_DSP
+    mlk_dsp_fully_connected_i8(p, x, y);
+    return;
+#endif
     mlk_fully_connected_i8_core(x, p->w, p->bias_folded, p->mult, p->shift, y, p->batches,
                                 p->depth, p->units, p->y_zp, p->act_min, p->act_max);
 }

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 HARNESS_INPUT_SIZE_EXIT = 3  # main.c: an input's size does not match model_input_bytes
 
 OUT_CHUNK = 64  # output bytes per hex line
+# The longest line: "ML OUT " run " " index " " 2 * OUT_CHUNK hex digits "\n" NUL (155 bytes;
+# the stamp lines need 63).
+LINE_BYTES = len("ML OUT ") + 8 + 1 + 8 + 1 + 2 * OUT_CHUNK + 2
 
 
 def _c_bytes(data: bytes, indent: str = "    ", per_line: int = 16) -> str:
@@ -38,7 +41,7 @@ def render_main_c(prefix: str, runs: Sequence[Sequence[bytes]]) -> str:
     sizes = ",\n".join("    {" + ", ".join(f"{len(d)}u" for d in run) + "}" for run in runs)
     return _MAIN_C.format(prefix=prefix, upper=upper, runs=len(runs), inputs=n_inputs,
                           arrays="\n\n".join(arrays), table=table, sizes=sizes,
-                          chunk=OUT_CHUNK, size_exit=HARNESS_INPUT_SIZE_EXIT)
+                          chunk=OUT_CHUNK, line_bytes=LINE_BYTES, size_exit=HARNESS_INPUT_SIZE_EXIT)
 
 
 _MAIN_C = """\
@@ -102,7 +105,7 @@ __attribute__((noipa)) static void ml_measure(ml_fn fn, struct ml_stamp *s)
     s->status = status;
 }}
 
-static char ml_line[16 + 2 * ML_CHUNK + 8];
+static char ml_line[{line_bytes}]; /* the longest line: ML OUT with ML_CHUNK bytes */
 
 static char *ml_hex(char *p, uint32_t v, int digits)
 {{

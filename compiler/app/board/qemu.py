@@ -79,9 +79,10 @@ EXIT_CODES = {  # startup.c BOARD_EXIT_*
 # --------------------------------------------------------------------------- run
 
 
-def qemu_command(elf: Path, console: Path, icount_shift: int = DEFAULT_SHIFT) -> list[str]:
+def qemu_command(elf: Path, console: Path, icount_shift: int = DEFAULT_SHIFT,
+                 machine: str = "mps2-an386") -> list[str]:
     """qemu for the board: no display, serial, monitor or network; semihosting -> ``console``."""
-    return [QEMU, "-M", "mps2-an386", "-display", "none", "-monitor", "none",
+    return [QEMU, "-M", machine, "-display", "none", "-monitor", "none",
             "-serial", "null", "-nic", "none",
             "-chardev", f"file,id=semihost,path={console}",
             "-semihosting-config", "enable=on,target=native,chardev=semihost",
@@ -89,7 +90,7 @@ def qemu_command(elf: Path, console: Path, icount_shift: int = DEFAULT_SHIFT) ->
 
 
 def run_elf(elf: Path, *, timeout: float = DEFAULT_TIMEOUT,
-            icount_shift: int = DEFAULT_SHIFT) -> tuple[str, str]:
+            icount_shift: int = DEFAULT_SHIFT, machine: str = "mps2-an386") -> tuple[str, str]:
     """Run under qemu: (console, stdout), or ``BoardFault`` / ``BoardError``.
 
     ``console`` is what went through semihosting SYS_WRITE0 (the harness and the
@@ -98,7 +99,7 @@ def run_elf(elf: Path, *, timeout: float = DEFAULT_TIMEOUT,
     """
     console = elf.with_suffix(".console.txt")
     console.unlink(missing_ok=True)
-    cmd = qemu_command(elf, console, icount_shift)
+    cmd = qemu_command(elf, console, icount_shift, machine)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, check=False)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from microlith.app.board.cpus import DEFAULT_CPU, cpu_named
 from microlith.app.board.errors import BoardFault
 from microlith.app.board.qemu import (
     DEFAULT_SHIFT,
@@ -81,15 +82,18 @@ def build_and_run(model_dir: str | os.PathLike[str],
                   prefix: str = "model", opt: str = "-O2",
                   workdir: str | os.PathLike[str] | None = None,
                   timeout: float = DEFAULT_TIMEOUT, icount_shift: int = DEFAULT_SHIFT,
-                  cflags: Sequence[str] = ()) -> RunResult:
+                  cflags: Sequence[str] = (), cpu: str = DEFAULT_CPU) -> RunResult:
     """Build ``model_dir`` for the Cortex-M4 board, run one inference per item, measure.
 
     Each item of ``input_bytes_list`` is the bytes of input 0, or a sequence with the
     bytes of every model input. ``workdir`` keeps the build (``main.c``, objects,
     ``app.elf``, ``app.map``); by default a temporary directory is used and removed,
     so ``RunResult.elf`` then no longer exists. ``cflags`` are added when compiling
-    (e.g. ``-DNAME=1``). Raises ``ToolchainMissing``, ``BuildError``, ``BoardFault``.
+    (e.g. ``-DNAME=1``). ``cpu`` picks the core and its qemu machine
+    (``microlith.app.board.cpus``: cortex-m4, cortex-m7, cortex-m3). Raises
+    ``ToolchainMissing``, ``BuildError``, ``BoardFault``.
     """
+    cpu_named(cpu)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise ValueError(f"prefix {prefix!r} is not a C identifier")
     if not 0 <= icount_shift <= 10:
@@ -100,19 +104,21 @@ def build_and_run(model_dir: str | os.PathLike[str],
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="microlith-mcu-") as tmp:
             return _build_and_run(model_dir, runs, prefix, opt, Path(tmp), timeout,
-                                  icount_shift, cflags)
+                                  icount_shift, cflags, cpu)
     path = Path(workdir)
     path.mkdir(parents=True, exist_ok=True)
     return _build_and_run(model_dir, runs, prefix, opt, path.resolve(), timeout,
-                          icount_shift, cflags)
+                          icount_shift, cflags, cpu)
 
 
 def _build_and_run(model_dir: str | os.PathLike[str], runs: list[list[bytes]], prefix: str,
                    opt: str, workdir: Path, timeout: float, icount_shift: int,
-                   cflags: Sequence[str]) -> RunResult:
-    elf, log = build(model_dir, runs, prefix=prefix, opt=opt, workdir=workdir, cflags=cflags)
+                   cflags: Sequence[str], cpu: str = DEFAULT_CPU) -> RunResult:
+    elf, log = build(model_dir, runs, prefix=prefix, opt=opt, workdir=workdir, cflags=cflags,
+                     cpu=cpu)
     text, data, bss = elf_size(elf)
-    console, stdout = run_elf(elf, timeout=timeout, icount_shift=icount_shift)
+    console, stdout = run_elf(elf, timeout=timeout, icount_shift=icount_shift,
+                              machine=cpu_named(cpu).machine)
     parsed = parse_output(console, len(runs), icount_shift)
     for r, status in enumerate(parsed.statuses):
         if status != 0:

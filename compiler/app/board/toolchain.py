@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from microlith.app.board.cpus import DEFAULT_CPU, cpu_named
 from microlith.app.board.errors import BuildError, ToolchainMissing
 from microlith.app.board.harness import render_main_c
 
@@ -30,9 +31,10 @@ CC = "arm-none-eabi-gcc"
 SIZE = "arm-none-eabi-size"
 QEMU = "qemu-system-arm"
 ARCH_FLAGS = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
-COMMON_CFLAGS = (*ARCH_FLAGS, "-std=c99", "-Wall", "-Wextra", "-ffunction-sections",
-                 "-fdata-sections", "-g")
-LINK_FLAGS = (*ARCH_FLAGS, "--specs=rdimon.specs", "-nostartfiles", "-Wl,--gc-sections")
+WARN_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections", "-g")
+COMMON_CFLAGS = (*ARCH_FLAGS, *WARN_FLAGS)
+BOARD_LINK_FLAGS = ("--specs=rdimon.specs", "-nostartfiles", "-Wl,--gc-sections")
+LINK_FLAGS = (*ARCH_FLAGS, *BOARD_LINK_FLAGS)
 HARNESS_OPT = "-O2"
 
 
@@ -61,8 +63,10 @@ def _run_tool(cmd: Sequence[str], what: str, cwd: Path) -> str:
 
 def build(model_dir: str | os.PathLike[str], runs: Sequence[Sequence[bytes]], *,
           prefix: str = "model", opt: str = "-O2", workdir: Path,
-          cflags: Sequence[str] = ()) -> tuple[Path, str]:
-    """Compile the model's ``*.c``, the harness and startup; link ``workdir/app.elf``."""
+          cflags: Sequence[str] = (), cpu: str = DEFAULT_CPU) -> tuple[Path, str]:
+    """Compile the model's ``*.c``, the harness and startup for ``cpu``
+    (``microlith.app.board.cpus``); link ``workdir/app.elf``."""
+    arch = cpu_named(cpu).arch_flags
     model_dir = Path(model_dir).resolve()
     sources = sorted(model_dir.glob("*.c"))
     if not (model_dir / f"{prefix}.h").is_file() or not sources:
@@ -76,11 +80,12 @@ def build(model_dir: str | os.PathLike[str], runs: Sequence[Sequence[bytes]], *,
     logs: list[str] = []
     for n, (src, level) in enumerate(jobs):
         obj = workdir / f"{n:02d}_{src.stem}.o"
-        cmd = [CC, *COMMON_CFLAGS, level, *include, *cflags, "-c", str(src), "-o", str(obj)]
+        cmd = [CC, *arch, *WARN_FLAGS, level, *include, *cflags, "-c", str(src), "-o",
+               str(obj)]
         logs.append(_run_tool(cmd, f"compiling {src.name}", workdir))
         objects.append(str(obj))
     elf = workdir / "app.elf"
-    link = [CC, *LINK_FLAGS, "-T", str(LINKER_SCRIPT), *objects, "-lm",
+    link = [CC, *arch, *BOARD_LINK_FLAGS, "-T", str(LINKER_SCRIPT), *objects, "-lm",
             f"-Wl,-Map={workdir / 'app.map'}", "-o", str(elf)]
     logs.append(_run_tool(link, "linking", workdir))
     return elf, "\n".join(log for log in logs if log)

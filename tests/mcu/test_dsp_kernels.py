@@ -1,0 +1,238 @@
+"""The Cortex-M DSP kernels (``microlith_kernels_dsp.h``) on the M4 under qemu, per shape class.
+
+Each case is a one-layer ONNX model (a convolution, a depthwise convolution or a fully
+connected layer, with a ReLU or not) whose shape hits one class of the kernels' loops:
+input channels not a multiple of four (the element-wise im2col path), an odd number of
+output channels and of output pixels (the 1x1 tails of the 2x2 blocking), padding on every
+side, stride 2, dilation, 1x1 pointwise (a fully connected layer over the pixels) and 1x1
+stride 2 (a convolution), depth multipliers, channel counts beyond a multiple
+of four in the depthwise kernel, depths with a tail in the fully connected one, grouped
+convolutions (portable kernel). It is compiled to int8 ``.tflite`` and to C; the C is built
+for the Cortex-M4 twice, with the DSP kernels (``__ARM_FEATURE_DSP``, the default
+``select-kernels{optimize=speed}``) and with ``-DMLK_PORTABLE``, and once more with
+``--optimize size``; every build's outputs on 12 inputs (random, plus all -128 and all 127)
+must be TFLite-Micro's bytes, which our integer interpreter also gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from microlith.app.driver import CompileOptions, compile_onnx
+from microlith.app.integer_run import executable
+from microlith.interpreter import run_graph
+from tools.mcu import run as board
+from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
+
+pytest.importorskip("tflite_micro")
+
+# name: (input NCHW, op, attrs, weight shape, relu)
+CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...], bool]] = {
+    "conv3x3_c3_odd_out_pad1": ((1, 3, 7, 7), "Conv", {"pads": [1, 1, 1, 1]}, (5, 3, 3, 3),
+                                True),
+    "conv3x3_stride2_odd_pixels": ((1, 8, 9, 9), "Conv", {"pads": [1, 1, 1, 1],
+                                                          "strides": [2, 2]}, (7, 8, 3, 3),
+                                   False),
+    "conv3x3_dilated_asym_pads": ((1, 4, 8, 7), "Conv", {"pads": [1, 2, 0, 1],
+                                                         "dilations": [2, 2]}, (6, 4, 3, 3),
+                                  True),
+    "conv1x1_pointwise": ((1, 12, 5, 6), "Conv", {}, (16, 12, 1, 1), True),
+    "conv1x1_stride2": ((1, 8, 7, 7), "Conv", {"strides": [2, 2]}, (5, 8, 1, 1), False),
+    "conv1x1_depth_tail": ((1, 6, 3, 5), "Conv", {}, (3, 6, 1, 1), False),
+    "conv5x5_c1": ((1, 1, 10, 10), "Conv", {"pads": [2, 2, 2, 2]}, (4, 1, 5, 5), True),
+    "conv_grouped": ((1, 8, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 2}, (6, 4, 3, 3),
+                     False),
+    "dw3x3_c12_pad1": ((1, 12, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 12},
+                       (12, 1, 3, 3), True),
+    "dw3x3_c7_stride2": ((1, 7, 9, 8), "Conv", {"pads": [1, 1, 1, 1], "group": 7,
+                                                "strides": [2, 2]}, (7, 1, 3, 3), False),
+    "dw5x5_c8_pad2": ((1, 8, 7, 7), "Conv", {"pads": [2, 2, 2, 2], "group": 8}, (8, 1, 5, 5),
+                      False),
+    "dw3x3_multiplier2": ((1, 3, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 3},
+                          (6, 1, 3, 3), True),
+    "fc_odd_units_depth_tail": ((1, 37), "Gemm", {"transB": 1}, (11, 37), True),
+    "fc_one_unit": ((1, 64), "Gemm", {"transB": 1}, (1, 64), False),
+}
+
+
+def _model(path: Path, name: str) -> Path:
+    shape, op, attrs, w_shape, relu = CASES[name]
+    rng = np.random.default_rng(sum(name.encode()))
+    w = (rng.standard_normal(w_shape) * 0.4).astype(np.float32)
+    b = (rng.standard_normal(w_shape[0]) * 0.2).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    out = "y" if not relu else "t"
+    nodes = [helper.make_node(op, ["x", "w", "b"], [out], name="layer", **attrs)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["t"], ["y"], name="relu"))
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    file = path / f"{name}.onnx"
+    onnx.save(model, file)
+    return file
+
+
+def _inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.5, 1.5, (n, *shape[1:])).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_dsp_and_portable_kernels_equal_tflm_on_the_m4(tmp_path: Path, name: str) -> None:
+    file = _model(tmp_path, name)
+    shape = CASES[name][0]
+    calibration = _inputs(shape, 32, 1)
+    common = {"quantize": "int8", "calibration_data": calibration, "quiet": True}
+    tflite = compile_onnx(file, CompileOptions(**common))
+    q = tflite.graph.inputs[0].quant
+    feeds = quantize_input(to_physical(_inputs(shape, 10, 2), input_perm(tflite.graph)),
+                           q.scale[0], q.zero_point[0])
+    feeds = np.concatenate([feeds, np.full((2, *feeds.shape[1:]), -128, np.int8)])
+    feeds[-1] = 127
+    want = run_tflm(tflite.output, feeds, flatten=True)
+    ours = run_graph(executable(tflite.graph), {tflite.graph.inputs[0].name: feeds})
+    assert np.array_equal(np.asarray(next(iter(ours.values()))).reshape(want.shape), want)
+    rows = [x.tobytes() for x in feeds]
+    for optimize in ("speed", "size"):
+        c = compile_onnx(file, CompileOptions(target="c", optimize=optimize, **common))
+        directory = tmp_path / f"c_{optimize}"
+        directory.mkdir()
+        for fname, text in c.files.items():
+            (directory / fname).write_text(text)
+        scratch = c.graph.meta["memory_plan"].scratch
+        is_conv = any(n.op == "c.conv_2d" and n.params.groups == 1 for n in c.graph.nodes)
+        assert bool(scratch) == (is_conv and optimize == "speed"), scratch
+        builds = [[], ["-DMLK_PORTABLE"]] if optimize == "speed" else [[]]
+        for cflags in builds:
+            result = board.build_and_run(directory, rows, cflags=cflags)
+            got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
+            assert np.array_equal(got, want.reshape(got.shape)), (optimize, cflags)
+            assert "warning" not in result.build_log, result.build_log
+
+
+def test_cli_optimize_speed_plans_scratch_and_size_none(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    file = _model(tmp_path, "conv3x3_c3_odd_out_pad1")
+    data = tmp_path / "calib.npy"
+    np.save(data, _inputs(CASES["conv3x3_c3_odd_out_pad1"][0], 16, 1))
+    outputs = {}
+    for optimize in ("speed", "size"):
+        out = tmp_path / optimize
+        proc = subprocess.run([sys.executable, "-m", "microlith", "compile", str(file),
+                               "--target", "c", "--quantize", "int8", "--calibration-data",
+                               str(data), "--optimize", optimize, "-o", str(out)],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+        outputs[optimize] = proc.stdout
+        inspect = subprocess.run([sys.executable, "-m", "microlith", "inspect", str(out)],
+                                 capture_output=True, text=True, check=True).stdout
+        assert ("scratch for layer: offset" in inspect) == (optimize == "speed"), inspect
+    # 3x3 filter over 3 channels: three int16 columns of 27 elements
+    assert "kernel scratch 162)" in outputs["speed"]
+    assert "kernel scratch 0)" in outputs["size"]
+    proc = subprocess.run([sys.executable, "-m", "microlith", "compile", str(file), "--target",
+                           "c", "--quantize", "int8", "--calibration-data", str(data),
+                           "--optimize", "fast", "-o", str(tmp_path / "bad")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "--optimize" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+MBQM_CHECK = r"""
+#include <stdio.h>
+#include "microlith_kernels.h"
+
+int main(void)
+{
+    static const int32_t edges[] = {0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN,
+                                    INT32_MIN + 1, INT32_MAX - 1, 1 << 30, -(1 << 30)};
+    uint64_t st = 88172645463325252ull;
+    long bad = 0, n = 0;
+    for (int s = -31; s <= 31; ++s) {
+        for (int i = 0; i < 100000; ++i) {
+            int32_t x, m;
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            x = i < 13 ? edges[i] : (int32_t)(uint32_t)st;
+            if ((i & 3) == 1) {
+                x /= 1 << ((st >> 40) & 30);
+            }
+            m = (int32_t)((1u << 30) | ((uint32_t)(st >> 32) & 0x3FFFFFFFu));
+            m = i == 20 ? 0 : i == 21 ? INT32_MAX : i == 22 ? 1 << 30 : m;
+            ++n;
+            bad += mlk_mbqm(x, m, s) != mlk_mbqm_pos(x, m, s);
+        }
+    }
+    printf("%ld %ld\n", n, bad);
+    return 0;
+}
+"""
+
+
+def test_the_dsp_requantization_equals_mbqm(tmp_path: Path) -> None:
+    """``mlk_mbqm_pos`` (one SMLAL) equals ``mlk_mbqm`` for every multiplier >= 0."""
+    import subprocess
+
+    from microlith.backends.c.emitter import kernel_headers
+
+    for name, text in kernel_headers().items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "check.c").write_text(MBQM_CHECK)
+    exe = tmp_path / "check"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path),
+                    str(tmp_path / "check.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["6300000", "0"]
+
+
+@pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m3"])
+def test_other_cores_give_the_same_bytes(tmp_path: Path, cpu: str) -> None:
+    """The same C on the Cortex-M7 (mps2-an500, DSP kernels) and the Cortex-M3 (mps2-an385,
+    no DSP extension: the portable kernels) equals TFLite-Micro, for a convolution, a
+    depthwise convolution with a channel tail and a fully connected layer."""
+    from microlith.app.board.cpus import CPUS
+
+    for name in ("conv3x3_stride2_odd_pixels", "dw3x3_c7_stride2", "fc_odd_units_depth_tail"):
+        file = _model(tmp_path, name)
+        shape = CASES[name][0]
+        common = {"quantize": "int8", "calibration_data": _inputs(shape, 32, 1), "quiet": True}
+        tflite = compile_onnx(file, CompileOptions(**common))
+        q = tflite.graph.inputs[0].quant
+        feeds = quantize_input(to_physical(_inputs(shape, 4, 2), input_perm(tflite.graph)),
+                               q.scale[0], q.zero_point[0])
+        want = run_tflm(tflite.output, feeds, flatten=True)
+        c = compile_onnx(file, CompileOptions(target="c", **common))
+        directory = tmp_path / f"c_{name}"
+        directory.mkdir()
+        for fname, text in c.files.items():
+            (directory / fname).write_text(text)
+        result = board.build_and_run(directory, [x.tobytes() for x in feeds], cpu=cpu,
+                                     workdir=tmp_path / f"build_{name}")
+        got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
+        assert np.array_equal(got, want.reshape(got.shape)), (cpu, name)
+        assert "warning" not in result.build_log, result.build_log
+        # the DSP kernels are compiled exactly where the core has the extension (the
+        # convolution's long dot products are out of line, mlk_dsp_dot2x2_call; the fully
+        # connected and depthwise kernels are all inline)
+        symbols = subprocess_nm(result.elf)
+        dsp_symbols = any("mlk_dsp" in s for s in symbols)
+        assert dsp_symbols == (CPUS[cpu].dsp and name.startswith("conv")), symbols
+
+
+def subprocess_nm(elf: Path) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.strip()]
