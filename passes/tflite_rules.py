@@ -402,3 +402,6 @@ def _quantize(graph: Graph, node: Node) -> None:
 @rule("DequantizeLinear")
 def _dequantize(graph: Graph, node: Node) -> None:
     graph.rewrite_node(node, "tfl.dequantize", [node.arg(0)])
+
+
+import microlith.passes.tflite_rules_extra  # noqa: E402, F401  (registers more rules)

@@ -1,9 +1,10 @@
 """The C renderers, one table keyed by target op (``tfl.*`` and ``c.*``).
 
 Importing this module registers every renderer (``render_nn``, ``render_elementwise``,
-``render_data``). Contract with the emitter: a renderer maps a node and its parameter
-record to kernel calls (``render_base.Call``): the kernel, its parameter struct's fields
-(arrays become flash tables, shared when identical) and the tensors it reads and writes.
+``render_data``, ``render_select``). Contract with the emitter: a renderer maps a node and
+its parameter record to kernel calls (``render_base.Call``): the kernel, its parameter
+struct's fields (arrays become flash tables, shared when identical) and the tensors it
+reads and writes.
 Every constant read is declared through ``RenderContext.const_array``, so constant values
 need no storage of their own. No kernel needs scratch yet. Element-wise kernels accept an
 output aliasing input 0 exactly; the others need disjoint buffers.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import microlith.backends.c.render_elementwise  # noqa: F401  (registers renderers)
 import microlith.backends.c.render_nn  # noqa: F401
+import microlith.backends.c.render_select  # noqa: F401
 from microlith.backends.c.render_base import RENDERERS, prepare_plan, render_plan
 from microlith.backends.c.render_context import RenderContext
 from microlith.backends.c.render_data import SPECIAL_RENDERERS

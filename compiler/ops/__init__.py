@@ -14,5 +14,6 @@ from microlith.ops import (  # noqa: F401  (each module registers its ops)
     pool,
     quantize,
     reduce,
+    select,
     tensor,
 )

@@ -5,7 +5,8 @@ op; the table is input 1, made by ``legalize-c`` from the op's own integer kerne
 Float semantics: Sigmoid ``1 / (1 + exp(-x))``; LeakyRelu ``x if x >= 0 else alpha x``;
 HardSigmoid ``max(0, min(1, alpha x + beta))``; HardSwish ``x max(0, min(1, x/6 + 1/2))``;
 Clip ``min(max(x, min), max)``; Softmax ``exp(x - max) / sum exp(x - max)`` along
-``axis`` (TFLite: the last axis, ``exp(beta (x - max))``); RELU6 ``min(max(x, 0), 6)``.
+``axis`` (TFLite: the last axis, ``exp(beta (x - max))``); RELU6 ``min(max(x, 0), 6)``;
+Elu ``x if x >= 0 else alpha (exp(x) - 1)`` (TFLite's ELU: alpha 1).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def _clip(x: np.ndarray, node: Node) -> np.ndarray:
     return np.minimum(np.maximum(x, lo), hi)
 
 
+def _elu(x: np.ndarray, node: Node) -> np.ndarray:
+    """x if x >= 0 else alpha (exp(x) - 1); TFLite's ELU is alpha = 1."""
+    alpha = np.asarray(node.attr("alpha", 1.0), dtype=x.dtype)
+    return np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
 def _relu(x: np.ndarray, node: Node) -> np.ndarray:
     return np.maximum(x, np.zeros((), dtype=x.dtype))
 
@@ -80,9 +87,11 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
      "HARD_SWISH"),
     ("Clip", "min(max(x, min), max)", _clip, {"min": -math.inf, "max": math.inf},
      Int8Rule.NONE, None, None),
-    ("Exp", "exp(x)", lambda x, node: np.exp(x), {}, Int8Rule.NONE, None, "EXP"),
+    ("Exp", "exp(x)", lambda x, node: np.exp(x), {}, Int8Rule.RESCALE, None, "EXP"),
     ("Sqrt", "sqrt(x)", lambda x, node: np.sqrt(x), {}, Int8Rule.NONE, None, "SQRT"),
-    ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.NONE, None, "NEG"),
+    ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.RESCALE, None, "NEG"),
+    ("Elu", "x if x >= 0 else alpha (exp(x) - 1)", _elu, {"alpha": 1.0}, Int8Rule.RESCALE, None,
+     "ELU"),
     ("Abs", "|x|", lambda x, node: np.abs(x), {}, Int8Rule.NONE, None, "ABS"),
 ]
 #: TFLite kernels that may write over their input (plan-memory).

@@ -1,0 +1,187 @@
+/* microlith_kernels_select.h -- DIV, strided copies (STRIDED_SLICE), GATHER and the
+ * reductions REDUCE_MAX / REDUCE_MIN / SUM (see microlith_kernels.h). */
+#ifndef MICROLITH_KERNELS_SELECT_H
+#define MICROLITH_KERNELS_SELECT_H
+
+#include "microlith_kernels_common.h"
+
+typedef struct {
+    int n0;
+    int n1;
+    int n2;
+    int n3;
+    int as0;
+    int as1;
+    int as2;
+    int as3;
+    int bs0;
+    int bs1;
+    int bs2;
+    int bs3;
+    int32_t a_zp;
+    int32_t b_zp;
+    int32_t mult;
+    int32_t shift;
+    int32_t y_zp;
+    int32_t act_min;
+    int32_t act_max;
+} mlk_div_params;
+
+typedef struct {
+    int n0;
+    int n1;
+    int n2;
+    int n3;
+    int n4;
+    int n5;
+    int s0;
+    int s1;
+    int s2;
+    int s3;
+    int s4;
+    int s5;
+    int offset;
+} mlk_strided_copy_params;
+
+typedef struct {
+    int outer;
+    int count;
+    int inner;
+    int dim;
+    const int32_t *indices;
+} mlk_gather_params;
+
+typedef struct {
+    int outer;
+    int reduce;
+    int inner;
+    int kind; /* 0 min, 1 max, 2 sum */
+    int32_t x_zp;
+    int32_t mult;
+    int32_t shift;
+    int32_t y_zp;
+} mlk_reduce_params;
+
+/* CountLeadingSignBits of an int32 (31 for 0 and -1). */
+MLK_INLINE int mlk_clsb32(int32_t x)
+{
+    const uint32_t u = (uint32_t)x ^ (x < 0 ? 0xFFFFFFFFu : 0u);
+    return mlk_clz32(u) - 1;
+}
+
+/* RoundingDivideByPOT for exponents 0..63 as TFLite-Micro's x86 build computes it: mask
+ * int32(2^e - 1) (-1 from e = 32 on) and an arithmetic shift by e mod 32. */
+MLK_INLINE int32_t mlk_rdbp_wide(int32_t x, int e)
+{
+    const int32_t mask = e >= 32 ? -1 : (int32_t)(((uint32_t)1 << e) - 1u);
+    const int32_t threshold = mlk_asr(mask, 1) + (x < 0 ? 1 : 0);
+    return mlk_asr(x, e & 31) + ((x & mask) > threshold ? 1 : 0);
+}
+
+/* DIV: a' = a - a_zp, b' = b - b_zp (both negated when b' < 0); r = 1/b' by GetReciprocal
+ * (e bits over unit); h = CLSB(a'); q = SRDHM(a' 2^h, r);
+ * y = clamp(y_zp + RDBP(SRDHM(q, mult), h + e - shift)); b' = 0 gives y_zp. */
+MLK_HOT int8_t mlk_div_elem(int32_t a, int32_t b, const mlk_div_params *p)
+{
+    int bits, headroom, total;
+    int32_t inverse, quotient, v;
+    if (b == 0) {
+        return mlk_out_i8(0, p->y_zp, p->act_min, p->act_max);
+    }
+    if (b < 0) {
+        a = -a;
+        b = -b;
+    }
+    inverse = mlk_get_reciprocal(b, 31, &bits);
+    headroom = mlk_clsb32(a);
+    quotient = mlk_srdhm(mlk_i32((uint32_t)a << headroom), inverse);
+    total = headroom + bits - (int)p->shift;
+    total = total < 0 ? 0 : (total > 63 ? 63 : total);
+    v = mlk_rdbp_wide(mlk_srdhm(quotient, p->mult), total);
+    return mlk_out_i8(v, p->y_zp, p->act_min, p->act_max);
+}
+
+MLK_HOT void mlk_div_i8(const mlk_div_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+{
+    int i0, i1, i2, i3;
+    for (i0 = 0; i0 < p->n0; ++i0) {
+        for (i1 = 0; i1 < p->n1; ++i1) {
+            for (i2 = 0; i2 < p->n2; ++i2) {
+                const int8_t *ar = a + (size_t)i0 * p->as0 + (size_t)i1 * p->as1 +
+                                   (size_t)i2 * p->as2;
+                const int8_t *br = b + (size_t)i0 * p->bs0 + (size_t)i1 * p->bs1 +
+                                   (size_t)i2 * p->bs2;
+                for (i3 = 0; i3 < p->n3; ++i3) {
+                    *y++ = mlk_div_elem((int32_t)ar[(size_t)i3 * p->as3] - p->a_zp,
+                                        (int32_t)br[(size_t)i3 * p->bs3] - p->b_zp, p);
+                }
+            }
+        }
+    }
+}
+
+/* STRIDED_SLICE (up to 6-D): y is [n0]..[n5] contiguous, y[i0..i5] = x[offset + sum ik*sk]
+ * (negative strides allowed). */
+MLK_HOT void mlk_strided_copy_i8(const mlk_strided_copy_params *p, const int8_t *x, int8_t *y)
+{
+    int i0, i1, i2, i3, i4, i5;
+    for (i0 = 0; i0 < p->n0; ++i0) {
+        for (i1 = 0; i1 < p->n1; ++i1) {
+            for (i2 = 0; i2 < p->n2; ++i2) {
+                for (i3 = 0; i3 < p->n3; ++i3) {
+                    for (i4 = 0; i4 < p->n4; ++i4) {
+                        const long base = (long)p->offset + (long)i0 * p->s0 +
+                                          (long)i1 * p->s1 + (long)i2 * p->s2 +
+                                          (long)i3 * p->s3 + (long)i4 * p->s4;
+                        for (i5 = 0; i5 < p->n5; ++i5) {
+                            *y++ = x[base + (long)i5 * p->s5];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* GATHER (constant indices along one axis): x is [outer][dim][inner], y is
+ * [outer][count][inner], y[o][j] = x[o][indices[j]]. */
+MLK_HOT void mlk_gather_i8(const mlk_gather_params *p, const int8_t *x, int8_t *y)
+{
+    int o, j;
+    for (o = 0; o < p->outer; ++o) {
+        for (j = 0; j < p->count; ++j) {
+            memcpy(y, x + ((size_t)o * p->dim + (size_t)p->indices[j]) * p->inner,
+                   (size_t)p->inner);
+            y += p->inner;
+        }
+    }
+}
+
+/* REDUCE_MIN / REDUCE_MAX / SUM over the middle axis of x = [outer][reduce][inner]:
+ * min / max of the int8 values, or clamp(y_zp + MBQM(sum - x_zp * reduce, mult, shift)). */
+MLK_HOT void mlk_reduce_i8(const mlk_reduce_params *p, const int8_t *x, int8_t *y)
+{
+    int o, r, i;
+    for (o = 0; o < p->outer; ++o) {
+        for (i = 0; i < p->inner; ++i) {
+            const int8_t *xp = x + (size_t)o * p->reduce * p->inner + i;
+            int32_t acc = p->kind == 2 ? 0 : xp[0];
+            for (r = 0; r < p->reduce; ++r) {
+                const int32_t v = xp[(size_t)r * p->inner];
+                if (p->kind == 2) {
+                    acc += v;
+                } else if (p->kind == 1 ? v > acc : v < acc) {
+                    acc = v;
+                }
+            }
+            if (p->kind == 2) {
+                acc = mlk_mbqm(mlk_wrap_sub(acc, p->x_zp * p->reduce), p->mult, (int)p->shift);
+                *y++ = mlk_out_i8(acc, p->y_zp, -128, 127);
+            } else {
+                *y++ = (int8_t)acc;
+            }
+        }
+    }
+}
+
+#endif /* MICROLITH_KERNELS_SELECT_H */

@@ -1,0 +1,98 @@
+"""C renderers: DIV, EXP / ELU tables, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM
+(the maths is in ``microlith.quant.elementwise`` / ``activation`` / ``select``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from microlith.backends.c.render_base import (
+    Call,
+    In,
+    Out,
+    Plan,
+    Table,
+    broadcast_loops,
+    contiguous_strides,
+    int8_values,
+    merge_dims,
+    numel,
+    renders,
+    shift_in_range,
+)
+from microlith.ir.core import Node
+from microlith.quant.activation import TableParams
+from microlith.quant.elementwise import DivParams
+from microlith.quant.select import GatherParams, ReduceParams, StridedSliceParams
+
+
+@renders("tfl.div")
+def _div(node: Node, p: DivParams) -> Plan:
+    a, b, y = node.arg(0), node.arg(1), node.output
+    int8_values(a, b, y)
+    fields = (*broadcast_loops(y.shape, [a.shape, b.shape]), ("a_zp", p.a_zp),
+              ("b_zp", p.b_zp), ("mult", p.mult), ("shift", shift_in_range(p.shift)),
+              ("y_zp", p.y_zp), ("act_min", p.act_min), ("act_max", p.act_max))
+    return Plan(f"{a.shape} / {b.shape}",
+                (Call("mlk_div_i8", "mlk_div_params", fields, (In(a), In(b), Out(y))),))
+
+
+@renders("tfl.exp", "tfl.elu")
+def _table(node: Node, p: TableParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = (("n", numel(y)), ("table", Table(f"{node.name}_table",
+                                                np.asarray(p.table, np.int8))))
+    return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields,
+                                         (In(x), Out(y))),))
+
+
+@renders("tfl.strided_slice")
+def _strided_slice(node: Node, p: StridedSliceParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    strides = contiguous_strides(x.shape)
+    offset = sum(b * s for b, s in zip(p.begin, strides, strict=True))
+    dims, (steps,) = merge_dims([int(n) for n in y.shape],
+                                [[k * s for k, s in zip(p.strides, strides, strict=True)]])
+    if len(dims) > 6:
+        raise ValueError(f"strided slice needs {len(dims)} loops (at most 6)")
+    pad = 6 - len(dims)
+    fields = (*((f"n{i}", n) for i, n in enumerate([1] * pad + dims)),
+              *((f"s{i}", s) for i, s in enumerate([0] * pad + steps)), ("offset", offset))
+    return Plan(f"begin {list(p.begin)} strides {list(p.strides)}",
+                (Call("mlk_strided_copy_i8", "mlk_strided_copy_params", fields,
+                      (In(x), Out(y))),))
+
+
+@renders("tfl.gather")
+def _gather(node: Node, p: GatherParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = (("outer", math.prod(x.shape[:p.axis])), ("count", len(p.indices)),
+              ("inner", math.prod(x.shape[p.axis + 1:])), ("dim", x.shape[p.axis]),
+              ("indices", Table(f"{node.name}_indices", np.asarray(p.indices, np.int32))))
+    return Plan(f"axis {p.axis}, {len(p.indices)} indices",
+                (Call("mlk_gather_i8", "mlk_gather_params", fields, (In(x), Out(y))),))
+
+
+@renders("tfl.reduce_max", "tfl.reduce_min", "tfl.sum")
+def _reduce(node: Node, p: ReduceParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    shape = list(x.shape)
+    kept = [i for i, d in enumerate(shape) if d != 1 or i in p.axes]
+    axes = [i for i in kept if i in p.axes and shape[i] != 1]
+    if axes and axes != list(range(axes[0], axes[-1] + 1)):
+        axes_all = [i for i in kept if i in p.axes]
+        raise ValueError(f"reduction over the non-adjacent axes {axes_all} of {x.shape}")
+    first = axes[0] if axes else len(shape)
+    last = axes[-1] + 1 if axes else len(shape)
+    outer, reduce = math.prod(shape[:first]), math.prod(shape[first:last])
+    kind = 2 if node.op == "tfl.sum" else p.is_max
+    fields = (("outer", outer), ("reduce", reduce), ("inner", math.prod(shape[last:])),
+              ("kind", kind), ("x_zp", p.x_zp), ("mult", p.mult),
+              ("shift", shift_in_range(p.shift) if kind == 2 else 0), ("y_zp", p.y_zp))
+    return Plan(f"axes {list(p.axes)}",
+                (Call("mlk_reduce_i8", "mlk_reduce_params", fields, (In(x), Out(y))),))

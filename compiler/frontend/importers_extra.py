@@ -1,0 +1,140 @@
+"""Importers for the ops real models add on top of the basic set (issue 9, item 4).
+
+* ``Div`` by a constant becomes ``Mul`` by its float32 reciprocal (the TF converter's
+  rewrite: one MUL, which every runtime has in int8); a zero divisor keeps the ``Div``.
+* ``Pow`` with a constant scalar exponent: 2 is ``Mul(x, x)``, 0.5 is ``Sqrt``, 1 is the
+  identity; any other exponent is refused (TFLite's POW has no int8 kernel anywhere).
+* ``Elu`` keeps ``alpha`` (TFLite's ELU is alpha = 1; ``legalize-tflite`` refuses others).
+* ``Split`` (``split`` input or attribute, or opset 18's ``num_outputs``) becomes one
+  ``Slice`` per output: output 0 is the node itself, the others are added here.
+* ``ReduceMax`` / ``ReduceMin`` / ``ReduceSum`` / ``ReduceProd`` with constant axes
+  (attribute or, from opset 13/18, input 1) and ``ArgMax`` / ``ArgMin``
+  (``select_last_index=0`` only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+import microlith.frontend.importers_tensor  # noqa: F401  (first: its Div is replaced here)
+from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
+from microlith.ir.core import Value
+from microlith.ir.types import TensorType
+
+Result = tuple[str, list[Value | None], Attrs]
+
+
+@importer("Div")
+def _div(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    if len(node.input) != 2:
+        raise ctx.fail(node, f"expects exactly 2 inputs, got {len(node.input)}")
+    a, b = ctx.required(node, 0, "A"), ctx.required(node, 1, "B")
+    data = b.data
+    if data is not None and a.dtype.is_float and data.dtype.kind == "f" and data.size \
+            and np.all(data != 0) and np.all(np.isfinite(data)):
+        reciprocal = (np.float64(1.0) / data.astype(np.float64)).astype(data.dtype)
+        if np.all(np.isfinite(reciprocal)):
+            constant = ctx.graph.add_constant(reciprocal, f"{node.name}_reciprocal")
+            return "Mul", [a, constant], {}
+    return "Div", [a, b], {}
+
+
+@importer("Pow")
+def _pow(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    x = ctx.required(node, 0, "X")
+    exponent = ctx.const(node, 1, "exponent")
+    if exponent is None:
+        raise ctx.fail(node, "input 1 (exponent) is missing")
+    if exponent.size != 1:
+        raise ctx.fail(node, f"the exponent must be a scalar, got shape {list(exponent.shape)}")
+    value = float(exponent.reshape(-1)[0])
+    if value == 2.0:
+        return "Mul", [x, x], {}
+    if value == 0.5:
+        return "Sqrt", [x], {}
+    if value == 1.0:
+        return "Identity", [x], {}
+    raise ctx.fail(node, f"exponent {value} is not supported (only 2, 0.5 and 1)")
+
+
+@importer("Elu")
+def _elu(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Elu", ctx.inputs(node), {"alpha": ctx.finite(node, node_attrs(node), "alpha", 1.0)}
+
+
+def _split_sizes(ctx: ImportContext, node: onnx.NodeProto, dim: int) -> list[int]:
+    attrs = node_attrs(node)
+    count = len(node.output)
+    split = ctx.const(node, 1, "split")
+    sizes = [int(s) for s in split.reshape(-1)] if split is not None else (
+        [int(s) for s in attrs["split"]] if "split" in attrs else None)
+    if sizes is None:
+        parts = int(attrs.get("num_outputs", count))
+        if parts != count or parts <= 0:
+            raise ctx.fail(node, f"num_outputs={parts} but the node has {count} outputs")
+        chunk = -(-dim // parts)  # opset 18: the last chunk may be smaller
+        sizes = [min(chunk, dim - k * chunk) for k in range(parts)]
+    if len(sizes) != count or any(s < 0 for s in sizes) or sum(sizes) != dim:
+        raise ctx.fail(node, f"split sizes {sizes} do not divide a dimension of {dim} into "
+                             f"{count} outputs")
+    if any(s == 0 for s in sizes):
+        raise ctx.fail(node, f"split sizes {sizes} ask for an empty output")
+    return sizes
+
+
+@importer("Split")
+def _split(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    x = ctx.required(node, 0, "input")
+    rank = x.type.rank
+    axis = int(node_attrs(node).get("axis", 0))
+    if not -rank <= axis < rank:
+        raise ctx.fail(node, f"axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    sizes = _split_sizes(ctx, node, x.shape[axis])
+    starts = np.cumsum([0, *sizes[:-1]])
+    slices: list[list[Value | None]] = []
+    for k, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        bounds = (("start", start), ("end", start + size), ("axis", axis))
+        inputs: list[Value | None] = [x, *(ctx.graph.add_constant(
+            np.array([v], np.int64), f"{node.name}_{what}{k}") for what, v in bounds)]
+        slices.append(inputs)
+    for k in range(1, len(sizes)):
+        if not node.output[k]:
+            continue
+        shape = list(x.shape)
+        shape[axis] = sizes[k]
+        created = ctx.graph.add_node("Slice", slices[k], {}, name=f"{node.name}_{k}",
+                                     output_types=[TensorType(x.dtype, tuple(shape))],
+                                     output_names=[node.output[k]])
+        created.meta["onnx_op"] = "Split"
+        ctx.values[node.output[k]] = created.output
+    return "Slice", slices[0], {}
+
+
+def _reduce_axes(ctx: ImportContext, node: onnx.NodeProto) -> tuple[int, ...] | None:
+    attrs = node_attrs(node)
+    axes = attrs.get("axes")
+    data = ctx.const(node, 1, "axes")
+    if data is not None:
+        axes = tuple(int(a) for a in data.reshape(-1))
+    return None if axes is None or len(axes) == 0 else tuple(int(a) for a in axes)
+
+
+@importer("ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd")
+def _reduce(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    axes = _reduce_axes(ctx, node)
+    if axes is None and int(attrs.get("noop_with_empty_axes", 0)):
+        return "Identity", ctx.inputs(node)[:1], {}
+    return node.op_type, ctx.inputs(node)[:1], {"axes": axes,
+                                                "keepdims": int(attrs.get("keepdims", 1))}
+
+
+@importer("ArgMax", "ArgMin")
+def _arg(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    if int(attrs.get("select_last_index", 0)):
+        raise ctx.fail(node, "select_last_index=1 is not supported")
+    return node.op_type, ctx.inputs(node), {"axis": int(attrs.get("axis", 0)),
+                                            "keepdims": int(attrs.get("keepdims", 1))}

@@ -1,0 +1,121 @@
+"""More ``legalize-tflite`` rules (issue 9's op list), registered into ``tflite_rules.RULES``.
+
+* ``Neg``: ``NEG`` in float; quantized, ``MUL`` by a constant -1 (int8 value -1, scale 1,
+  zero point 0: exactly -1), as TFLite-Micro has no int8 NEG.
+* ``Elu``: ``ELU`` (alpha must be 1).
+* ``Slice``: ``STRIDED_SLICE`` with every dimension explicit (begin / end clamped into
+  the dimension, ``end_mask`` for a negative step that runs to the beginning).
+* ``Gather`` (constant indices): ``GATHER``, negative indices made positive.
+* ``ReduceMax`` / ``ReduceMin`` / ``ReduceSum`` / ``ReduceProd``: ``REDUCE_MAX`` /
+  ``REDUCE_MIN`` / ``SUM`` / ``REDUCE_PROD`` with int32 axes.
+* ``ArgMax`` / ``ArgMin``: ``ARG_MAX`` / ``ARG_MIN`` (int64 output), then a ``RESHAPE``
+  when ``keepdims`` keeps the reduced axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from microlith.ir.core import Graph, Node
+from microlith.ir.types import DType, QuantParams, TensorType
+from microlith.ops.common import slice_index
+from microlith.passes.tflite_rules import const, rule
+
+
+@rule("Neg")
+def _neg(graph: Graph, node: Node) -> None:
+    x = node.arg(0)
+    if x.quant is None:
+        graph.rewrite_node(node, "tfl.neg", [x])
+        return
+    minus_one = const(graph, np.array([-1], np.int8), f"{node.name}_minus_one",
+                      QuantParams((1.0,), (0,)))
+    graph.rewrite_node(node, "tfl.mul", [x, minus_one], {"fused_activation_function": "NONE"})
+
+
+def _elu_check(node: Node) -> str | None:
+    alpha = float(node.attr("alpha", 1.0))
+    return None if alpha == 1.0 else f"Elu with alpha={alpha} (TFLite's ELU has alpha 1)"
+
+
+@rule("Elu", check=_elu_check)
+def _elu(graph: Graph, node: Node) -> None:
+    graph.rewrite_node(node, "tfl.elu", [node.arg(0)])
+
+
+def _slice_check(node: Node) -> str | None:
+    if any(node.const_input(i) is None for i in range(1, len(node.inputs))
+           if node.input(i) is not None):
+        return "starts, ends, axes and steps must be constants (run fold-constants)"
+    return None
+
+
+@rule("Slice", check=_slice_check)
+def _slice(graph: Graph, node: Node) -> None:
+    x = node.arg(0)
+    consts = [node.const_input(i) if node.input(i) is not None else None
+              for i in range(1, 5)]
+    index = slice_index(x.shape, consts[0], consts[1], consts[2], consts[3])  # type: ignore
+    begin, end, strides, end_mask = [], [], [], 0
+    for axis, part in enumerate(index):
+        if part == slice(None):
+            part = slice(0, x.shape[axis], 1)
+        begin.append(int(part.start))
+        strides.append(int(part.step))
+        if part.stop is None:  # a negative step that runs past index 0
+            end_mask |= 1 << axis
+        end.append(0 if part.stop is None else int(part.stop))
+    tensors = [const(graph, np.array(v, np.int32), f"{node.name}_{what}")
+               for what, v in (("begin", begin), ("end", end), ("strides", strides))]
+    graph.rewrite_node(node, "tfl.strided_slice", [x, *tensors],
+                       {"begin_mask": 0, "end_mask": end_mask, "ellipsis_mask": 0,
+                        "new_axis_mask": 0, "shrink_axis_mask": 0, "offset": False})
+
+
+def _gather_check(node: Node) -> str | None:
+    return None if node.const_input(1) is not None else "the indices must be constant"
+
+
+@rule("Gather", check=_gather_check)
+def _gather(graph: Graph, node: Node) -> None:
+    x = node.arg(0)
+    axis = int(node.attr("axis", 0)) % x.type.rank
+    indices = np.asarray(node.const_input(1)).astype(np.int64)
+    indices = np.where(indices < 0, indices + x.shape[axis], indices).astype(np.int32)
+    graph.rewrite_node(node, "tfl.gather", [x, const(graph, indices, f"{node.name}_indices")],
+                       {"axis": axis, "batch_dims": 0})
+
+
+_REDUCE = {"ReduceMax": "tfl.reduce_max", "ReduceMin": "tfl.reduce_min",
+           "ReduceSum": "tfl.sum", "ReduceProd": "tfl.reduce_prod"}
+
+
+@rule(*_REDUCE)
+def _reduce(graph: Graph, node: Node) -> None:
+    rank = node.arg(0).type.rank
+    axes = node.attr("axes")
+    axes = list(range(rank)) if axes is None else sorted({a % rank for a in axes})
+    axes_t = const(graph, np.array(axes, np.int32), f"{node.name}_axes")
+    graph.rewrite_node(node, _REDUCE[node.op], [node.arg(0), axes_t],
+                       {"keep_dims": bool(node.attr("keepdims", 1))})
+
+
+@rule("ArgMax", "ArgMin")
+def _arg(graph: Graph, node: Node) -> None:
+    x, out = node.arg(0), node.output
+    axis = int(node.attr("axis", 0)) % x.type.rank
+    axis_t = const(graph, np.array([axis], np.int32), f"{node.name}_axis")
+    op = "tfl.arg_max" if node.op == "ArgMax" else "tfl.arg_min"
+    options = {"output_type": DType.INT64.value}
+    if not node.attr("keepdims", 1):
+        graph.rewrite_node(node, op, [x, axis_t], options)
+        return
+    dropped = tuple(d for i, d in enumerate(x.shape) if i != axis)
+    indices = graph.add_node(op, [x, axis_t], options, name=f"{node.name}_arg",
+                             output_types=[TensorType(DType.INT64, dropped)],
+                             output_names=[f"{node.name}_arg"], before=node)
+    indices.output.meta["wanted_name"] = f"{node.name}_arg"
+    shape = const(graph, np.array(out.shape, np.int32), f"{node.name}_shape")
+    graph.rewrite_node(node, "tfl.reshape", [indices.output, shape],
+                       {"new_shape": list(out.shape)})
+
