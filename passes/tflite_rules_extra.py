@@ -106,7 +106,7 @@ def _arg(graph: Graph, node: Node) -> None:
     axis = int(node.attr("axis", 0)) % x.type.rank
     axis_t = const(graph, np.array([axis], np.int32), f"{node.name}_axis")
     op = "tfl.arg_max" if node.op == "ArgMax" else "tfl.arg_min"
-    options = {"output_type": DType.INT64.value}
+    options = {"output_type": "int64"}
     if not node.attr("keepdims", 1):
         graph.rewrite_node(node, op, [x, axis_t], options)
         return

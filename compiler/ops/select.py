@@ -102,11 +102,19 @@ def _tfl_arg_axis(node: Node, rank: int) -> int:
     return normalize_axis(int(np.asarray(axis).reshape(-1)[0]), rank)
 
 
+_ARG_TYPES = {"int32": DType.INT32, "int64": DType.INT64}
+
+
+def _arg_type(node: Node) -> DType:
+    name = str(node.attr("output_type"))
+    if name not in _ARG_TYPES:
+        raise ShapeError(f"output_type {name} is not int32 / int64")
+    return _ARG_TYPES[name]
+
+
 def _tfl_arg_infer(node: Node) -> list[TensorType]:
     x = operand(node, 0).type
-    dtype = DType(str(node.attr("output_type")))
-    if dtype not in (DType.INT32, DType.INT64):
-        raise ShapeError(f"output_type {dtype.value} is not int32 / int64")
+    dtype = _arg_type(node)
     return [TensorType(dtype, reduced_shape(x.shape, [_tfl_arg_axis(node, x.rank)], False))]
 
 
@@ -114,7 +122,7 @@ def _tfl_arg_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
     x = need(inputs, 0)
     fn = np.argmax if node.op == "tfl.arg_max" else np.argmin
     return [np.asarray(fn(x, axis=_tfl_arg_axis(node, x.ndim)),
-                       DType(str(node.attr("output_type"))).numpy)]
+                       _arg_type(node).numpy)]
 
 
 for _name, _builtin in (("ArgMax", "ARG_MAX"), ("ArgMin", "ARG_MIN")):
