@@ -119,3 +119,51 @@ def _arg(graph: Graph, node: Node) -> None:
     graph.rewrite_node(node, "tfl.reshape", [indices.output, shape],
                        {"new_shape": list(out.shape)})
 
+
+
+def resize_flags(node: Node) -> tuple[bool, bool] | str:
+    """TFLite's ``(align_corners, half_pixel_centers)`` computing exactly the node's ONNX
+    sampling on both axes, or why none does."""
+    from microlith.ops.resize import (
+        onnx_coordinates,
+        onnx_nearest,
+        tflite_bilinear_coordinates,
+        tflite_nearest,
+    )
+
+    if node.attr("layout", "NCHW") != "NHWC":
+        return "layout is NCHW (run to-nhwc)"
+    x = node.arg(0)
+    mode, coord = node.attr("mode"), node.attr("coordinate_transformation_mode")
+    axes = list(zip((x.shape[1], x.shape[2]), node.attr("size"), node.attr("scales"),
+                    strict=True))
+    for flags in ((False, False), (False, True), (True, False)):
+        if mode == "nearest" and all(np.array_equal(
+                onnx_nearest(out, size, scale, coord, node.attr("nearest_mode")),
+                tflite_nearest(out, size, *flags)) for size, out, scale in axes):
+            return flags
+        if mode == "linear" and all(np.allclose(
+                np.clip(onnx_coordinates(out, size, scale, coord), 0, size - 1),
+                np.clip(tflite_bilinear_coordinates(out, size, *flags), 0, size - 1),
+                rtol=0, atol=1e-5) for size, out, scale in axes):
+            return flags
+    return (f"{mode} resize with coordinate_transformation_mode={coord} and scales "
+            f"{tuple(node.attr('scales'))} samples differently from every TFLite resize")
+
+
+def _resize_check(node: Node) -> str | None:
+    flags = resize_flags(node)
+    return flags if isinstance(flags, str) else None
+
+
+@rule("Resize", check=_resize_check)
+def _resize(graph: Graph, node: Node) -> None:
+    flags = resize_flags(node)
+    if isinstance(flags, str):
+        raise ValueError(flags)
+    align, half = flags
+    size = const(graph, np.array(node.attr("size"), np.int32), f"{node.name}_size")
+    op = "tfl.resize_nearest_neighbor" if node.attr("mode") == "nearest" else \
+        "tfl.resize_bilinear"
+    graph.rewrite_node(node, op, [node.arg(0), size],
+                       {"align_corners": align, "half_pixel_centers": half})

@@ -82,6 +82,8 @@ def check_float(path: Path, xs: np.ndarray, tol: float = 1e-4, reference_kernels
     perm = input_perm(result.graph)
     run = run_litert if reference_kernels else _litert_builtin
     got = run(result.output, to_physical(xs, perm))
+    out_perm = result.graph.meta.get("io_perms", {}).get(result.graph.outputs[0].name)
+    reference = to_physical(reference, out_perm)
     assert got.shape[1:] == reference.shape[1:] or got.size == reference.size
     err = float(np.abs(got.reshape(reference.shape).astype(np.float64) - reference).max())
     assert err <= tol, f"LiteRT vs onnxruntime: {err}"

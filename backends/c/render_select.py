@@ -1,5 +1,6 @@
-"""C renderers: DIV, EXP / ELU tables, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM
-(the maths is in ``microlith.quant.elementwise`` / ``activation`` / ``select``)."""
+"""C renderers: DIV, EXP / ELU tables, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM,
+RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (the maths is in ``microlith.quant.elementwise``
+/ ``activation`` / ``select`` / ``resize``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from microlith.backends.c.render_base import (
 from microlith.ir.core import Node
 from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
+from microlith.quant.resize import ResizeParams
 from microlith.quant.select import GatherParams, ReduceParams, StridedSliceParams
 
 
@@ -96,3 +98,16 @@ def _reduce(node: Node, p: ReduceParams) -> Plan:
               ("shift", shift_in_range(p.shift) if kind == 2 else 0), ("y_zp", p.y_zp))
     return Plan(f"axes {list(p.axes)}",
                 (Call("mlk_reduce_i8", "mlk_reduce_params", fields, (In(x), Out(y))),))
+
+
+@renders("tfl.resize_nearest_neighbor", "tfl.resize_bilinear")
+def _resize(node: Node, p: ResizeParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = (("batches", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
+              ("channels", x.shape[3]), ("out_h", y.shape[1]), ("out_w", y.shape[2]),
+              ("bilinear", p.bilinear),
+              ("rows", Table(f"{node.name}_rows", np.asarray(p.rows, np.int32).reshape(-1))),
+              ("cols", Table(f"{node.name}_cols", np.asarray(p.cols, np.int32).reshape(-1))))
+    return Plan(f"{x.shape} -> {y.shape}",
+                (Call("mlk_resize_i8", "mlk_resize_params", fields, (In(x), Out(y))),))

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 
@@ -138,3 +140,43 @@ def _arg(ctx: ImportContext, node: onnx.NodeProto) -> Result:
         raise ctx.fail(node, "select_last_index=1 is not supported")
     return node.op_type, ctx.inputs(node), {"axis": int(attrs.get("axis", 0)),
                                             "keepdims": int(attrs.get("keepdims", 1))}
+
+
+@importer("Resize")
+def _resize(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """Opset 11+ ``Resize`` of a 4-D NCHW input over H and W only (constant scales or
+    sizes); ``cubic``, ``tf_crop_and_resize``, ``antialias`` and ``axes`` are refused."""
+    from microlith.ops.resize import COORDINATE_MODES, NEAREST_MODES
+
+    attrs = node_attrs(node)
+    x = ctx.required(node, 0, "X")
+    mode = str(attrs.get("mode", "nearest"))
+    coord = str(attrs.get("coordinate_transformation_mode", "half_pixel"))
+    nearest = str(attrs.get("nearest_mode", "round_prefer_floor"))
+    if mode not in ("nearest", "linear"):
+        raise ctx.fail(node, f"mode {mode!r} is not supported (nearest, linear)")
+    if coord not in COORDINATE_MODES:
+        raise ctx.fail(node, f"coordinate_transformation_mode {coord!r} is not supported")
+    if mode == "nearest" and nearest not in NEAREST_MODES:
+        raise ctx.fail(node, f"nearest_mode {nearest!r} is not supported")
+    if int(attrs.get("antialias", 0)) or "axes" in attrs or \
+            str(attrs.get("keep_aspect_ratio_policy", "stretch")) != "stretch":
+        raise ctx.fail(node, "antialias, axes and keep_aspect_ratio_policy are not supported")
+    if x.type.rank != 4:
+        raise ctx.fail(node, f"only a 4-D (NCHW) input is supported, got {list(x.shape)}")
+    scales = ctx.const(node, 2, "scales")
+    sizes = ctx.const(node, 3, "sizes")
+    if sizes is not None and sizes.size:
+        out = [int(v) for v in sizes.reshape(-1)]
+        factors = [o / i for o, i in zip(out, x.shape, strict=True)]
+    elif scales is not None and scales.size:
+        factors = [float(v) for v in scales.reshape(-1)]
+        out = [int(math.floor(i * f)) for i, f in zip(x.shape, factors, strict=True)]
+    else:
+        raise ctx.fail(node, "needs constant scales or sizes")
+    if len(out) != 4 or out[:2] != list(x.shape[:2]) or min(out) <= 0:
+        raise ctx.fail(node, f"only H and W may change size (output {out}, input "
+                             f"{list(x.shape)})")
+    return "Resize", [x], {"mode": mode, "coordinate_transformation_mode": coord,
+                           "nearest_mode": nearest, "size": (out[2], out[3]),
+                           "scales": (factors[2], factors[3])}

@@ -55,6 +55,7 @@ def _ensure_loaded() -> None:
         import microlith.quant.data  # noqa: F401
         import microlith.quant.elementwise  # noqa: F401
         import microlith.quant.pool  # noqa: F401
+        import microlith.quant.resize  # noqa: F401
         import microlith.quant.select  # noqa: F401
 
 

@@ -184,4 +184,54 @@ MLK_HOT void mlk_reduce_i8(const mlk_reduce_params *p, const int8_t *x, int8_t *
     }
 }
 
+typedef struct {
+    int batches;
+    int in_h;
+    int in_w;
+    int channels;
+    int out_h;
+    int out_w;
+    int bilinear;
+    const int32_t *rows; /* per output row: lo, hi, d (3 entries) */
+    const int32_t *cols; /* per output column: lo, hi, d */
+} mlk_resize_params;
+
+/* RESIZE_NEAREST_NEIGHBOR (bilinear = 0): y[b][o][p] = x[b][rows[3o]][cols[3p]].
+ * RESIZE_BILINEAR: acc = sum of the four taps weighted (2^10 - dy | dy)(2^10 - dx | dx) in
+ * int64, y = (acc +- 2^19) / 2^20 truncated (ResizeBilinearInteger). */
+MLK_HOT void mlk_resize_i8(const mlk_resize_params *p, const int8_t *x, int8_t *y)
+{
+    int b, o, q, c;
+    const int64_t one = 1 << 10;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *xb = x + (size_t)b * p->in_h * p->in_w * p->channels;
+        for (o = 0; o < p->out_h; ++o) {
+            const int32_t y0 = p->rows[3 * o], y1 = p->rows[3 * o + 1];
+            const int64_t dy = p->rows[3 * o + 2];
+            for (q = 0; q < p->out_w; ++q) {
+                const int32_t x0 = p->cols[3 * q], x1 = p->cols[3 * q + 1];
+                const int64_t dx = p->cols[3 * q + 2];
+                const int8_t *a = xb + ((size_t)y0 * p->in_w + (size_t)x0) * p->channels;
+                if (!p->bilinear) {
+                    memcpy(y, a, (size_t)p->channels);
+                    y += p->channels;
+                    continue;
+                }
+                {
+                    const int8_t *bl = xb + ((size_t)y1 * p->in_w + (size_t)x0) * p->channels;
+                    const int8_t *ar = xb + ((size_t)y0 * p->in_w + (size_t)x1) * p->channels;
+                    const int8_t *br = xb + ((size_t)y1 * p->in_w + (size_t)x1) * p->channels;
+                    for (c = 0; c < p->channels; ++c) {
+                        const int64_t acc = a[c] * (one - dy) * (one - dx) +
+                                            bl[c] * dy * (one - dx) + ar[c] * (one - dy) * dx +
+                                            br[c] * dy * dx;
+                        const int64_t r = acc + (acc > 0 ? (1 << 19) : -(1 << 19));
+                        *y++ = (int8_t)(r / ((int64_t)1 << 20));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #endif /* MICROLITH_KERNELS_SELECT_H */
