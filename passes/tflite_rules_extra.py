@@ -10,6 +10,11 @@
   ``REDUCE_MIN`` / ``SUM`` / ``REDUCE_PROD`` with int32 axes.
 * ``ArgMax`` / ``ArgMin``: ``ARG_MAX`` / ``ARG_MIN`` (int64 output), then a ``RESHAPE``
   when ``keepdims`` keeps the reduced axis.
+* ``Resize``: ``RESIZE_NEAREST_NEIGHBOR`` / ``RESIZE_BILINEAR`` with the ``align_corners`` /
+  ``half_pixel_centers`` pair whose sampling equals the ONNX node's on both axes (checked
+  index by index; no such pair is an error naming the mode and scales).
+* ``Softmax`` on any axis: the last axis is ``SOFTMAX``; another is swapped to the end by
+  ``TRANSPOSE`` (``RESHAPE`` when only size-1 dimensions follow it) and back.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType, QuantParams, TensorType
 from microlith.ops.common import slice_index
-from microlith.passes.tflite_rules import const, rule
+from microlith.passes.tflite_rules import const, insert, rule
 
 
 @rule("Neg")
@@ -167,3 +172,34 @@ def _resize(graph: Graph, node: Node) -> None:
         "tfl.resize_bilinear"
     graph.rewrite_node(node, op, [node.arg(0), size],
                        {"align_corners": align, "half_pixel_centers": half})
+
+
+@rule("Softmax")
+def _softmax(graph: Graph, node: Node) -> None:
+    """SOFTMAX works on the last axis: another axis is swapped with it by a TRANSPOSE before
+    and after (a swap is its own inverse); size-1 dimensions after it make it a RESHAPE."""
+    x, out = node.arg(0), node.output
+    rank = x.type.rank
+    axis = int(node.attr("axis")) % rank
+    if axis == rank - 1:
+        graph.rewrite_node(node, "tfl.softmax", [x], {"beta": 1.0})
+        return
+    if all(d == 1 for d in x.shape[axis + 1:]):
+        shape = (*x.shape[:axis], *x.shape[axis + 1:], x.shape[axis])
+        shape_t = const(graph, np.array(shape, np.int32), f"{node.name}_last_shape")
+        moved = insert(graph, node, "tfl.reshape", [x, shape_t], x, f"{node.name}_last",
+                       {"new_shape": list(shape)}, shape=shape)
+        soft = insert(graph, node, "tfl.softmax", [moved], out, f"{node.name}_softmax",
+                      {"beta": 1.0}, shape=shape)
+        back = const(graph, np.array(out.shape, np.int32), f"{node.name}_shape")
+        graph.rewrite_node(node, "tfl.reshape", [soft, back], {"new_shape": list(out.shape)})
+        return
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]
+    shape = tuple(x.shape[p] for p in perm)
+    perm_t = const(graph, np.array(perm, np.int32), f"{node.name}_perm")
+    moved = insert(graph, node, "tfl.transpose", [x, perm_t], x, f"{node.name}_last",
+                   shape=shape)
+    soft = insert(graph, node, "tfl.softmax", [moved], out, f"{node.name}_softmax",
+                  {"beta": 1.0}, shape=shape)
+    graph.rewrite_node(node, "tfl.transpose", [soft, perm_t])
