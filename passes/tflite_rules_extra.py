@@ -13,6 +13,10 @@
 * ``Resize``: ``RESIZE_NEAREST_NEIGHBOR`` / ``RESIZE_BILINEAR`` with the ``align_corners`` /
   ``half_pixel_centers`` pair whose sampling equals the ONNX node's on both axes (checked
   index by index; no such pair is an error naming the mode and scales).
+* ``AveragePool`` with ``count_include_pad=0`` and pads that are neither SAME nor VALID:
+  PAD + VALID ``AVERAGE_POOL_2D`` + ``MUL`` by ``KH*KW / taps in the image`` (exact).
+* ``LRN`` (odd ``size``): ``LOCAL_RESPONSE_NORMALIZATION`` with ``radius = (size - 1) / 2``
+  and ``alpha / size``.
 * ``Softmax`` on any axis: the last axis is ``SOFTMAX``; another is swapped to the end by
   ``TRANSPOSE`` (``RESHAPE`` when only size-1 dimensions follow it) and back.
 """
@@ -24,7 +28,8 @@ import numpy as np
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType, QuantParams, TensorType
 from microlith.ops.common import slice_index
-from microlith.passes.tflite_rules import const, insert, rule
+from microlith.passes.tflite_rules import RULES, const, insert, padding_mode, rule
+from microlith.quant.params import activation_params, quantize_array
 
 
 @rule("Neg")
@@ -203,3 +208,66 @@ def _softmax(graph: Graph, node: Node) -> None:
     soft = insert(graph, node, "tfl.softmax", [moved], out, f"{node.name}_softmax",
                   {"beta": 1.0}, shape=shape)
     graph.rewrite_node(node, "tfl.transpose", [soft, perm_t])
+
+
+_BASE_POOL = RULES["AveragePool"].rewrite  # SAME / VALID / count_include_pad=1
+
+
+def _average_pool_check(node: Node) -> str | None:
+    return None if node.attr("layout", "NCHW") == "NHWC" else "layout is NCHW (run to-nhwc)"
+
+
+def _in_image_taps(size: int, out: int, kernel: int, stride: int, pad: int) -> np.ndarray:
+    starts = np.arange(out) * stride - pad
+    return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
+
+
+@rule("AveragePool", check=_average_pool_check)
+def _average_pool(graph: Graph, node: Node) -> None:
+    """TFLite averages over the in-image taps only for SAME / VALID pads. Other pads with
+    ``count_include_pad=0`` are exact as PAD (zeros) + VALID AVERAGE_POOL_2D (the window
+    sum over ``KH*KW``) + MUL by ``KH*KW / in-image taps`` per output position."""
+    kh, kw = node.attr("kernel_shape")
+    pads = tuple(node.attr("pads", (0, 0, 0, 0)))
+    if node.attr("count_include_pad", 0) or not any(pads) or padding_mode(node, (kh, kw)):
+        _BASE_POOL(graph, node)
+        return
+    x, out = node.arg(0), node.output
+    sh, sw = node.attr("strides")
+    top, left, bottom, right = pads
+    rows = _in_image_taps(x.shape[1], out.shape[1], kh, sh, top)
+    cols = _in_image_taps(x.shape[2], out.shape[2], kw, sw, left)
+    factor = (kh * kw / np.outer(rows, cols)).astype(np.float32).reshape(1, *out.shape[1:3], 1)
+    paddings = const(graph, np.array([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32),
+                     f"{node.name}_paddings")
+    padded = insert(graph, node, "tfl.pad", [x, paddings], x, f"{node.name}_pad",
+                    shape=(x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right,
+                           x.shape[3]))
+    pooled = insert(graph, node, "tfl.average_pool_2d", [padded], x, f"{node.name}_sum",
+                    {"padding": "VALID", "stride_h": sh, "stride_w": sw, "filter_height": kh,
+                     "filter_width": kw, "fused_activation_function": "NONE"},
+                    shape=out.shape)
+    if out.quant is not None:
+        qp = activation_params(0.0, float(factor.max()))
+        scale_t = const(graph, quantize_array(factor, qp), f"{node.name}_taps", qp)
+    else:
+        scale_t = const(graph, factor, f"{node.name}_taps")
+    graph.rewrite_node(node, "tfl.mul", [pooled, scale_t],
+                       {"fused_activation_function": str(node.attr("activation", "NONE"))})
+
+
+def _lrn_check(node: Node) -> str | None:
+    if node.attr("layout", "NCHW") != "NHWC" or node.arg(0).type.rank != 4:
+        return "LRN needs a 4-D input in NHWC (run to-nhwc)"
+    if int(node.attr("size")) % 2 == 0:
+        return f"LRN size {node.attr('size')} is even (TFLite's window is symmetric)"
+    return None
+
+
+@rule("LRN", check=_lrn_check)
+def _lrn(graph: Graph, node: Node) -> None:
+    size = int(node.attr("size"))
+    graph.rewrite_node(node, "tfl.local_response_normalization", [node.arg(0)],
+                       {"radius": (size - 1) // 2, "bias": float(node.attr("bias")),
+                        "alpha": float(node.attr("alpha")) / size,
+                        "beta": float(node.attr("beta"))})

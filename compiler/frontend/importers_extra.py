@@ -180,3 +180,14 @@ def _resize(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     return "Resize", [x], {"mode": mode, "coordinate_transformation_mode": coord,
                            "nearest_mode": nearest, "size": (out[2], out[3]),
                            "scales": (factors[2], factors[3])}
+
+
+@importer("LRN")
+def _lrn(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    attrs = node_attrs(node)
+    if "size" not in attrs:
+        raise ctx.fail(node, "attribute size is required")
+    size = ctx.ints(node, attrs, "size", (1,), 1, minimum=1)[0]
+    return "LRN", ctx.inputs(node), {
+        "size": size, "alpha": ctx.finite(node, attrs, "alpha", 1e-4),
+        "beta": ctx.finite(node, attrs, "beta", 0.75), "bias": ctx.finite(node, attrs, "bias", 1.0)}
