@@ -17,6 +17,7 @@
   PAD + VALID ``AVERAGE_POOL_2D`` + ``MUL`` by ``KH*KW / taps in the image`` (exact).
 * ``LRN`` (odd ``size``): ``LOCAL_RESPONSE_NORMALIZATION`` with ``radius = (size - 1) / 2``
   and ``alpha / size``.
+* ``MatMul`` left by ``lower-fc`` (two activations): ``BATCH_MATMUL``.
 * ``Softmax`` on any axis: the last axis is ``SOFTMAX``; another is swapped to the end by
   ``TRANSPOSE`` (``RESHAPE`` when only size-1 dimensions follow it) and back.
 """
@@ -271,3 +272,17 @@ def _lrn(graph: Graph, node: Node) -> None:
                        {"radius": (size - 1) // 2, "bias": float(node.attr("bias")),
                         "alpha": float(node.attr("alpha")) / size,
                         "beta": float(node.attr("beta"))})
+
+
+def _matmul_check(node: Node) -> str | None:
+    a, b = node.arg(0), node.arg(1)
+    if not 2 <= a.type.rank <= 5 or not 2 <= b.type.rank <= 5:
+        return (f"MatMul of {a.shape} and {b.shape}: BATCH_MATMUL needs ranks 2..5 (a constant "
+                "2-D right operand becomes FULLY_CONNECTED in lower-fc)")
+    return None
+
+
+@rule("MatMul", check=_matmul_check)
+def _matmul(graph: Graph, node: Node) -> None:
+    graph.rewrite_node(node, "tfl.batch_matmul", [node.arg(0), node.arg(1)],
+                       {"adj_x": False, "adj_y": False, "asymmetric_quantize_inputs": False})

@@ -26,7 +26,7 @@ from microlith.ir.core import Node
 from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
 from microlith.quant.resize import ResizeParams
-from microlith.quant.select import GatherParams, ReduceParams, StridedSliceParams
+from microlith.quant.select import BatchMatMulParams, GatherParams, ReduceParams, StridedSliceParams
 
 
 @renders("tfl.div")
@@ -111,3 +111,26 @@ def _resize(node: Node, p: ResizeParams) -> Plan:
               ("cols", Table(f"{node.name}_cols", np.asarray(p.cols, np.int32).reshape(-1))))
     return Plan(f"{x.shape} -> {y.shape}",
                 (Call("mlk_resize_i8", "mlk_resize_params", fields, (In(x), Out(y))),))
+
+
+@renders("tfl.batch_matmul")
+def _batch_matmul(node: Node, p: BatchMatMulParams) -> Plan:
+    a, b, y = node.arg(0), node.arg(1), node.output
+    int8_values(a, b, y)
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batches = math.prod(y.shape[:-2])
+    strides = []
+    for v, rows, cols in ((a, m, k), (b, k, n)):
+        count = math.prod(v.shape[:-2])
+        if count not in (1, batches):
+            raise ValueError(f"batch broadcasting of {a.shape} by {b.shape} is not supported")
+        strides.append(0 if count == 1 and batches > 1 else rows * cols)
+    if k * 255 * 255 >= 1 << 31:
+        raise ValueError("the int32 accumulator could overflow")
+    fields = (("batches", batches), ("a_batch_stride", strides[0]),
+              ("b_batch_stride", strides[1]), ("m", m), ("k", k), ("n", n), ("a_zp", p.a_zp),
+              ("b_zp", p.b_zp), ("mult", p.mult), ("shift", shift_in_range(p.shift)),
+              ("y_zp", p.y_zp))
+    return Plan(f"{a.shape} @ {b.shape}",
+                (Call("mlk_batch_matmul_i8", "mlk_batch_matmul_params", fields,
+                      (In(a), In(b), Out(y))),))

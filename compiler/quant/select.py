@@ -110,3 +110,38 @@ def run_sum(p: ReduceParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
     shifted = fp.wrap_int32(total - p.x_zp * p.count)
     return [clamp_to_int8(p.y_zp + fp.multiply_by_quantized_multiplier(shifted, p.mult,
                                                                        p.shift))]
+
+
+# ---- BATCH_MATMUL ----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BatchMatMulParams:
+    a_zp: int
+    b_zp: int
+    mult: int  # QuantizeMultiplier(double(float32(s_a s_b)) / double(s_y))
+    shift: int
+    y_zp: int
+
+
+def batch_matmul_params(*, a_scale: float, a_zp: int, b_scale: float, b_zp: int,
+                        y_scale: float, y_zp: int) -> BatchMatMulParams:
+    product = float(np.float32(np.float32(a_scale) * np.float32(b_scale)))
+    mult, shift = fp.quantize_multiplier(product / float(np.float32(y_scale)))
+    return BatchMatMulParams(int(a_zp), int(b_zp), mult, shift, int(y_zp))
+
+
+def run_batch_matmul(p: BatchMatMulParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``clamp(z_y + MBQM(sum_k (a - z_a)(b - z_b), M))`` over numpy-broadcast batches."""
+    a = as_int(need(args, 0)) - p.a_zp
+    b = as_int(need(args, 1)) - p.b_zp
+    acc = fp.wrap_int32(np.matmul(a, b))
+    return [clamp_to_int8(p.y_zp + fp.multiply_by_quantized_multiplier(acc, p.mult, p.shift))]
+
+
+def _prepare_batch_matmul(node: Node) -> BatchMatMulParams:
+    if node.attr("adj_x") or node.attr("adj_y"):
+        raise ValueError("adj_x / adj_y are not supported")
+    (sa, za), (sb, zb), (sy, zy) = (tensor_q(v) for v in (*node.inputs[:2], node.output))
+    return batch_matmul_params(a_scale=sa, a_zp=za, b_scale=sb, b_zp=zb, y_scale=sy, y_zp=zy)
+
+
+integer_op("tfl.batch_matmul", prepare=_prepare_batch_matmul)(run_batch_matmul)

@@ -234,4 +234,40 @@ MLK_HOT void mlk_resize_i8(const mlk_resize_params *p, const int8_t *x, int8_t *
     }
 }
 
+typedef struct {
+    int batches;
+    int a_batch_stride; /* 0: the left operand is broadcast over the batches */
+    int b_batch_stride;
+    int m;
+    int k;
+    int n;
+    int32_t a_zp;
+    int32_t b_zp;
+    int32_t mult;
+    int32_t shift;
+    int32_t y_zp;
+} mlk_batch_matmul_params;
+
+/* BATCH_MATMUL: y[t][i][j] = clamp(y_zp + MBQM(sum_k (a[t][i][k] - a_zp)(b[t][k][j] - b_zp),
+ * mult, shift)), a [m][k] and b [k][n] per batch t. */
+MLK_HOT void mlk_batch_matmul_i8(const mlk_batch_matmul_params *p, const int8_t *a,
+                                 const int8_t *b, int8_t *y)
+{
+    int t, i, j, q;
+    for (t = 0; t < p->batches; ++t) {
+        const int8_t *at = a + (size_t)t * p->a_batch_stride;
+        const int8_t *bt = b + (size_t)t * p->b_batch_stride;
+        for (i = 0; i < p->m; ++i) {
+            for (j = 0; j < p->n; ++j) {
+                int32_t acc = 0;
+                for (q = 0; q < p->k; ++q) {
+                    acc += ((int32_t)at[(size_t)i * p->k + q] - p->a_zp) *
+                           ((int32_t)bt[(size_t)q * p->n + j] - p->b_zp);
+                }
+                *y++ = mlk_out_i8(mlk_mbqm(acc, p->mult, (int)p->shift), p->y_zp, -128, 127);
+            }
+        }
+    }
+}
+
 #endif /* MICROLITH_KERNELS_SELECT_H */
