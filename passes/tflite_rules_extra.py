@@ -286,3 +286,9 @@ def _matmul_check(node: Node) -> str | None:
 def _matmul(graph: Graph, node: Node) -> None:
     graph.rewrite_node(node, "tfl.batch_matmul", [node.arg(0), node.arg(1)],
                        {"adj_x": False, "adj_y": False, "asymmetric_quantize_inputs": False})
+
+
+@rule("Gelu")
+def _gelu(graph: Graph, node: Node) -> None:
+    graph.rewrite_node(node, "tfl.gelu", [node.arg(0)],
+                       {"approximate": node.attr("approximate", "none") == "tanh"})

@@ -40,7 +40,7 @@ def _div(node: Node, p: DivParams) -> Plan:
                 (Call("mlk_div_i8", "mlk_div_params", fields, (In(a), In(b), Out(y))),))
 
 
-@renders("tfl.exp", "tfl.elu")
+@renders("tfl.exp", "tfl.elu", "tfl.gelu")
 def _table(node: Node, p: TableParams) -> Plan:
     x, y = node.arg(0), node.output
     int8_values(x, y)

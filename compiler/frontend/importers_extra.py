@@ -191,3 +191,53 @@ def _lrn(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     return "LRN", ctx.inputs(node), {
         "size": size, "alpha": ctx.finite(node, attrs, "alpha", 1e-4),
         "beta": ctx.finite(node, attrs, "beta", 0.75), "bias": ctx.finite(node, attrs, "bias", 1.0)}
+
+
+@importer("Gelu")
+def _gelu(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    approximate = str(node_attrs(node).get("approximate", "none"))
+    if approximate not in ("none", "tanh"):
+        raise ctx.fail(node, f"approximate={approximate!r} is not 'none' or 'tanh'")
+    return "Gelu", ctx.inputs(node), {"approximate": approximate}
+
+
+@importer("Erf")
+def _erf(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    return "Erf", ctx.inputs(node), {}
+
+
+@importer("LayerNormalization")
+def _layer_norm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """``(x - mean) / sqrt(var + epsilon) * scale + B`` over the axes from ``axis`` on,
+    decomposed into ReduceMean / Sub / Mul / Add / Sqrt / Div nodes (TFLite has no
+    layer-norm builtin; Sqrt keeps it float-only in int8). Mean / InvStdDev outputs that
+    are used are refused."""
+    if any(name for name in node.output[1:]):
+        raise ctx.fail(node, "the Mean / InvStdDev outputs are not supported")
+    attrs = node_attrs(node)
+    x, scale = ctx.required(node, 0, "X"), ctx.required(node, 1, "Scale")
+    bias = ctx.value(node.input[2]) if len(node.input) > 2 else None
+    rank = x.type.rank
+    axis = int(attrs.get("axis", -1))
+    if not -rank <= axis < rank:
+        raise ctx.fail(node, f"axis {axis} is out of range for rank {rank}")
+    axes = tuple(range(axis % rank, rank))
+    eps = ctx.finite(node, attrs, "epsilon", 1e-5)
+    graph, base = ctx.graph, node.name
+
+    def add(op: str, inputs: list[Value | None], suffix: str, **extra: object) -> Value:
+        created = graph.add_node(op, inputs, dict(extra), name=f"{base}/{suffix}",
+                                 output_names=[f"{base}/{suffix}"])
+        created.meta["onnx_op"] = "LayerNormalization"
+        return created.output
+
+    mean = add("ReduceMean", [x], "mean", axes=axes, keepdims=1)
+    centered = add("Sub", [x, mean], "centered")
+    variance = add("ReduceMean", [add("Mul", [centered, centered], "square")], "variance",
+                   axes=axes, keepdims=1)
+    epsilon = graph.add_constant(np.array(eps, np.float32), f"{base}/epsilon")
+    deviation = add("Sqrt", [add("Add", [variance, epsilon], "variance_eps")], "deviation")
+    normalized = add("Div", [centered, deviation], "normalized")
+    if bias is None:
+        return "Mul", [normalized, scale], {}
+    return "Add", [add("Mul", [normalized, scale], "scaled"), bias], {}

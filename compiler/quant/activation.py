@@ -34,7 +34,7 @@ activation ranges are float32 in both.
 
 EXP / ELU: a 256-entry table in float32, ``clamp(round(f(s_x (q - z_x)) * (1 / s_y)) +
 z_y)`` (TFLite-Micro's ELU with ``f = exp(x) - 1`` below 0; TFLite-Micro has no int8 EXP, the
-table is LiteRT's ``LUTPopulate`` with ``f = exp``).
+table is LiteRT's ``LUTPopulate`` with ``f = exp``; GELU likewise, TFLite-Micro has none).
 
 ``c.lut`` (the C target) reads ``y = table[x + 128]``; ``lookup_table`` makes the table of
 any int8 -> int8 element-wise node from its own kernel.
@@ -328,7 +328,14 @@ def float_table(fn: str, *, x_scale: float, x_zp: int, y_scale: float, y_zp: int
     x = np.float32(x_scale) * (q - np.int32(x_zp)).astype(np.float32)
     with np.errstate(over="ignore"):
         e = np.exp(x)
-        y = e if fn == "exp" else np.where(x < 0, e - np.float32(1.0), x).astype(np.float32)
+        if fn == "exp":
+            y = e
+        elif fn == "elu":
+            y = np.where(x < 0, e - np.float32(1.0), x).astype(np.float32)
+        else:
+            from microlith.ops.activation import gelu
+
+            y = gelu(x, fn == "gelu_tanh").astype(np.float32)
     inverse = np.float32(1.0) / np.float32(y_scale)
     rescaled = round_half_away_f((y * inverse).astype(np.float32)) + int(y_zp)
     rescaled = np.nan_to_num(rescaled, nan=INT8_MAX, posinf=INT8_MAX, neginf=INT8_MIN)
@@ -341,8 +348,9 @@ def run_table(p: TableParams, args: list[np.ndarray | None]) -> list[np.ndarray]
 
 def _prepare_table(node: Node) -> TableParams:
     (sx, zx), (sy, zy) = tensor_q(node.arg(0)), tensor_q(node.output)
-    return float_table("exp" if node.op == "tfl.exp" else "elu", x_scale=sx, x_zp=zx,
-                       y_scale=sy, y_zp=zy)
+    fn = {"tfl.exp": "exp", "tfl.elu": "elu"}.get(node.op) or (
+        "gelu_tanh" if node.attr("approximate") else "gelu")
+    return float_table(fn, x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy)
 
 
-integer_op("tfl.exp", "tfl.elu", prepare=_prepare_table)(run_table)
+integer_op("tfl.exp", "tfl.elu", "tfl.gelu", prepare=_prepare_table)(run_table)
