@@ -7,6 +7,9 @@
 * ``Elu`` keeps ``alpha`` (TFLite's ELU is alpha = 1; ``legalize-tflite`` refuses others).
 * ``Split`` (``split`` input or attribute, or opset 18's ``num_outputs``) becomes one
   ``Slice`` per output: output 0 is the node itself, the others are added here.
+* 1-D ``Conv`` / ``ConvTranspose`` / ``MaxPool`` / ``AveragePool`` (a 3-D ``[N, C, L]``
+  input): the 2-D op over ``[N, C, 1, L]`` between ``Unsqueeze`` and ``Squeeze``.
+* ``Resize``, ``LRN``, ``Gelu`` / ``Erf``, ``LayerNormalization`` (decomposed).
 * ``ReduceMax`` / ``ReduceMin`` / ``ReduceSum`` / ``ReduceProd`` with constant axes
   (attribute or, from opset 13/18, input 1) and ``ArgMax`` / ``ArgMin``
   (``select_last_index=0`` only).
@@ -19,8 +22,9 @@ import math
 import numpy as np
 import onnx
 
+import microlith.frontend.importers_nn  # noqa: F401  (first: Conv / pools are wrapped here)
 import microlith.frontend.importers_tensor  # noqa: F401  (first: its Div is replaced here)
-from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
+from microlith.frontend.context import IMPORTERS, Attrs, ImportContext, importer, node_attrs
 from microlith.ir.core import Value
 from microlith.ir.types import TensorType
 
@@ -241,3 +245,50 @@ def _layer_norm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     if bias is None:
         return "Mul", [normalized, scale], {}
     return "Add", [add("Mul", [normalized, scale], "scaled"), bias], {}
+
+
+# ---- 1-D convolution and pooling as 2-D with H = 1 --------------------------------------------
+_SPATIAL_1D = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
+_AS_2D = {op: IMPORTERS[op] for op in _SPATIAL_1D}  # the 2-D importers (importers_nn)
+
+
+def _widen(attrs: Attrs) -> list[onnx.AttributeProto]:
+    """1-D attributes as 2-D ones over (1, L): ``pads [b, e]`` -> ``[0, b, 0, e]``."""
+    out = []
+    for name, value in attrs.items():
+        if name in ("kernel_shape", "strides", "dilations", "output_padding"):
+            value = [0 if name == "output_padding" else 1, *value]
+        elif name == "pads" and len(value) == 2:
+            value = [0, value[0], 0, value[1]]
+        out.append(onnx.helper.make_attribute(name, value))
+    return out
+
+
+def _spatial(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """A 3-D ``[N, C, L]`` input runs the 2-D op on ``Unsqueeze(x, 2)`` (weights
+    ``[O, I, 1, K]``), then ``Squeeze(., 2)``; 4-D inputs go to the 2-D importer."""
+    x = ctx.required(node, 0, "X")
+    if x.type.rank != 3:
+        return _AS_2D[node.op_type](ctx, node)
+    graph, base = ctx.graph, node.name
+    wide = graph.add_node("Unsqueeze", [x], {"axes": (2,)}, name=f"{base}/as_2d",
+                          output_names=[f"{base}/as_2d"])
+    ctx.values[wide.output.name] = wide.output
+    inputs = [wide.output.name, *node.input[1:]]
+    if len(node.input) > 1 and node.input[1]:
+        w = ctx.required(node, 1, "W")
+        if w.data is None or w.type.rank != 3:
+            raise ctx.fail(node, "a 1-D convolution needs constant 3-D weights")
+        w2 = graph.add_constant(np.ascontiguousarray(w.data[:, :, None, :]), f"{w.name}_2d")
+        ctx.values[w2.name] = w2
+        inputs[1] = w2.name
+    proto = onnx.helper.make_node(node.op_type, inputs, [f"{base}/2d"], name=f"{base}/2d")
+    proto.attribute.extend(_widen(node_attrs(node)))
+    op, args, attrs = _AS_2D[node.op_type](ctx, proto)
+    created = graph.add_node(op, args, attrs, name=f"{base}/2d", output_names=[f"{base}/2d"])
+    created.meta["onnx_op"] = node.op_type
+    return "Squeeze", [created.output], {"axes": (2,)}
+
+
+for _op in _SPATIAL_1D:
+    importer(_op)(_spatial)
