@@ -27,6 +27,7 @@ from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
 from microlith.quant.resize import ResizeParams
 from microlith.quant.select import BatchMatMulParams, GatherParams, ReduceParams, StridedSliceParams
+from microlith.quant.transpose_conv import TransposeConvParams
 
 
 @renders("tfl.div")
@@ -134,3 +135,22 @@ def _batch_matmul(node: Node, p: BatchMatMulParams) -> Plan:
     return Plan(f"{a.shape} @ {b.shape}",
                 (Call("mlk_batch_matmul_i8", "mlk_batch_matmul_params", fields,
                       (In(a), In(b), Out(y))),))
+
+
+@renders("tfl.transpose_conv")
+def _transpose_conv(node: Node, p: TransposeConvParams) -> Plan:
+    x, y = node.arg(2), node.output
+    int8_values(x, y)
+    out_c, kh, kw, in_c = p.weights.shape
+    fields = (("batches", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
+              ("in_c", in_c), ("out_h", y.shape[1]), ("out_w", y.shape[2]), ("out_c", out_c),
+              ("k_h", kh), ("k_w", kw), ("stride_h", p.stride_h), ("stride_w", p.stride_w),
+              ("x_zp", p.x_zp), ("y_zp", p.y_zp), ("act_min", p.act_min),
+              ("act_max", p.act_max), ("weights", Table(f"{node.name}_weights", p.weights)),
+              ("bias", Table(f"{node.name}_bias", np.asarray(p.bias, np.int32))),
+              ("mult", Table(f"{node.name}_mult", np.asarray(p.mult, np.int32))),
+              ("shift", Table(f"{node.name}_shift",
+                              np.asarray([shift_in_range(int(s)) for s in p.shift], np.int32))))
+    return Plan(f"{x.shape} -> {y.shape}",
+                (Call("mlk_transpose_conv_i8", "mlk_transpose_conv_params", fields,
+                      (In(x), Out(y))),))

@@ -57,6 +57,7 @@ def _ensure_loaded() -> None:
         import microlith.quant.pool  # noqa: F401
         import microlith.quant.resize  # noqa: F401
         import microlith.quant.select  # noqa: F401
+        import microlith.quant.transpose_conv  # noqa: F401
 
 
 def integer_ops() -> dict[str, IntegerOp]:

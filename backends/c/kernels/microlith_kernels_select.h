@@ -270,4 +270,67 @@ MLK_HOT void mlk_batch_matmul_i8(const mlk_batch_matmul_params *p, const int8_t 
     }
 }
 
+typedef struct {
+    int batches;
+    int in_h;
+    int in_w;
+    int in_c;
+    int out_h;
+    int out_w;
+    int out_c;
+    int k_h;
+    int k_w;
+    int stride_h;
+    int stride_w;
+    int32_t x_zp;
+    int32_t y_zp;
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *weights; /* [out_c][k_h][k_w][in_c] */
+    const int32_t *bias;
+    const int32_t *mult;
+    const int32_t *shift;
+} mlk_transpose_conv_params;
+
+/* TRANSPOSE_CONV (VALID): y[b][oy][ox][o] = clamp(y_zp + MBQM(bias[o] + sum over the taps
+ * (fy, fx) with oy = iy*stride_h + fy, ox = ix*stride_w + fx inside the input of
+ * sum_i (x[b][iy][ix][i] - x_zp) w[o][fy][fx][i], mult[o], shift[o])); the sum gathered per
+ * output (TFLite-Micro scatters into an int32 buffer: the same int32 total). */
+MLK_HOT void mlk_transpose_conv_i8(const mlk_transpose_conv_params *p, const int8_t *x,
+                                   int8_t *y)
+{
+    int b, oy, ox, o, fy, fx, i;
+    for (b = 0; b < p->batches; ++b) {
+        const int8_t *xb = x + (size_t)b * p->in_h * p->in_w * p->in_c;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            for (ox = 0; ox < p->out_w; ++ox) {
+                for (o = 0; o < p->out_c; ++o) {
+                    uint32_t acc = (uint32_t)p->bias[o];
+                    for (fy = 0; fy < p->k_h; ++fy) {
+                        const int ty = oy - fy;
+                        if (ty < 0 || ty % p->stride_h || ty / p->stride_h >= p->in_h) {
+                            continue;
+                        }
+                        for (fx = 0; fx < p->k_w; ++fx) {
+                            const int tx = ox - fx;
+                            const int8_t *xp, *wp;
+                            if (tx < 0 || tx % p->stride_w || tx / p->stride_w >= p->in_w) {
+                                continue;
+                            }
+                            xp = xb + ((size_t)(ty / p->stride_h) * p->in_w +
+                                       (size_t)(tx / p->stride_w)) * p->in_c;
+                            wp = p->weights + (((size_t)o * p->k_h + fy) * p->k_w + fx) * p->in_c;
+                            for (i = 0; i < p->in_c; ++i) {
+                                acc += (uint32_t)(((int32_t)xp[i] - p->x_zp) * (int32_t)wp[i]);
+                            }
+                        }
+                    }
+                    *y++ = mlk_out_i8(mlk_mbqm(mlk_i32(acc), p->mult[o], (int)p->shift[o]),
+                                      p->y_zp, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+}
+
 #endif /* MICROLITH_KERNELS_SELECT_H */
