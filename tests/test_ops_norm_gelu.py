@@ -72,3 +72,40 @@ def test_lone_erf_is_refused(tmp_path: Path) -> None:
     path = _model(tmp_path, [helper.make_node("Erf", ["h"], ["y"], name="erf")], opset=13)
     with pytest.raises(MicrolithError, match="Erf"):
         check_float(path, _xs(2))
+
+
+@pytest.mark.parametrize("op, fn, options", [("EXP", "exp", {}),
+                                             ("GELU", "gelu", {"approximate": False}),
+                                             ("GELU", "gelu_tanh", {"approximate": True})])
+def test_one_op_tables_match_litert(op: str, fn: str, options: dict) -> None:
+    """All 256 int8 inputs, random scales: our EXP / GELU tables are LiteRT's (TFLite-Micro
+    has neither kernel)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from microlith.backends.tflite.versions import default_op_version
+    from microlith.formats.tflite.flatbuffer import (
+        TflModel,
+        TflOperator,
+        TflQuant,
+        TflTensor,
+        serialize_model,
+    )
+    from microlith.quant.activation import float_table, run_table
+
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    for trial in range(10):
+        rng = np.random.default_rng(trial)
+        sx, sy = (float(np.float32(rng.uniform(lo, hi))) for lo, hi in ((5e-3, 0.05), (0.01, 0.2)))
+        zx, zy = int(rng.integers(-100, 100)), int(rng.integers(-128, 0))
+        tensors = [TflTensor("x", [1, 256], "int8", None, TflQuant([sx], [zx])),
+                   TflTensor("y", [1, 256], "int8", None, TflQuant([sy], [zy]))]
+        version = default_op_version(op, ["int8"], ["int8"], options=options)
+        data = serialize_model(TflModel(tensors, [TflOperator(op, [0], [1], options, version)],
+                                        [0], [1]))
+        interp = Interpreter(model_content=data)
+        interp.allocate_tensors()
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        got = interp.get_tensor(interp.get_output_details()[0]["index"])
+        ours = run_table(float_table(fn, x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy), [x])[0]
+        assert np.array_equal(got, ours), (op, fn, trial)
