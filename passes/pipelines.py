@@ -12,6 +12,7 @@ objects (``microlith.app.pipeline_edits``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,7 +86,32 @@ def register_mode(mode: QuantMode) -> QuantMode:
 
 register_mode(QuantMode("int8", "full integer: int8 weights and activations, int32 biases "
                         "(calibrated)", int8, calibrated=True, integer=True,
-                        flags=("--calibration-method", "--io-dtype", "--fallback")))
+                        flags=("--calibration-method", "--io-dtype", "--fallback",
+                               "--keep-float", "--input-dtype", "--output-dtype",
+                               "--per-tensor", "--int16")))
+
+
+def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "none",
+            percentile: float | None = None) -> list[Pass]:
+    """The TFLite 16x8 mode: int16 symmetric activations, int8 per-channel weights, int64
+    biases (``insert-qdq{activations=int16}``); the interface is int16 by default."""
+    passes = int8(method, io_dtype, fallback, percentile)
+    out: list[Pass] = []
+    for p in passes:
+        if isinstance(p, InsertQDQ):
+            p = InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback,
+                                           activations="int16"))
+        elif isinstance(p, Calibrate):
+            p = dataclasses.replace(p, bits=16)
+        out.append(p)
+    return out
+
+
+register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-channel "
+                        "weights, int64 biases (calibrated)", int16x8, calibrated=True,
+                        integer=True, flags=("--calibration-method", "--io-dtype",
+                                             "--fallback", "--keep-float", "--input-dtype",
+                                             "--output-dtype", "--per-tensor")))
 
 
 def mode_passes(mode: str | None) -> list[Pass]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import microlith.backends.c.render_elementwise  # noqa: F401  (registers renderers)
 import microlith.backends.c.render_nn  # noqa: F401
 import microlith.backends.c.render_select  # noqa: F401
+import microlith.backends.c.render_wide  # noqa: F401
 from microlith.backends.c.render_base import RENDERERS, prepare_plan, render_plan
 from microlith.backends.c.render_context import RenderContext
 from microlith.backends.c.render_data import SPECIAL_RENDERERS

@@ -29,18 +29,26 @@ class IntegerOp:
 
 
 INTEGER_OPS: dict[str, IntegerOp] = {}
+#: the 16x8 kernels (int16 activations, int8 weights): used for a node whose value types
+#: are int16 (``is_16x8``); data-movement ops in ``DTYPE_GENERIC`` share the int8 kernel
+INTEGER_OPS_16X8: dict[str, IntegerOp] = {}
+DTYPE_GENERIC = ("tfl.reshape", "tfl.pad", "tfl.padv2", "tfl.concatenation", "tfl.transpose",
+                 "tfl.squeeze", "tfl.split", "c.pad", "c.concatenation", "c.transpose")
 _LOADED = False
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "tfl.quantize", "tfl.dequantize")
 
 
-def integer_op(*names: str, prepare: Prepare) -> Callable[[IntegerKernel], IntegerKernel]:
-    """Register ``kernel`` (decorated) with ``prepare`` for each op in ``names``."""
+def integer_op(*names: str, prepare: Prepare, wide: bool = False
+               ) -> Callable[[IntegerKernel], IntegerKernel]:
+    """Register ``kernel`` (decorated) with ``prepare`` for each op in ``names`` (``wide``:
+    the 16x8 kernel of the op)."""
+    table = INTEGER_OPS_16X8 if wide else INTEGER_OPS
 
     def wrap(kernel: IntegerKernel) -> IntegerKernel:
         for name in names:
-            if name in INTEGER_OPS:
+            if name in table:
                 raise ValueError(f"integer kernel for {name} registered twice")
-            INTEGER_OPS[name] = IntegerOp(prepare, kernel)
+            table[name] = IntegerOp(prepare, kernel)
         return kernel
 
     return wrap
@@ -58,6 +66,8 @@ def _ensure_loaded() -> None:
         import microlith.quant.resize  # noqa: F401
         import microlith.quant.select  # noqa: F401
         import microlith.quant.transpose_conv  # noqa: F401
+        import microlith.quant.wide  # noqa: F401
+        import microlith.quant.wide_activation  # noqa: F401
 
 
 def integer_ops() -> dict[str, IntegerOp]:
@@ -79,7 +89,22 @@ def params_of(node: Node) -> Any:
     return lookup(node).prepare(node)
 
 
+def is_16x8(node: Node) -> bool:
+    """A node computing on int16 activations (QUANTIZE / DEQUANTIZE excluded: their kernel
+    serves every dtype)."""
+    if node.op in QUANTIZE_OPS:
+        return False
+    return any(v is not None and v.quant is not None and v.dtype.value == "i16"
+               for v in [*node.inputs, *node.outputs])
+
+
 def lookup(node: Node) -> IntegerOp:
+    if is_16x8(node) and node.op not in DTYPE_GENERIC:
+        integer_ops()
+        wide = INTEGER_OPS_16X8.get(node.op)
+        if wide is None:
+            raise ValueError(f"no 16x8 (int16 activation) kernel for op {node.op}")
+        return wide
     spec = integer_ops().get(node.op)
     if spec is None:
         hint = " (legalize it for a target first)" if "." not in node.op else ""

@@ -12,8 +12,9 @@
  * FULLY_CONNECTED), pool (MAX/AVERAGE_POOL_2D, MEAN), elementwise (ADD, SUB, MUL, MAXIMUM,
  * MINIMUM), activation (table lookup, RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH,
  * SOFTMAX), quantize (QUANTIZE, requantize, DEQUANTIZE), data (PAD, CONCATENATION,
- * TRANSPOSE, RESHAPE copies),
- * select (DIV, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM).
+ * TRANSPOSE, RESHAPE copies), wide (the 16x8 kernels: int16 activations, int8 weights),
+ * select (DIV, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM, RESIZE_*, BATCH_MATMUL,
+ * TRANSPOSE_CONV).
  *
  * Layout: NHWC activations; CONV_2D filters OHWI (grouped when I < C_in); DEPTHWISE_CONV_2D
  * filters [KH][KW][C*M] (TFLite's; output channel c*M + m reads input channel c);
@@ -42,5 +43,6 @@
 #include "microlith_kernels_quantize.h"
 #include "microlith_kernels_data.h"
 #include "microlith_kernels_select.h"
+#include "microlith_kernels_wide.h"
 
 #endif /* MICROLITH_KERNELS_H */
