@@ -12,6 +12,7 @@ from microlith.passes import (  # noqa: F401
     fold_constants,
     fold_pad,
     fuse_activation,
+    fuse_gelu,
     fuse_requantize,
     import_qdq,
     infer_shapes,

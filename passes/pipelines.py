@@ -23,6 +23,7 @@ from microlith.passes.fold_batchnorm import FoldBatchNorm
 from microlith.passes.fold_constants import FoldConstants
 from microlith.passes.fold_pad import FoldPad
 from microlith.passes.fuse_activation import FuseActivation
+from microlith.passes.fuse_gelu import FuseGelu
 from microlith.passes.fuse_requantize import FuseRequantize
 from microlith.passes.import_qdq import ImportQDQ
 from microlith.passes.infer_shapes import InferShapes
@@ -36,8 +37,8 @@ TAILS = {"tflite": "legalize-tflite", "c": "legalize-c,prepare,select-kernels,pl
 
 
 def canonicalize() -> list[Pass]:
-    return [InferShapes(), FoldConstants(), EliminateDead(), LowerFC(), FoldBatchNorm(),
-            FuseActivation(), ToNHWC(), FoldPad(), EliminateDead()]
+    return [InferShapes(), FoldConstants(), EliminateDead(), FuseGelu(), LowerFC(),
+            FoldBatchNorm(), FuseActivation(), ToNHWC(), FoldPad(), EliminateDead()]
 
 
 def int8(method: str = "minmax", io_dtype: str = "int8", fallback: str = "none",

@@ -343,16 +343,7 @@ def _hard_sigmoid(graph: Graph, node: Node) -> None:
     graph.rewrite_node(node, "tfl.mul", [shifted, sixth], {"fused_activation_function": "NONE"})
 
 
-def _softmax_check(node: Node) -> str | None:
-    rank = node.arg(0).type.rank
-    if node.attr("axis") % rank != rank - 1:
-        return f"softmax over axis {node.attr('axis')} is not the last axis"
-    return None
-
-
-@rule("Softmax", check=_softmax_check)
-def _softmax(graph: Graph, node: Node) -> None:
-    graph.rewrite_node(node, "tfl.softmax", [node.arg(0)], {"beta": 1.0})
+# Softmax (any axis): passes/tflite_rules_extra.py
 
 
 # ---- data movement ------------------------------------------------------------------------------
@@ -403,3 +394,6 @@ def _quantize(graph: Graph, node: Node) -> None:
 @rule("DequantizeLinear")
 def _dequantize(graph: Graph, node: Node) -> None:
     graph.rewrite_node(node, "tfl.dequantize", [node.arg(0)])
+
+
+import microlith.passes.tflite_rules_extra  # noqa: E402, F401  (registers more rules)

@@ -1,9 +1,10 @@
 """The C renderers, one table keyed by target op (``tfl.*`` and ``c.*``).
 
 Importing this module registers every renderer (``render_nn``, ``render_elementwise``,
-``render_data``). Contract with the emitter: a renderer maps a node and its parameter
-record to kernel calls (``render_base.Call``): the kernel, its parameter struct's fields
-(arrays become flash tables, shared when identical) and the tensors it reads and writes.
+``render_data``, ``render_select``). Contract with the emitter: a renderer maps a node and
+its parameter record to kernel calls (``render_base.Call``): the kernel, its parameter
+struct's fields (arrays become flash tables, shared when identical) and the tensors it
+reads and writes.
 Every constant read is declared through ``RenderContext.const_array``, so constant values
 need no storage of their own. Scratch (the DSP convolution's columns) is a ``Scratch`` field:
 the record's ``scratch_bytes``, placed by ``plan-memory``. Element-wise kernels accept an
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import microlith.backends.c.render_elementwise  # noqa: F401  (registers renderers)
 import microlith.backends.c.render_nn  # noqa: F401
+import microlith.backends.c.render_select  # noqa: F401
 import microlith.backends.c.render_wide  # noqa: F401
 from microlith.backends.c.render_base import RENDERERS, Plan, prepare_plan, render_plan
 from microlith.backends.c.render_context import RenderContext

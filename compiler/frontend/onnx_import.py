@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-import microlith.frontend.importers_nn  # noqa: F401  (registers importers)
+import microlith.frontend.importers_extra  # noqa: F401  (registers importers)
+import microlith.frontend.importers_nn  # noqa: F401
 import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
 from microlith.frontend import onnx_checks, onnx_loader

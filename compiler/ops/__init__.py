@@ -14,5 +14,7 @@ from microlith.ops import (  # noqa: F401  (each module registers its ops)
     pool,
     quantize,
     reduce,
+    resize,
+    select,
     tensor,
 )

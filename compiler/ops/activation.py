@@ -5,7 +5,10 @@ op; the table is input 1, made by ``legalize-c`` from the op's own integer kerne
 Float semantics: Sigmoid ``1 / (1 + exp(-x))``; LeakyRelu ``x if x >= 0 else alpha x``;
 HardSigmoid ``max(0, min(1, alpha x + beta))``; HardSwish ``x max(0, min(1, x/6 + 1/2))``;
 Clip ``min(max(x, min), max)``; Softmax ``exp(x - max) / sum exp(x - max)`` along
-``axis`` (TFLite: the last axis, ``exp(beta (x - max))``); RELU6 ``min(max(x, 0), 6)``.
+``axis`` (TFLite: the last axis, ``exp(beta (x - max))``); RELU6 ``min(max(x, 0), 6)``;
+Elu ``x if x >= 0 else alpha (exp(x) - 1)`` (TFLite's ELU: alpha 1); Gelu ``0.5 x (1 +
+erf(x / sqrt 2))`` or, approximate, ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``;
+Erf (no TFLite builtin: ``fuse-gelu`` folds PyTorch's erf form of GELU into ``Gelu``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,33 @@ def _clip(x: np.ndarray, node: Node) -> np.ndarray:
     return np.minimum(np.maximum(x, lo), hi)
 
 
+def _elu(x: np.ndarray, node: Node) -> np.ndarray:
+    """x if x >= 0 else alpha (exp(x) - 1); TFLite's ELU is alpha = 1."""
+    alpha = np.asarray(node.attr("alpha", 1.0), dtype=x.dtype)
+    return np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu(x: np.ndarray, approximate: bool) -> np.ndarray:
+    """x Phi(x): ``0.5 x (1 + erf(x / sqrt 2))``, or the tanh form when ``approximate``."""
+    v = np.asarray(x, np.float64)
+    if approximate:
+        inner = math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)
+        return 0.5 * v * (1 + np.tanh(inner))
+    return 0.5 * v * (1 + np.asarray(_ERF(v / math.sqrt(2)), np.float64))
+
+
+def _gelu(x: np.ndarray, node: Node) -> np.ndarray:
+    approximate = node.attr("approximate", "none") in ("tanh", True)
+    return gelu(x, approximate).astype(x.dtype)
+
+
+def _erf(x: np.ndarray, node: Node) -> np.ndarray:
+    return np.asarray(_ERF(np.asarray(x, np.float64)), np.float64).astype(x.dtype)
+
+
 def _relu(x: np.ndarray, node: Node) -> np.ndarray:
     return np.maximum(x, np.zeros((), dtype=x.dtype))
 
@@ -80,9 +110,14 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
      "HARD_SWISH"),
     ("Clip", "min(max(x, min), max)", _clip, {"min": -math.inf, "max": math.inf},
      Int8Rule.NONE, None, None),
-    ("Exp", "exp(x)", lambda x, node: np.exp(x), {}, Int8Rule.NONE, None, "EXP"),
+    ("Exp", "exp(x)", lambda x, node: np.exp(x), {}, Int8Rule.RESCALE, None, "EXP"),
     ("Sqrt", "sqrt(x)", lambda x, node: np.sqrt(x), {}, Int8Rule.NONE, None, "SQRT"),
-    ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.NONE, None, "NEG"),
+    ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.RESCALE, None, "NEG"),
+    ("Elu", "x if x >= 0 else alpha (exp(x) - 1)", _elu, {"alpha": 1.0}, Int8Rule.RESCALE, None,
+     "ELU"),
+    ("Gelu", "x Phi(x) (approximate: the tanh form)", _gelu, {"approximate": "none"},
+     Int8Rule.RESCALE, None, "GELU"),
+    ("Erf", "erf(x)", _erf, {}, Int8Rule.NONE, None, None),
     ("Abs", "|x|", lambda x, node: np.abs(x), {}, Int8Rule.NONE, None, "ABS"),
 ]
 #: with a 16x8 kernel (TFLite-Micro has no int16 HARD_SWISH)

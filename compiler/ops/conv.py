@@ -167,7 +167,7 @@ def _conv_transpose_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 define_op("ConvTranspose", "2-D transposed convolution", infer=_conv_transpose_infer,
           kernel=_conv_transpose_kernel, inputs=(2, 3),
           attrs={**SPATIAL, "group": 1, "output_padding": (0, 0)}, layout=Layout.SPATIAL,
-          nhwc_weights=(1, 2, 3, 0), activation_attr="activation")
+          nhwc_weights=(1, 2, 3, 0), activation_attr="activation", int8=Int8Rule.WEIGHTED)
 
 
 # ---- tfl.conv_2d / tfl.depthwise_conv_2d / tfl.transpose_conv -----------------------------

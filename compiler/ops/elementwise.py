@@ -49,7 +49,7 @@ _BINARY: list[tuple[str, str, Callable[[np.ndarray, np.ndarray], np.ndarray], In
     ("Add", "a + b", np.add, Int8Rule.RESCALE, "ADD", True, True),
     ("Sub", "a - b", np.subtract, Int8Rule.RESCALE, "SUB", True, True),
     ("Mul", "a * b", np.multiply, Int8Rule.RESCALE, "MUL", True, True),
-    ("Div", "a / b", _divide, Int8Rule.NONE, "DIV", True, False),
+    ("Div", "a / b", _divide, Int8Rule.RESCALE, "DIV", True, False),
     ("Max", "elementwise maximum", np.maximum, Int8Rule.SAME, "MAXIMUM", False, False),
     ("Min", "elementwise minimum", np.minimum, Int8Rule.SAME, "MINIMUM", False, False),
     ("PRelu", "x if x >= 0 else slope * x", _prelu, Int8Rule.RESCALE, "PRELU", False, False),

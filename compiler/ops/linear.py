@@ -104,7 +104,7 @@ def _matmul_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 
 define_op("MatMul", "numpy matmul", infer=_matmul_infer, kernel=_matmul_kernel, inputs=(2, 2),
-          macs=matmul_macs)
+          macs=matmul_macs, int8=Int8Rule.RESCALE)
 
 
 def _tfl_fc_infer(node: Node) -> list[TensorType]:
@@ -130,3 +130,15 @@ def _tfl_fc_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_tfl("FULLY_CONNECTED", "y = x @ W.T + b, x read as [-1, K]", infer=_tfl_fc_infer,
            kernel=_tfl_fc_kernel, inputs=(2, 3), macs=fc_macs)
+
+
+def _tfl_batch_matmul_infer(node: Node) -> list[TensorType]:
+    a, b = operand(node, 0).type, operand(node, 1).type
+    if a.rank < 2 or b.rank < 2 or node.attr("adj_x") or node.attr("adj_y"):
+        raise ShapeError(f"BATCH_MATMUL of {a.shape} and {b.shape} (rank >= 2, no adjoint)")
+    return _matmul_infer(node)
+
+
+define_tfl("BATCH_MATMUL", "batched x @ y (numpy broadcasting of the batch dimensions)",
+           infer=_tfl_batch_matmul_infer, kernel=_matmul_kernel, inputs=(2, 2),
+           macs=matmul_macs)

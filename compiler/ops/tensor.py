@@ -360,9 +360,9 @@ def _slice_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 define_op("Shape", "the input's shape as int64", infer=_shape_infer, kernel=_shape_kernel,
           attrs={"start": 0, "end": None})
 define_op("Gather", "take along axis", infer=_gather_infer, kernel=_gather_kernel,
-          inputs=(2, 2), attrs={"axis": 0})
+          inputs=(2, 2), attrs={"axis": 0}, int8=Int8Rule.SAME)
 define_op("Cast", "convert element type",
           infer=lambda node: [TensorType(DType(node.attr("to")), operand(node, 0).shape)],
           kernel=_cast_kernel, attrs={"to": None}, layout=Layout.ELEMENTWISE)
 define_op("Slice", "ONNX Slice with constant starts/ends/axes/steps", infer=_slice_infer,
-          kernel=_slice_kernel, inputs=(3, 5))
+          kernel=_slice_kernel, inputs=(3, 5), int8=Int8Rule.SAME)

@@ -32,6 +32,10 @@ runtime we test against (tflite-micro 0.dev20261023) matches double bit for bit;
 ``test_precision_*`` pin scales where the two differ. RELU6's ``6.0f / s_x`` and the fused
 activation ranges are float32 in both.
 
+EXP / ELU: a 256-entry table in float32, ``clamp(round(f(s_x (q - z_x)) * (1 / s_y)) +
+z_y)`` (TFLite-Micro's ELU with ``f = exp(x) - 1`` below 0; TFLite-Micro has no int8 EXP, the
+table is LiteRT's ``LUTPopulate`` with ``f = exp``; GELU likewise, TFLite-Micro has none).
+
 ``c.lut`` (the C target) reads ``y = table[x + 128]``; ``lookup_table`` makes the table of
 any int8 -> int8 element-wise node from its own kernel.
 """
@@ -306,3 +310,47 @@ def run_lut(p: LutParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
 def lookup_table(node: Node) -> np.ndarray:
     """The 256 outputs of an int8 -> int8 element-wise node for inputs -128..127."""
     return np.asarray(run_integer(node, [np.arange(-128, 128, dtype=np.int8)])[0], np.int8)
+
+
+# ---- EXP / ELU: tables computed in float32 ---------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class TableParams:
+    """An int8 -> int8 op as its 256-entry table (index ``x + 128``)."""
+
+    table: tuple[int, ...]
+
+
+def float_table(fn: str, *, x_scale: float, x_zp: int, y_scale: float, y_zp: int
+                ) -> TableParams:
+    """``clamp(round(f(s_x (q - z_x)) / s_y) + z_y)`` for q in -128..127, in float32: the
+    table TFLite-Micro's ELU (``exp - 1`` below 0) and LiteRT's int8 EXP populate."""
+    q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int32)
+    x = np.float32(x_scale) * (q - np.int32(x_zp)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        e = np.exp(x)
+        if fn == "exp":
+            y = e
+        elif fn == "elu":
+            y = np.where(x < 0, e - np.float32(1.0), x).astype(np.float32)
+        else:
+            from microlith.ops.activation import gelu
+
+            y = gelu(x, fn == "gelu_tanh").astype(np.float32)
+    inverse = np.float32(1.0) / np.float32(y_scale)
+    rescaled = round_half_away_f((y * inverse).astype(np.float32)) + int(y_zp)
+    rescaled = np.nan_to_num(rescaled, nan=INT8_MAX, posinf=INT8_MAX, neginf=INT8_MIN)
+    return TableParams(tuple(int(v) for v in np.clip(rescaled, INT8_MIN, INT8_MAX)))
+
+
+def run_table(p: TableParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    return [np.asarray(p.table, np.int8)[as_int(need(args, 0)) + 128]]
+
+
+def _prepare_table(node: Node) -> TableParams:
+    (sx, zx), (sy, zy) = tensor_q(node.arg(0)), tensor_q(node.output)
+    fn = {"tfl.exp": "exp", "tfl.elu": "elu"}.get(node.op) or (
+        "gelu_tanh" if node.attr("approximate") else "gelu")
+    return float_table(fn, x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy)
+
+
+integer_op("tfl.exp", "tfl.elu", "tfl.gelu", prepare=_prepare_table)(run_table)

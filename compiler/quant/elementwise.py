@@ -16,6 +16,10 @@ MAXIMUM / MINIMUM move int8 values unchanged (TFLite-Micro requires equal quanti
 PRELU (``CalculatePreluParams``): ``d = x - z_x``; ``y = clamp(z_y + MBQM(d, s_x / s_y))`` for
 ``d >= 0`` else ``clamp(z_y + MBQM(d (alpha - z_alpha), s_x s_alpha / s_y))``, both real
 multipliers in double; alpha broadcasts to ``x``.
+DIV (``DivElementwise``): ``a' = a - z_a``, ``b' = b - z_b`` (both negated when ``b' < 0``),
+``r, e = GetReciprocal(b', 31)``, ``h = CountLeadingSignBits(a')``,
+``q = SRDHM(a' 2**h, r)``, ``y = clamp(z_y + RDBP(SRDHM(q, M), h + e - shift))`` with
+``(M, shift) = QuantizeMultiplier(float32(s_a / (s_b s_y)))`` (the scale maths in float32).
 """
 
 from __future__ import annotations
@@ -166,3 +170,68 @@ integer_op("tfl.prelu", prepare=prepare_prelu)(run_prelu)
 def run_extremum(p: ExtremumParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
     fn = np.maximum if p.is_max else np.minimum
     return [fn(np.asarray(need(args, 0), np.int8), np.asarray(need(args, 1), np.int8))]
+
+
+# ---- DIV -------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class DivParams:
+    a_zp: int
+    b_zp: int
+    mult: int  # QuantizeMultiplier(double(float32(s_a / (s_b s_y))))
+    shift: int
+    y_zp: int
+    act_min: int
+    act_max: int
+
+
+def div_params(*, a_scale: float, a_zp: int, b_scale: float, b_zp: int, y_scale: float,
+               y_zp: int, activation: str) -> DivParams:
+    real = f32(f32(a_scale) / (f32(b_scale) * f32(y_scale)))  # float32, as TFLite-Micro
+    m, s = fp.quantize_multiplier(float(real))
+    lo, hi = activation_range(activation, y_scale, y_zp)
+    return DivParams(int(a_zp), int(b_zp), m, s, int(y_zp), lo, hi)
+
+
+def count_leading_sign_bits(x: np.ndarray) -> np.ndarray:
+    """``CountLeadingSignBits`` of int32 values (31 for 0 and -1)."""
+    v = fp.wrap_int32(x)
+    return fp.count_leading_zeros_u32(v ^ (v >> 31)) - 1
+
+
+def rdbp_wide(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` on int32 for exponents 0..63 as x86 computes it: the
+    mask ``int32(2**e - 1)`` (-1 from 32 on) and an arithmetic shift by ``e mod 32``. DIV
+    reaches exponents of 32 and more when a small numerator meets a large divisor."""
+    x, e = fp.wrap_int32(x), np.asarray(exponent, np.int64)
+    mask = fp.wrap_int32((np.int64(1) << np.minimum(e, 62)) - 1)
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> (e & 31)) + ((x & mask) > threshold)
+
+
+def run_div(p: DivParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """``a' / b'`` per element: ``1/b'`` by ``GetReciprocal`` and normalized ``a'``; a zero
+    ``b'`` (its zero point) is undefined in TFLite-Micro and gives ``y_zp`` here."""
+    a = as_int(need(args, 0)) - p.a_zp
+    b = as_int(need(args, 1)) - p.b_zp
+    a, b = np.broadcast_arrays(a, b)
+    a = np.where(b < 0, -a, a)
+    b = np.abs(b)
+    safe = np.where(b == 0, 1, b)
+    inverse, recip_shift = fp.get_reciprocal(safe, 31)
+    headroom = count_leading_sign_bits(a)
+    quotient = fp.saturating_rounding_doubling_high_mul(
+        fp.wrap_int32(a * (np.int64(1) << headroom)), inverse)
+    total = p.shift - recip_shift - headroom
+    scaled = rdbp_wide(fp.saturating_rounding_doubling_high_mul(quotient, p.mult),
+                       np.clip(-total, 0, 63))
+    y = np.where(b == 0, 0, scaled) + p.y_zp
+    return [clamp_to_int8(y, p.act_min, p.act_max)]
+
+
+def prepare_div(node: Node) -> DivParams:
+    (sa, za), (sb, zb), (sy, zy) = (tensor_q(v) for v in (*node.inputs[:2], node.output))
+    return div_params(a_scale=sa, a_zp=za, b_scale=sb, b_zp=zb, y_scale=sy, y_zp=zy,
+                      activation=activation(node))
+
+
+integer_op("tfl.div", prepare=prepare_div)(run_div)

@@ -64,6 +64,9 @@ def _ensure_loaded() -> None:
         import microlith.quant.data  # noqa: F401
         import microlith.quant.elementwise  # noqa: F401
         import microlith.quant.pool  # noqa: F401
+        import microlith.quant.resize  # noqa: F401
+        import microlith.quant.select  # noqa: F401
+        import microlith.quant.transpose_conv  # noqa: F401
         import microlith.quant.wide  # noqa: F401
         import microlith.quant.wide_activation  # noqa: F401
 

@@ -124,7 +124,7 @@ def unsupported_model(path: Path) -> Path:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="fine_relu"),
              helper.make_node("Cos", ["a"], ["b"], name="odd_cos"),
-             helper.make_node("Erf", ["b"], ["c"], name="odd_erf"),
+             helper.make_node("Sin", ["b"], ["c"], name="odd_sin"),
              helper.make_node("Cos", ["c"], ["y"], name="odd_cos_2")]
     graph = helper.make_graph(nodes, "unsupported", [x], [y])
     return save(helper.make_model(graph, opset_imports=opset()), path)

@@ -14,7 +14,9 @@
  * SOFTMAX), quantize (QUANTIZE, requantize, DEQUANTIZE), data (PAD, CONCATENATION,
  * TRANSPOSE, RESHAPE copies), wide (the 16x8 kernels: int16 activations, int8 weights),
  * float (the float32 kernels of the float C target, with float32, float16 or int8
- * per-channel weights).
+ * per-channel weights),
+ * select (DIV, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM, RESIZE_*, BATCH_MATMUL,
+ * TRANSPOSE_CONV).
  *
  * Layout: NHWC activations; CONV_2D filters OHWI (grouped when I < C_in); DEPTHWISE_CONV_2D
  * filters [KH][KW][C*M] (TFLite's; output channel c*M + m reads input channel c);
@@ -48,6 +50,7 @@
 #include "microlith_kernels_activation.h"
 #include "microlith_kernels_quantize.h"
 #include "microlith_kernels_data.h"
+#include "microlith_kernels_select.h"
 #include "microlith_kernels_wide.h"
 #include "microlith_kernels_float.h"
 
