@@ -18,7 +18,7 @@ from onnx import numpy_helper
 import microlith.frontend.importers_nn  # noqa: F401  (registers importers)
 import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
-from microlith.frontend import onnx_checks, onnx_loader
+from microlith.frontend import onnx_checks, onnx_loader, onnx_rewrite
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
@@ -32,6 +32,7 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     model = onnx_loader.read_model(path)
     onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
+    onnx_rewrite.rewrite_model(model)
     onnx_loader.check_supported(model, path, supported_ops())
     onnx_checks.check_graph_io(model, path)
     onnx_loader.check_single_assignment(model, path)
