@@ -8,8 +8,10 @@ each ``DQ -> op -> Q`` island into an integer kernel.
 
 Parameters (see ``microlith.quant.params``): activations asymmetric per-tensor
 int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
-symmetric per-channel (axis 0 of OHWI / [N, K]); bias int32 with
-``scale = s_in * s_w[c]``; other constant operands asymmetric per-tensor from
+symmetric per-channel (axis 0 of OHWI / [N, K]), a channel's scale raised where its
+bias would not fit in int32 (the TF converter's rule: a dead channel's weights become 0,
+its bias stays exact); bias int32 with ``scale = s_in * s_w[c]`` (a bias that still
+saturates is a named warning); other constant operands asymmetric per-tensor from
 their own min/max. Ops that need equal input and output parameters (pools,
 reshapes, pad, transpose, concat, max/min) share one range, the union of their
 members'.
@@ -40,6 +42,7 @@ from microlith.quant.params import (
     quantize_array,
     quantize_bias,
     quantize_weights,
+    saturated_biases,
 )
 
 
@@ -105,7 +108,7 @@ class InsertQDQ(Pass):
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
-            self._quantize_constants(graph, node, params)
+            self._quantize_constants(graph, node, params, ctx)
         for value in activations:
             self._wrap(graph, value, params[id(value)])
 
@@ -148,19 +151,28 @@ class InsertQDQ(Pass):
             *ranges[groups.find(id(v))]) for v in values}
 
     # ---- constants ------------------------------------------------------------------------
-    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams]
-                            ) -> None:
+    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams],
+                            ctx: PassContext) -> None:
         rule = int8_rule(node)
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
             if rule is Int8Rule.WEIGHTED and index == 1:
-                q, qp = quantize_weights(value.constant, axis=0)
+                bias = node.input(2) if len(node.inputs) > 2 else None
+                bias_data = bias.constant if bias is not None and bias.is_constant and \
+                    bias.dtype == DType.FLOAT32 else None
+                q, qp = quantize_weights(value.constant, axis=0, bias=bias_data,
+                                         input_scale=params[id(node.arg(0))].scale[0])
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, 0)[1].scale
                 x_params = params[id(node.arg(0))]
+                lost = saturated_biases(value.constant, x_params.scale[0], w_scales)
+                if lost:
+                    ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {lost} int32 "
+                             f"bias value(s) of {value.name!r} saturate at scale input x "
+                             f"weight; they are clamped to the int32 range")
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales)
                 node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
                 continue
