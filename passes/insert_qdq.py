@@ -11,10 +11,10 @@ int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
 symmetric per-channel (axis 0 of OHWI / [N, K]), a channel's scale raised where its
 bias would not fit in int32 (the TF converter's rule: a dead channel's weights become 0,
 its bias stays exact); bias int32 with ``scale = s_in * s_w[c]`` (a bias that still
-saturates is a named warning); other constant operands asymmetric per-tensor from
-their own min/max. Ops that need equal input and output parameters (pools,
-reshapes, pad, transpose, concat, max/min) share one range, the union of their
-members'.
+saturates is a named warning; a Conv without bias gets a zero one, which LiteRT
+needs); other constant operands asymmetric per-tensor from their own min/max. Ops that
+need equal input and output parameters (pools, reshapes, pad, transpose, concat,
+max/min) share one range, the union of their members'.
 Logistic and Softmax outputs are fixed at scale 1/256, zero point -128; Tanh at
 1/128, 0. ``io_dtype`` picks the model interface: int8 (inputs/outputs are the
 quantized tensors), uint8 (zero point + 128, converted at the edges) or float32
@@ -44,6 +44,11 @@ from microlith.quant.params import (
     quantize_weights,
     saturated_biases,
 )
+
+# int8 CONV_2D / DEPTHWISE_CONV_2D: LiteRT refuses the optional bias absent ("Tensor at
+# index 2 was optional but was expected"); TFLite-Micro and C accept either. A zero bias
+# costs 4 bytes per output channel and changes no result.
+BIAS_REQUIRED = ("Conv",)
 
 
 class _Groups:
@@ -108,6 +113,8 @@ class InsertQDQ(Pass):
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
+            if node.op in BIAS_REQUIRED:
+                self._zero_bias(graph, node)
             self._quantize_constants(graph, node, params, ctx)
         for value in activations:
             self._wrap(graph, value, params[id(value)])
@@ -184,6 +191,20 @@ class InsertQDQ(Pass):
                 qp = activation_params(float(data.min(initial=0.0)), float(data.max(initial=0.0)))
                 q = quantize_array(data, qp)
             node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT8))
+
+    @staticmethod
+    def _zero_bias(graph: Graph, node: Node) -> None:
+        """A Conv without bias gets a zero float bias (quantized like any other)."""
+        if len(node.inputs) > 2 and node.inputs[2] is not None:
+            return
+        weights = node.arg(1)
+        if not weights.is_constant:
+            return
+        zero = graph.add_constant(np.zeros(weights.shape[0], np.float32),
+                                  node.name + "_zero_bias")
+        while len(node.inputs) < 3:
+            node.inputs.append(None)
+        node.set_input(2, zero)
 
     @staticmethod
     def _dequantized(graph: Graph, value: Value, q: np.ndarray, qp: QuantParams,

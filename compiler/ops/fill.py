@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from microlith.ir.core import Node
-from microlith.ir.ops import Int8Rule, Layout, NeedsConstant, ShapeError, define_op
+from microlith.ir.ops import Layout, NeedsConstant, ShapeError, define_op
 from microlith.ir.types import DType, TensorType
 from microlith.ops.common import Arrays, broadcast_shapes, need, operand
 
@@ -59,4 +59,4 @@ define_op("ConstantOfShape", "a tensor of the constant shape input filled with v
           infer=_constant_of_shape_infer, kernel=_constant_of_shape_kernel, inputs=(1, 1),
           attrs={"value": 0.0, "dtype": DType.FLOAT32.value})
 define_op("Expand", "broadcast x to the constant shape input", infer=_expand_infer,
-          kernel=_expand_kernel, inputs=(2, 2), int8=Int8Rule.SAME, layout=Layout.LOGICAL)
+          kernel=_expand_kernel, inputs=(2, 2), layout=Layout.LOGICAL)

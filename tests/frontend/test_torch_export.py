@@ -20,6 +20,7 @@ import onnx
 import pytest
 
 from microlith.app.driver import CompileOptions, compile_onnx
+from microlith.formats.tflite.flatbuffer import parse_model
 from tools.digits import load_digits_split
 from tools.runtimes import (
     input_perm,
@@ -147,3 +148,9 @@ def test_int8_tflite_runs_in_tflm_and_agrees_with_float(
     int8_top1 = top1(run_tflm(result.output, xq))
     float_top1 = top1(ort_outputs(ort_session(exported), x_test))
     assert (int8_top1 == float_top1).mean() >= 0.95
+    # LiteRT loads the bias-free convolutions (each got a zero int32 bias) and runs them
+    assert (top1(run_litert(result.output, xq)) == float_top1).mean() >= 0.95
+    ops = [op.op for op in parse_model(result.output).operators]
+    assert "RESHAPE" not in ops  # FULLY_CONNECTED flattens; MEAN drops its axes
+    convs = [op for op in parse_model(result.output).operators if op.op == "CONV_2D"]
+    assert convs and all(len(op.inputs) == 3 and op.inputs[2] >= 0 for op in convs)
