@@ -74,9 +74,8 @@ def int8_rule(node: Node) -> Int8Rule:
     return get_op(node.op).int8
 
 
-def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
-    """The nodes to quantize (an int8 rule, float operands or integer constants such as a
-    shape); unsupported ones are an error unless falling back to float."""
+def split_integer_nodes(graph: Graph) -> tuple[list[Node], list[Node]]:
+    """(nodes to quantize, float nodes with no int8 kernel)."""
     chosen, refused = [], []
     for node in graph.nodes:
         if int8_rule(node) is not Int8Rule.NONE and all(
@@ -86,6 +85,13 @@ def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
         elif any(v is not None and v.dtype == DType.FLOAT32 and not v.is_constant
                  for v in [*node.inputs, *node.outputs]):
             refused.append(node)
+    return chosen, refused
+
+
+def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
+    """The nodes to quantize (an int8 rule, float operands or integer constants such as a
+    shape); unsupported ones are an error unless falling back to float."""
+    chosen, refused = split_integer_nodes(graph)
     if refused and fallback != "float":
         names = ", ".join(f"{n.name} ({n.op})" for n in refused)
         raise RewriteFailure(refused[0], f"no int8 kernel for: {names}; use --fallback float "
