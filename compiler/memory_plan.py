@@ -118,6 +118,24 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
         if not value.is_constant:
             touch(value, end)
             last[value.name] = end
+    # the last step a value is read at; for a buffer root, the last step any member is read
+    # at (``x`` is read here, so "it dies here" is "its buffer is read no later")
+    read_until: dict[str, int] = {}
+    for step, node in enumerate(graph.nodes):
+        for operand in node.inputs:
+            if operand is not None and not operand.is_constant:
+                read_until[operand.name] = step
+    is_output = {v.name for v in graph.outputs}
+    inputs = {id(v) for v in graph.inputs}
+    outputs = {id(v) for v in graph.outputs}
+
+    def join(out: str, x: str) -> None:
+        a, b = root(out), root(x)
+        read_until[b] = max(read_until.get(a, -1), read_until.get(b, -1))
+        if a in is_output:
+            is_output.add(b)
+        group[a] = b
+
     for step, node in enumerate(graph.nodes):
         x = node.inputs[0] if node.inputs else None
         if x is None or x.is_constant or len(node.outputs) != 1:
@@ -125,11 +143,11 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
         out = node.output
         memory = get_op(node.op).memory
         if memory is Memory.ALIAS and out.type.nbytes == x.type.nbytes:
-            group[root(out.name)] = root(x.name)
+            join(out.name, x.name)
         elif (inplace and memory is Memory.INPLACE and out.type.nbytes == x.type.nbytes
-              and x not in graph.inputs and x not in graph.outputs
-              and _last_use(graph, x) == step and _dies_here(graph, x, step, root)):
-            group[root(out.name)] = root(x.name)
+              and id(x) not in inputs and id(x) not in outputs
+              and _dies_here(root(x.name), step, read_until, is_output)):
+            join(out.name, x.name)
     buffers: dict[str, Buffer] = {}
     for name in sizes:
         r = root(name)
@@ -137,23 +155,17 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
         buf.values.append(name)
         buf.size = max(buf.size, sizes[name])
         buf.first, buf.last = min(buf.first, first[name]), max(buf.last, last[name])
+    step_of: dict[str, int] = {}
+    for i, n in enumerate(graph.nodes):
+        step_of.setdefault(n.name, i)
     for node_name, nbytes in sorted(scratch_bytes.items()):
         if nbytes > 0:
-            step = next(i for i, n in enumerate(graph.nodes) if n.name == node_name)
+            step = step_of[node_name]
             buffers[f"scratch:{node_name}"] = Buffer([], nbytes, step, step)
-    placed: list[Buffer] = []
-    for buf in sorted(buffers.values(), key=lambda b: (-b.size, b.first, sorted(b.values))):
-        offset = 0
-        for other in sorted((o for o in placed if o.first <= buf.last and buf.first <= o.last),
-                            key=lambda o: o.offset):
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, _align(other.offset + other.size, alignment))
-        buf.offset = offset
-        placed.append(buf)
+    placed = _place(sorted(buffers.values(), key=lambda b: (-b.size, b.first, sorted(b.values))),
+                    end, alignment)
     arena = _align(max((b.offset + b.size for b in placed), default=0), alignment)
-    lower = max((sum(b.size for b in placed if b.first <= s <= b.last)
-                 for s in range(end + 1)), default=0)
+    lower = _peak(placed, end)
     offsets = {name: buf.offset for buf in placed for name in buf.values}
     scratch = {key.split(":", 1)[1]: (buf.offset, buf.size) for key, buf in buffers.items()
                if key.startswith("scratch:")}
@@ -161,16 +173,41 @@ def plan_memory(graph: Graph, scratch_bytes: dict[str, int] | None = None,
                       alignment, scratch, graph_signature(graph))
 
 
-def _last_use(graph: Graph, value: Value) -> int:
-    steps = [i for i, n in enumerate(graph.nodes) if any(v is value for v in n.inputs)]
-    return max(steps, default=-1)
+def _place(order: list[Buffer], end: int, alignment: int) -> list[Buffer]:
+    """Greedy placement in ``order``: each buffer at the lowest aligned offset clear of the
+    placed buffers whose lifetimes intersect its own (found through per-step lists, so the
+    work is the number of such pairs, not placed x buffers)."""
+    live: list[list[tuple[int, int, Buffer]]] = [[] for _ in range(end + 1)]  # step -> placed
+    for rank, buf in enumerate(order):
+        seen: dict[int, tuple[int, int, Buffer]] = {}
+        for step in range(buf.first, buf.last + 1):
+            for entry in live[step]:
+                seen.setdefault(entry[1], entry)
+        offset = 0
+        for other_offset, _, other in sorted(seen.values(), key=lambda e: (e[0], e[1])):
+            if offset + buf.size <= other_offset:
+                break
+            offset = max(offset, _align(other_offset + other.size, alignment))
+        buf.offset = offset
+        for step in range(buf.first, buf.last + 1):
+            live[step].append((offset, rank, buf))
+    return order
 
 
-def _dies_here(graph: Graph, value: Value, step: int, root) -> bool:  # noqa: ANN001
-    """No other value sharing ``value``'s buffer is read after ``step``."""
-    r = root(value.name)
-    for later in graph.nodes[step + 1:]:
-        for v in later.inputs:
-            if v is not None and not v.is_constant and root(v.name) == r:
-                return False
-    return all(root(o.name) != r for o in graph.outputs)
+def _peak(buffers: list[Buffer], end: int) -> int:
+    """The most bytes live at one step (0 without buffers), by a sweep over the steps."""
+    delta = [0] * (end + 2)
+    for buf in buffers:
+        delta[buf.first] += buf.size
+        delta[buf.last + 1] -= buf.size
+    best, total = 0, 0
+    for step in range(end + 1):
+        total += delta[step]
+        best = max(best, total)
+    return best
+
+
+def _dies_here(r: str, step: int, read_until: dict[str, int], is_output: set[str]) -> bool:
+    """No value sharing the buffer of root ``r`` is read after ``step`` or is a graph output
+    (``is_output`` holds the roots of buffers holding one)."""
+    return read_until.get(r, -1) <= step and r not in is_output

@@ -20,5 +20,6 @@ from microlith.passes import (  # noqa: F401
     lower_fc,
     plan_memory,
     prepare,
+    quantize_weights,
     to_nhwc,
 )

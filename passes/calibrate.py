@@ -25,7 +25,9 @@ histogram counts ``n_k`` at bin centres ``c_k``:
   sum_out n_k (c_k - clip(c_k))^2`` with ``D = (b - a) / 255`` (rounding noise plus
   clipping error of an asymmetric 8-bit grid).
 
-Every range is then cut to ``[min, max]`` and extended to contain 0.
+Every range is then cut to ``[min, max]`` and extended to contain 0. ``bits=16`` (the
+16x8 mode) sizes ``entropy`` and ``mse`` for int16 activations (2**15 levels per side,
+2**16 levels); at that resolution both come out at or next to ``minmax``.
 
 With a cache whose fingerprint matches (graph structure and weights, plus the data
 when given), the data is not run: a second build can pass only the cache, and any
@@ -76,9 +78,12 @@ class Calibrate(Pass):
     p: float = 99.99
     batch_size: int = 32
     samples: int = 0
+    bits: int = 8  # the activations' width: entropy / mse levels (16 for 16x8)
     provides = (CALIBRATED,)
 
     def check_options(self) -> str | None:
+        if self.bits not in (8, 16):
+            return f"option bits={self.bits} must be 8 or 16"
         if not 0.0 < self.p <= 100.0:
             return f"option p={self.p!r} must be in (0, 100]"
         if self.batch_size < 1:
@@ -111,7 +116,7 @@ class Calibrate(Pass):
                     combined_fingerprint(graph_fp, data.fingerprint()), graph_fp,
                     data.fingerprint(), samples, stats))
         for value in values:
-            lo, hi = select_range(stats[value.name], self.method, p=self.p)
+            lo, hi = select_range(stats[value.name], self.method, p=self.p, bits=self.bits)
             value.meta["calibration_range"] = (lo, hi)
             ctx.remark(value.producer or value.name,
                        f"{value.name}: range [{lo:.6g}, {hi:.6g}] ({self.method})")

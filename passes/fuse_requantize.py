@@ -11,7 +11,8 @@ clamped to the fused activation's quantized range. Multipliers are derived from
 the scales in the value types (as TFLite-Micro derives them from the
 flatbuffer), so nothing here can disagree with the emitted model.
 Nodes left in float (``insert-qdq{fallback=float}``) keep their DQ/Q, which
-become DEQUANTIZE/QUANTIZE ops.
+become DEQUANTIZE/QUANTIZE ops. A ``Q(DQ(x))`` of an integer ``x`` (the int8 <-> int16
+border of a mixed model, ``insert-qdq{int16=...}``) becomes one requantizing QUANTIZE.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class FuseIsland(RewriteRule):
         return int8_ops()
 
     def match(self, node: Node) -> Match | Reject:
+        if node.meta.get("keep_float"):
+            return Reject("kept in float by insert-qdq")
         sources = []
         for value in node.inputs:
             if value is None or (value.is_constant and not value.dtype.is_float):
@@ -47,12 +50,17 @@ class FuseIsland(RewriteRule):
                 return Reject(f"input {value.name!r} is not dequantized")
             sources.append(dq.arg(0))
         q = sole_user(node.output, node.owner)
-        if q is None or q.op != "QuantizeLinear" or q.output.dtype.value != "i8":
-            return Reject("output is not quantized to int8 by a single QuantizeLinear")
+        if q is None or q.op != "QuantizeLinear" or q.output.dtype.value not in ("i8", "i16"):
+            return Reject("output is not quantized to int8/int16 by a single QuantizeLinear")
+        kinds = {s.dtype.value for s in sources if s is not None and s.quant is not None
+                 and not s.dtype.is_float and not s.is_constant}
+        if kinds and kinds != {q.output.dtype.value}:
+            return Reject("inputs and output differ in width (int8 vs int16)")
         return Match(node, {"q": q}, {"sources": sources})
 
     def rewrite(self, graph: Graph, match: Match) -> None:
         node, q = match.root, match.nodes["q"]
+        dequantizes = [v.producer for v in node.inputs if v is not None and v.producer is not None]
         for index, source in enumerate(match.data["sources"]):
             node.set_input(index, source)
         quantized = q.output
@@ -62,13 +70,34 @@ class FuseIsland(RewriteRule):
         graph.replace_all_uses(quantized, node.output)
         graph.remove_node(q)
         graph.rename_value(node.output, name)
-        _remove_dead_dequantize(graph)
+        _remove_dead_dequantize(graph, dequantizes)  # only the DQs this node read can die
 
 
-def _remove_dead_dequantize(graph: Graph) -> None:
-    for node in list(graph.nodes):
-        if node.op == "DequantizeLinear" and not node.output.uses and \
-                node.output not in graph.outputs:
+class Requantize(RewriteRule):
+    """``Q(DQ(x))`` with an integer ``x``: one requantizing QUANTIZE (int8 <-> int16)."""
+
+    root_ops = ("QuantizeLinear",)
+
+    def match(self, node: Node) -> Match | Reject:
+        dq = node.arg(0).producer if node.arg(0) is not None else None
+        if dq is None or dq.op != "DequantizeLinear":
+            return Reject("input is not dequantized")
+        source = dq.arg(0)
+        if source is None or source.quant is None or source.dtype.is_float or \
+                source.is_constant:
+            return Reject("the dequantized value is not an integer activation")
+        return Match(node, {"dq": dq}, {"source": source})
+
+    def rewrite(self, graph: Graph, match: Match) -> None:
+        match.root.set_input(0, match.data["source"])
+        _remove_dead_dequantize(graph, [match.nodes["dq"]])
+
+
+def _remove_dead_dequantize(graph: Graph, candidates: list[Node] | None = None) -> None:
+    """Remove the unused DequantizeLinear nodes among ``candidates`` (default: all nodes)."""
+    for node in list(graph.nodes) if candidates is None else candidates:
+        if node.graph is graph and node.op == "DequantizeLinear" and not node.output.uses \
+                and node.output not in graph.outputs:
             graph.remove_node(node)
 
 
@@ -82,6 +111,7 @@ class FuseRequantize(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         apply_rules(graph, [FuseIsland()], ctx)
+        apply_rules(graph, [Requantize()], ctx)
         _remove_dead_dequantize(graph)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:

@@ -25,11 +25,13 @@ DequantizeLinear and QuantizeLinear.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from microlith.diagnostics import UsageError
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
@@ -43,7 +45,14 @@ from microlith.quant.params import (
     quantize_bias,
     quantize_weights,
     saturated_biases,
+    symmetric_params,
 )
+
+IoDType = Literal["int8", "uint8", "int16", "float32"]
+#: 16x8: LOGISTIC / TANH / SOFTMAX outputs are fixed at scale 1/32768, zero point 0
+FIXED_16 = (1.0 / 32768.0, 0)
+_DTYPES = {"int8": DType.INT8, "uint8": DType.UINT8, "int16": DType.INT16}
+
 
 # int8 CONV_2D / DEPTHWISE_CONV_2D: LiteRT refuses the optional bias absent ("Tensor at
 # index 2 was optional but was expected"); TFLite-Micro and C accept either. A zero bias
@@ -74,11 +83,31 @@ def int8_rule(node: Node) -> Int8Rule:
     return get_op(node.op).int8
 
 
-def split_integer_nodes(graph: Graph) -> tuple[list[Node], list[Node]]:
-    """(nodes to quantize, float nodes with no int8 kernel)."""
+def split_names(text: str) -> list[str]:
+    """The items of a ``;``-separated option (``--keep-float a,b`` is ``keep-float=a;b``)."""
+    return [t.strip() for t in text.split(";") if t.strip()]
+
+
+def selected(graph: Graph, names: list[str], flag: str) -> set[Node]:
+    """The nodes named (or of an op type named) in ``names``; an unknown name is an error."""
+    nodes = set()
+    for item in names:
+        found = {n for n in graph.nodes if n.name == item or n.op == item}
+        if not found:
+            raise UsageError(f"{flag}: no node or op type named {item!r} in the model")
+        nodes |= found
+    return nodes
+
+
+def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None = None
+                        ) -> tuple[list[Node], list[Node]]:
+    """(nodes to quantize, float nodes with no int8 -- with ``wide`` 16x8 -- kernel)."""
     chosen, refused = [], []
+    keep = keep or set()
     for node in graph.nodes:
-        if int8_rule(node) is not Int8Rule.NONE and all(
+        if node in keep:
+            continue
+        if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
             chosen.append(node)
@@ -88,13 +117,16 @@ def split_integer_nodes(graph: Graph) -> tuple[list[Node], list[Node]]:
     return chosen, refused
 
 
-def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
-    """The nodes to quantize (an int8 rule, float operands or integer constants such as a
-    shape); unsupported ones are an error unless falling back to float."""
-    chosen, refused = split_integer_nodes(graph)
+def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
+                  keep: set[Node] | None = None) -> list[Node]:
+    """The nodes to quantize (an int8 rule -- with ``wide`` also a 16x8 kernel --, float
+    operands or integer constants such as a shape, not in ``keep``); unsupported ones are
+    an error unless falling back to float."""
+    kind = "16x8" if wide else "int8"
+    chosen, refused = split_integer_nodes(graph, wide, keep)
     if refused and fallback != "float":
         names = ", ".join(f"{n.name} ({n.op})" for n in refused)
-        raise RewriteFailure(refused[0], f"no int8 kernel for: {names}; use --fallback float "
+        raise RewriteFailure(refused[0], f"no {kind} kernel for: {names}; use --fallback float "
                              "to keep them in float between DEQUANTIZE/QUANTIZE")
     return chosen
 
@@ -106,24 +138,76 @@ class InsertQDQ(Pass):
     summary = "int8 quantize/dequantize pairs from calibrated ranges (TFLite int8 spec)"
     requires = (CALIBRATED,)
     provides = (QDQ,)
-    io_dtype: Literal["int8", "uint8", "float32"] = "int8"
+    io_dtype: IoDType = "int8"
     fallback: Literal["none", "float"] = "none"
+    activations: Literal["int8", "int16"] = "int8"
+    input_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
+    output_dtype: Literal["", "int8", "uint8", "int16", "float32"] = ""  # "": io_dtype
+    keep_float: str = ""  # ";"-separated node names / op types kept in float
+    per_tensor: bool = False  # one weight scale per tensor instead of per output channel
+    int16: str = ""  # int8 activations: ";"-separated node names / op types made 16x8
+
+    @property
+    def wide(self) -> bool:
+        return self.activations == "int16"
+
+    @property
+    def act_dtype(self) -> DType:
+        return DType.INT16 if self.wide else DType.INT8
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
-        nodes = integer_nodes(graph, self.fallback)
-        fallback = [n for n in graph.nodes if n not in set(nodes)]
+        keep = selected(graph, split_names(self.keep_float), "--keep-float")
+        nodes = integer_nodes(graph, self.fallback, self.wide, keep)
+        chosen = set(nodes)
+        fallback = [n for n in graph.nodes if n not in chosen]
+        for node in fallback:
+            node.meta["keep_float"] = True  # fuse-requantize leaves it between DQ and Q
         graph.meta["float_fallback"] = [f"{n.name} ({n.op})" for n in fallback
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
-        for name in graph.meta["float_fallback"]:
-            ctx.remark(name.split(" ")[0], "kept in float (no int8 kernel)")
+        for node in fallback:
+            if node.op not in ("QuantizeLinear", "DequantizeLinear"):
+                why = "--keep-float" if node in keep else \
+                    f"no {'16x8' if self.wide else 'int8'} kernel"
+                ctx.remark(node, f"kept in float ({why})")
+        wide = chosen if self.wide else self._wide_nodes(graph, nodes)
         activations = self._activations(graph, nodes)
         params = self._activation_params(nodes, activations)
         for node in nodes:
             if node.op in BIAS_REQUIRED:
                 self._zero_bias(graph, node)
-            self._quantize_constants(graph, node, params, ctx)
+            self._quantize_constants(graph, node, params, node in wide, ctx)
+        integer = chosen
         for value in activations:
-            self._wrap(graph, value, params[id(value)])
+            users = [u.node for u in value.uses if u.node in integer]
+            if value.producer in integer:
+                home = value.producer in wide
+            else:  # a graph input or a float op's output: the width of its integer readers
+                home = self.wide or (bool(users) and all(n in wide for n in users))
+            other = [u for u in value.uses if u.node in integer and (u.node in wide) != home]
+            home_dq = self._wrap(graph, value, params(value, home), home, exclude=other)
+            if other:  # the other width: a requantizing QUANTIZE after the home DQ
+                self._requantize_for(graph, value, home_dq, other, params(value, not home),
+                                     not home)
+
+    def _wide_nodes(self, graph: Graph, nodes: list[Node]) -> set[Node]:
+        """``--int16``: the named nodes (or op types), each needing a 16x8 kernel."""
+        chosen = selected(graph, split_names(self.int16), "--int16")
+        for node in sorted(chosen, key=lambda n: n.name):
+            if node not in nodes or not get_op(node.op).int16:
+                raise UsageError(f"--int16: {node.name} ({node.op}) has no 16x8 kernel")
+        return chosen
+
+    def _requantize_for(self, graph: Graph, value: Value, home_dq: Node, uses: list,
+                        qp: QuantParams, wide: bool) -> None:
+        """Route ``uses`` of ``value`` through Q(other width) -> DQ after its home DQ."""
+        dtype = DType.INT16 if wide else DType.INT8
+        q = graph.add_node("QuantizeLinear", [home_dq.output], {"to": dtype.value},
+                           name=value.name + f"_to_{dtype.numpy.name}",
+                           output_types=[TensorType(dtype, value.shape, qp)], after=home_dq)
+        dq = graph.add_node("DequantizeLinear", [q.output], name=q.name + "_dequantize",
+                            output_types=[TensorType(DType.FLOAT32, value.shape)], after=q)
+        for use in uses:
+            use.node.set_input(use.index, dq.output)
 
     # ---- parameters ---------------------------------------------------------------------
     def _activations(self, graph: Graph, nodes: list[Node]) -> list[Value]:
@@ -139,7 +223,7 @@ class InsertQDQ(Pass):
         return sorted(seen.values(), key=lambda v: order[id(v)])
 
     def _activation_params(self, nodes: list[Node], values: list[Value]
-                           ) -> dict[int, QuantParams]:
+                           ) -> Callable[[Value, bool], QuantParams]:
         groups = _Groups()
         fixed: dict[int, QuantParams] = {}
         for node in nodes:
@@ -149,7 +233,8 @@ class InsertQDQ(Pass):
                 for v in acts:
                     groups.union(id(v), id(node.output))
             if opdef.int8 is Int8Rule.FIXED and opdef.fixed_output is not None:
-                fixed[id(node.output)] = fixed_params(*opdef.fixed_output)
+                fixed[id(node.output)] = fixed_params(*(FIXED_16 if self.wide
+                                                        else opdef.fixed_output))
         ranges: dict[int, tuple[float, float]] = {}
         for value in values:
             span = value.meta.get("calibration_range")
@@ -160,43 +245,61 @@ class InsertQDQ(Pass):
             lo, hi = ranges.get(root, (0.0, 0.0))
             ranges[root] = (min(lo, span[0]), max(hi, span[1]))
         root_fixed = {groups.find(k): p for k, p in fixed.items()}
-        return {id(v): root_fixed.get(groups.find(id(v))) or activation_params(
-            *ranges[groups.find(id(v))]) for v in values}
+
+        def params(value: Value, wide: bool) -> QuantParams:
+            root = groups.find(id(value))
+            if root in root_fixed and wide == self.wide:
+                return root_fixed[root]
+            return self._range_params(*ranges[root], wide=wide)
+
+        return params
+
+    def _range_params(self, lo: float, hi: float, wide: bool | None = None) -> QuantParams:
+        wide = self.wide if wide is None else wide
+        return symmetric_params(lo, hi) if wide else activation_params(lo, hi)
 
     # ---- constants ------------------------------------------------------------------------
-    def _quantize_constants(self, graph: Graph, node: Node, params: dict[int, QuantParams],
+    def _quantize_constants(self, graph: Graph, node: Node,
+                            params: Callable[[Value, bool], QuantParams], wide: bool,
                             ctx: PassContext) -> None:
         rule = int8_rule(node)
+        act = DType.INT16 if wide else DType.INT8
         for index, value in enumerate(node.inputs):
             if value is None or not value.is_constant or value.dtype != DType.FLOAT32:
                 continue
             if rule is Int8Rule.WEIGHTED and index == 1:
                 bias = node.input(2) if len(node.inputs) > 2 else None
                 bias_data = bias.constant if bias is not None and bias.is_constant and \
-                    bias.dtype == DType.FLOAT32 else None
-                q, qp = quantize_weights(value.constant, axis=0, bias=bias_data,
-                                         input_scale=params[id(node.arg(0))].scale[0])
+                    bias.dtype == DType.FLOAT32 and not wide else None
+                q, qp = quantize_weights(value.constant, axis=None if self.per_tensor else 0,
+                                         bias=bias_data,
+                                         input_scale=params(node.arg(0), wide).scale[0])
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
-                    quantize_weights(weights.constant, 0)[1].scale
-                x_params = params[id(node.arg(0))]
-                lost = saturated_biases(value.constant, x_params.scale[0], w_scales)
+                    quantize_weights(weights.constant, None if self.per_tensor else 0)[1].scale
+                x_params = params(node.arg(0), wide)
+                bits = 64 if wide else 32
+                lost = 0 if wide else saturated_biases(value.constant, x_params.scale[0],
+                                                       w_scales)
                 if lost:
                     ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {lost} int32 "
                              f"bias value(s) of {value.name!r} saturate at scale input x "
                              f"weight; they are clamped to the int32 range")
-                q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales)
-                node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT32))
+                q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)
+                node.set_input(index, self._dequantized(
+                    graph, value, q, qp, DType.INT64 if wide else DType.INT32))
                 continue
             elif rule is Int8Rule.SAME:
-                qp = params[id(node.output)]
-                q = quantize_array(value.constant, qp)
+                qp = params(node.output, wide)
+                q = quantize_array(value.constant, qp, act.numpy.type)
             else:
                 data = value.constant
-                qp = activation_params(float(data.min(initial=0.0)), float(data.max(initial=0.0)))
-                q = quantize_array(data, qp)
-            node.set_input(index, self._dequantized(graph, value, q, qp, DType.INT8))
+                qp = self._range_params(float(data.min(initial=0.0)),
+                                        float(data.max(initial=0.0)), wide)
+                q = quantize_array(data, qp, act.numpy.type)
+            dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else act
+            node.set_input(index, self._dequantized(graph, value, q, qp, dtype))
 
     @staticmethod
     def _zero_bias(graph: Graph, node: Node) -> None:
@@ -221,20 +324,42 @@ class InsertQDQ(Pass):
         return node.output
 
     # ---- activations ---------------------------------------------------------------------
-    def _wrap(self, graph: Graph, value: Value, qp: QuantParams) -> None:
-        """Route ``value`` through Q -> DQ (or retype a graph input per ``io_dtype``)."""
-        users = [u for u in value.uses]
+    def io_dtypes(self) -> tuple[str, str]:
+        """(input, output) interface dtypes."""
+        return (self.input_dtype or self.io_dtype, self.output_dtype or self.io_dtype)
+
+    def _interface_params(self, dtype: str, qp: QuantParams, value: Value,
+                          act: DType | None = None) -> QuantParams:
+        """Parameters of an interface tensor of ``dtype`` carrying ``value`` (activation
+        parameters ``qp``): uint8 over int8 shifts the zero point by 128, as TFLite does;
+        a dtype of another width gets its own parameters from the calibrated range."""
+        act = act or self.act_dtype
+        if dtype == "uint8" and act == DType.INT8:
+            return QuantParams(qp.scale, (qp.zero_point[0] + 128,))
+        lo, hi = value.meta.get("calibration_range", (0.0, 0.0))
+        if dtype == "int16":
+            return symmetric_params(lo, hi)
+        if dtype == "uint8":
+            return activation_params(lo, hi, 0, 255)
+        return activation_params(lo, hi)
+
+    def _wrap(self, graph: Graph, value: Value, qp: QuantParams, wide: bool,
+              exclude: list) -> Node:
+        """Route ``value`` through Q -> DQ at its home width (or retype a graph input per its
+        interface dtype); the ``exclude`` uses are left for the other width."""
+        users = [u for u in value.uses if u not in exclude]
         is_output = value in graph.outputs
-        q_type = TensorType(DType.INT8, value.shape, qp)
-        if value in graph.inputs and self.io_dtype == "int8":
+        act = DType.INT16 if wide else DType.INT8
+        q_type = TensorType(act, value.shape, qp)
+        in_dtype, _ = self.io_dtypes()
+        if value in graph.inputs and _DTYPES.get(in_dtype) == act:
             value.set_type(q_type)
             quantized = value
         else:
-            source = value
-            if value in graph.inputs and self.io_dtype == "uint8":
-                value.set_type(TensorType(DType.UINT8, value.shape, QuantParams(
-                    qp.scale, (qp.zero_point[0] + 128,))))
-            q_node = graph.add_node("QuantizeLinear", [source], {"to": "i8"},
+            if value in graph.inputs and in_dtype != "float32":
+                value.set_type(TensorType(_DTYPES[in_dtype], value.shape,
+                                          self._interface_params(in_dtype, qp, value, act)))
+            q_node = graph.add_node("QuantizeLinear", [value], {"to": act.value},
                                     name=value.name + "_quantize", output_types=[q_type],
                                     after=value.producer, before=None if value.producer
                                     else graph.nodes[0] if graph.nodes else None)
@@ -246,21 +371,23 @@ class InsertQDQ(Pass):
             use.node.set_input(use.index, dq.output)
         if is_output:
             index = graph.outputs.index(value)
-            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value)
+            graph.outputs[index] = self._output_value(graph, quantized, dq.output, value, act)
+        return dq
 
     def _output_value(self, graph: Graph, quantized: Value, dequantized: Value,
-                      original: Value) -> Value:
+                      original: Value, act: DType) -> Value:
         name = original.name
-        if self.io_dtype == "float32":
+        _, out_dtype = self.io_dtypes()
+        if out_dtype == "float32":
             result = dequantized
-        elif self.io_dtype == "int8":
+        elif _DTYPES[out_dtype] == act:
             result = quantized
         else:
-            qp = qparams(quantized)
-            node = graph.add_node("QuantizeLinear", [quantized], {"to": "u8"},
-                                  name=name + "_to_uint8", output_types=[TensorType(
-                                      DType.UINT8, quantized.shape,
-                                      QuantParams(qp.scale, (qp.zero_point[0] + 128,)))])
+            target = _DTYPES[out_dtype]
+            qp = self._interface_params(out_dtype, qparams(quantized), original, act)
+            node = graph.add_node("QuantizeLinear", [quantized], {"to": target.value},
+                                  name=name + "_to_" + out_dtype,
+                                  output_types=[TensorType(target, quantized.shape, qp)])
             result = node.output
         if result is not original and original.producer is not None:
             graph.rename_value(original, name + "_float")

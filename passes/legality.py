@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from microlith.diagnostics import BackendError
 from microlith.ir.core import Graph
 from microlith.passes import legalize_c
-from microlith.passes.insert_qdq import split_integer_nodes
+from microlith.passes.insert_qdq import selected, split_integer_nodes, split_names
 from microlith.passes.tflite_rules import RULES as TFLITE_RULES
 from microlith.passes.tflite_rules import hint
 from microlith.pipeline import Pass
@@ -54,10 +54,13 @@ def preflight(graph: Graph, passes: Sequence[Pass]) -> None:
     advice = ""
     if qdq is not None:
         fallback = getattr(qdq, "fallback", "none")
-        _, refused = split_integer_nodes(graph)
+        keep = selected(graph, split_names(getattr(qdq, "keep_float", "")), "--keep-float")
+        wide = getattr(qdq, "activations", "int8") == "int16"
+        _, refused = split_integer_nodes(graph, wide, keep)
         if refused and (fallback != "float" or target == "c"):
             listed = {p.split(":")[0] for p in problems}
-            problems += [f"{n.name} ({n.op}): no int8 kernel" for n in refused
+            kind = "16x8" if wide else "int8"
+            problems += [f"{n.name} ({n.op}): no {kind} kernel" for n in refused
                          if f"{n.name} ({n.op})" not in listed]
             advice = (" (the C target is integer-only; --target tflite can keep them in "
                       "float)" if fallback == "float" else "; use --fallback float to keep "

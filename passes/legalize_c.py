@@ -17,9 +17,12 @@ the integer kernels, ``tests/backends/c`` checks both sets agree) is refused:
   the fixed-point transcendental ones -- a load instead of ~100 instructions per
   element -- and from the table's own size for the cheap ones).
 
-The C target is integer-only: a float op (a model compiled without ``--quantize``, or an
-op ``--fallback float`` kept in float) is named here with the reason, before any file is
-written. QUANTIZE / DEQUANTIZE at float interface edges are fine.
+A graph is either integer (``--quantize int8``: every op an integer kernel; QUANTIZE /
+DEQUANTIZE at float interface edges are fine) or float (no ``--quantize``, or ``dynamic`` /
+``float16``, whose weights stay int8 / float16 for the float kernels): the same rewrites,
+then every op must be in ``FLOAT_C_OPS`` (the float C kernels; ``tests/backends/c`` checks
+the set against the float renderers). A mixed graph (an op ``--fallback float`` kept in
+float among integer ops) is refused, naming the ops, before any file is written.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import C_OPS, TARGET_OPS
 from microlith.quant.activation import lookup_table
 from microlith.quant.registry import integer_ops, is_integer_node
+
+#: target ops with a float32 C kernel (``microlith.backends.c.render_float``, + reshape)
+FLOAT_C_OPS = frozenset({
+    "c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected", "c.max_pool_2d",
+    "c.average_pool_2d", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul", "tfl.maximum",
+    "tfl.minimum", "tfl.prelu", "tfl.relu", "tfl.relu6", "tfl.leaky_relu", "tfl.logistic",
+    "tfl.tanh", "tfl.hard_swish", "tfl.softmax", "tfl.transpose", "tfl.pad", "tfl.padv2",
+    "tfl.concatenation", "tfl.reshape"})
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256}
@@ -60,9 +71,15 @@ def _window_check(node: Node) -> str | None:
     return None
 
 
+def is_float_graph(graph: Graph) -> bool:
+    """No integer node at all: the float C kernels run it."""
+    return not any(is_integer_node(node) for node in graph.nodes)
+
+
 def check_legal(graph: Graph) -> None:
     """Raise one BackendError listing every node the C target cannot emit."""
     kept_in_float = set(graph.meta.get("float_fallback") or ())
+    float_graph = is_float_graph(graph)
     problems = []
     first = None
     for node in graph.nodes:
@@ -71,7 +88,7 @@ def check_legal(graph: Graph) -> None:
             problem: str | None = label
         elif node.op not in RULES:
             problem = f"{label}: no C kernel for op {node.op}"
-        elif not is_integer_node(node):
+        elif not is_integer_node(node) and not float_graph:
             problem = (f"{label}: float op: the C backend emits int8 kernels only (float is "
                        "allowed only at the QuantizeLinear/DequantizeLinear edges)")
         else:
@@ -127,8 +144,7 @@ def _no_check(node: Node) -> str | None:
     return None
 
 
-#: op -> (rewrite, check): TFLite's rule unless the C kernels differ. Float-only rewrites
-#: (Clip, HardSigmoid, ...) never run: their nodes are refused as float first.
+#: op -> (rewrite, check): TFLite's rule unless the C kernels differ (float graphs too).
 RULES = {op: (rule.rewrite, rule.check or _no_check) for op, rule in TFLITE_RULES.items()}
 RULES.update({"Conv": (_conv, _window_check), "MaxPool": (_pool, _window_check),
               "AveragePool": (_pool, _window_check)})
@@ -149,11 +165,12 @@ class LegalizeC(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         check_legal(graph)
+        kernels = FLOAT_C_OPS if is_float_graph(graph) else integer_ops()
         unsupported = []
         for node in list(graph.nodes):
             source_op = node.op
             RULES[node.op][0](graph, node)
-            if node.op not in integer_ops():  # the C kernels are the integer kernels
+            if node.op not in kernels:  # integer graphs: the C kernels are the integer ones
                 unsupported.append(f"{node.name} ({source_op}): no C kernel for {node.op}")
                 continue
             x = node.arg(0)

@@ -13,8 +13,11 @@ pooling) before a VALID op; a grouped convolution that is not depthwise becomes
 ``relu6(6a x + 6b) / 6`` (TFLite-Micro has no RELU_N1_TO_1 / RELU_0_TO_1 kernels);
 reshape-like ops become ``tfl.reshape``; shape-like operands (paddings, axes, perm, shape)
 become int32 constants. Float convolutions without bias get explicit zeros (int8 ones
-got a zero bias from ``insert-qdq``). Last, reshapes that FULLY_CONNECTED or MEAN make
-redundant are removed (``microlith.passes.reshape_elision``).
+got a zero bias from ``insert-qdq``). A float16 constant (the float16 weight mode) gets a
+``tfl.dequantize`` in front of its users; a FullyConnected with int8 weights and float
+input (dynamic range) quantizes its input asymmetrically (``asymmetric_quantize_inputs``,
+the converter's default). Last, reshapes that FULLY_CONNECTED or MEAN make redundant are
+removed (``microlith.passes.reshape_elision``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 from microlith.diagnostics import BackendError
 from microlith.ir.core import Graph
+from microlith.ir.types import DType, TensorType
 from microlith.passes.reshape_elision import drop_redundant_reshapes
 from microlith.passes.tflite_rules import RULES, claim_names, hint
 from microlith.pipeline import Pass, PassContext, register_pass
@@ -65,4 +69,23 @@ class LegalizeTFLite(Pass):
         for value in list(graph.values.values()):  # operands replaced by new constants
             if value.is_constant and not value.uses and value not in graph.outputs:
                 graph.remove_value(value)
+        dequantize_float16(graph)
         claim_names(graph)
+
+
+def dequantize_float16(graph: Graph) -> None:
+    """Each float16 constant (``quantize-weights{dtype=float16}``) gets one DEQUANTIZE to
+    float32 in front of its users, as TFLite's converter writes float16 models: the float
+    kernels read float32, the file stores half."""
+    for value in list(graph.values.values()):
+        if not value.is_constant or value.dtype != DType.FLOAT16 or not value.uses:
+            continue
+        users = sorted({id(u.node): u.node for u in value.uses}.values(),
+                       key=graph.nodes.index)
+        name = value.name[:-len("_fp16")] if value.name.endswith("_fp16") else value.name
+        node = graph.add_node("tfl.dequantize", [value], name=name + "_dequantize",
+                              output_types=[TensorType(DType.FLOAT32, value.shape)],
+                              before=users[0])
+        for use in list(value.uses):
+            if use.node is not node:
+                use.node.set_input(use.index, node.output)

@@ -12,6 +12,7 @@ objects (``microlith.app.pipeline_edits``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from microlith.passes.fuse_requantize import FuseRequantize
 from microlith.passes.infer_shapes import InferShapes
 from microlith.passes.insert_qdq import InsertQDQ
 from microlith.passes.lower_fc import LowerFC
+from microlith.passes.quantize_weights import QuantizeWeights
 from microlith.passes.to_nhwc import ToNHWC
 from microlith.pipeline import Pass, format_pipeline
 
@@ -84,7 +86,49 @@ def register_mode(mode: QuantMode) -> QuantMode:
 
 register_mode(QuantMode("int8", "full integer: int8 weights and activations, int32 biases "
                         "(calibrated)", int8, calibrated=True, integer=True,
-                        flags=("--calibration-method", "--io-dtype", "--fallback")))
+                        flags=("--calibration-method", "--io-dtype", "--fallback",
+                               "--keep-float", "--input-dtype", "--output-dtype",
+                               "--per-tensor", "--int16")))
+
+
+def int16x8(method: str = "minmax", io_dtype: str = "int16", fallback: str = "none",
+            percentile: float | None = None) -> list[Pass]:
+    """The TFLite 16x8 mode: int16 symmetric activations, int8 per-channel weights, int64
+    biases (``insert-qdq{activations=int16}``); the interface is int16 by default."""
+    passes = int8(method, io_dtype, fallback, percentile)
+    out: list[Pass] = []
+    for p in passes:
+        if isinstance(p, InsertQDQ):
+            p = InsertQDQ(**dict[str, Any](io_dtype=io_dtype, fallback=fallback,
+                                           activations="int16"))
+        elif isinstance(p, Calibrate):
+            p = dataclasses.replace(p, bits=16)
+        out.append(p)
+    return out
+
+
+register_mode(QuantMode("int16x8", "16x8: int16 symmetric activations, int8 per-channel "
+                        "weights, int64 biases (calibrated)", int16x8, calibrated=True,
+                        integer=True, flags=("--calibration-method", "--io-dtype",
+                                             "--fallback", "--keep-float", "--input-dtype",
+                                             "--output-dtype", "--per-tensor")))
+
+
+def dynamic() -> list[Pass]:
+    """Dynamic range: int8 per-channel weights for the hybrid kernels, float activations."""
+    return [*canonicalize(), QuantizeWeights()]
+
+
+def float16() -> list[Pass]:
+    """float16 weights (DEQUANTIZE to float32 in the .tflite; widened in the C kernels)."""
+    return [*canonicalize(), QuantizeWeights(dtype="float16")]
+
+
+register_mode(QuantMode("dynamic", "dynamic range: int8 per-channel weights, float "
+                        "activations and I/O (LiteRT's hybrid kernels; no calibration data)",
+                        dynamic, calibrated=False, integer=False))
+register_mode(QuantMode("float16", "float16 weights, float32 arithmetic (DEQUANTIZE at load)",
+                        float16, calibrated=False, integer=False))
 
 
 def mode_passes(mode: str | None) -> list[Pass]:
@@ -96,6 +140,8 @@ PIPELINES: dict[str, str] = {
     "float": f"{format_pipeline(canonicalize())},{TAILS['tflite']}",
     "int8": int8_pipeline(),
     "c": int8_pipeline(target="c"),
+    "dynamic": f"{format_pipeline(dynamic())},{TAILS['tflite']}",
+    "float16": f"{format_pipeline(float16())},{TAILS['tflite']}",
 }
 
 

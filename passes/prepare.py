@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from microlith.ir.core import Graph
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import MEMORY_PLANNED, PREPARED, TARGET_OPS
-from microlith.quant.registry import integer_ops, is_integer_node
+from microlith.quant.registry import integer_ops, is_integer_node, lookup
 
 
 @register_pass
@@ -34,11 +34,10 @@ class Prepare(Pass):
             node.params = None
             if not is_integer_node(node):
                 continue
-            spec = table.get(node.op)
-            if spec is None:
+            if node.op not in table:
                 raise self.fail(node, f"no integer kernel for {node.op} (legalize the graph "
                                       "for a target first)")
             try:
-                node.params = spec.prepare(node)
+                node.params = lookup(node).prepare(node)  # the 16x8 kernel for int16 nodes
             except ValueError as exc:
                 raise self.fail(node, str(exc)) from None

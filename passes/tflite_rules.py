@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
-from microlith.ir.types import QuantParams, TensorType
+from microlith.ir.types import DType, QuantParams, TensorType
 from microlith.ops.common import same_valid_pads, spatial_axes
 from microlith.quant.params import quantize_array
 
@@ -268,9 +268,10 @@ def _reduce_mean(graph: Graph, node: Node) -> None:
 @rule("FullyConnected")
 def _fully_connected(graph: Graph, node: Node) -> None:
     x, w = node.arg(0), node.arg(1)
+    hybrid = x.dtype == DType.FLOAT32 and w.dtype == DType.INT8
     graph.rewrite_node(node, "tfl.fully_connected", [x, w, bias_of(graph, node, w.shape[0])],
                        {"fused_activation_function": activation(node),
-                        "keep_num_dims": x.type.rank > 2})
+                        "keep_num_dims": x.type.rank > 2, "asymmetric_quantize_inputs": hybrid})
 
 
 # ---- element-wise -------------------------------------------------------------------------------

@@ -198,3 +198,21 @@ def test_c_prefix_collisions_are_refused(tmp_path: Path, prefix: str, needle: st
                 "--c-prefix", prefix, cwd=tmp_path)
     _assert_refused(proc, "--c-prefix", needle)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_calibration_cache_that_is_not_a_regular_file_is_refused(tmp_path: Path,
+                                                                 kind: str) -> None:
+    """A FIFO as the cache hung the read; a symlink was replaced by the atomic rename."""
+    cache = tmp_path / "calib.json"
+    if kind == "fifo":
+        os.mkfifo(cache)
+    else:
+        os.symlink("/proc/self/fd/1", cache)
+    proc = _cli("compile", ZOO / "lenet.onnx", "-o", tmp_path / "out.tflite",
+                "--quantize", "int8", "--calibration-data",
+                REPO / "examples" / "digits_calibration.npz", "--calibration-cache", cache,
+                cwd=tmp_path)
+    _assert_refused(proc, str(cache), "symbolic link" if kind == "symlink" else "regular file")
+    assert stat.S_ISFIFO(os.lstat(cache).st_mode) if kind == "fifo" else cache.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.json"]

@@ -2,10 +2,11 @@
 and the same tensors.
 
 For every zoo model and every mode (float; int8 with int8, uint8 and float32 I/O; int8
-with float fallback), the IR printed by ``--print-ir-after=legalize-tflite`` is parsed
-back: its ``tfl.*`` operations, in order, are the written flatbuffer's operators (builtin
-names), with the same number of operands and results; its values (graph inputs,
-constants and node results, with their printed types) are the flatbuffer's tensors.
+with float fallback; dynamic range; float16), the IR printed by
+``--print-ir-after=legalize-tflite`` is parsed back: its ``tfl.*`` operations, in order,
+are the written flatbuffer's operators (builtin names), with the same number of operands
+and results; its values (graph inputs, constants and node results, with their printed
+types) are the flatbuffer's tensors.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ MODELS = sorted(p.stem for p in ZOO.glob("*.onnx"))
 MODES = {"float": {}, "int8": {"quantize": "int8"},
          "int8-uint8-io": {"quantize": "int8", "io_dtype": "uint8"},
          "int8-float-io": {"quantize": "int8", "io_dtype": "float32"},
-         "int8-fallback": {"quantize": "int8", "fallback": "float"}}
+         "int8-fallback": {"quantize": "int8", "fallback": "float"},
+         "dynamic": {"quantize": "dynamic"}, "float16": {"quantize": "float16"}}
 OP_LINE = re.compile(r"^\s+(%\S.*?) = (tfl\.\w+)\((.*?)\)(?: \{.*\})? : (.*?)  # ")
 VALUE_DEF = re.compile(r"^\s+%(?:arg|c)?\d+ = const (tensor<[^>]*>)|%arg\d+: (tensor<[^>]*>)")
 DTYPES = {"float32": "f32", "int8": "i8", "uint8": "u8", "int32": "i32", "int64": "i64",
-          "int16": "i16"}
+          "int16": "i16", "float16": "f16"}
 
 
 def _calibration(name: str) -> np.ndarray:
@@ -53,7 +55,7 @@ CASES = [(name, mode) for name in MODELS for mode in MODES
 @pytest.mark.parametrize("name, mode", CASES)
 def test_ir_after_legalize_tflite_is_the_flatbuffer(name: str, mode: str) -> None:
     kwargs = dict(MODES[mode])
-    if kwargs:
+    if kwargs.get("quantize") == "int8":
         kwargs["calibration_data"] = _calibration(name)
     stream = io.StringIO()
     result = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(

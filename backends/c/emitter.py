@@ -123,7 +123,8 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
     weight_bytes = sum(_array_bytes(d) for d in ctx.declarations)
     model_c = _model_c(graph, prefix, upper, arena, ctx.declarations, body, plan, source_name)
     header = _model_h(graph, prefix, upper, plan, source_name)
-    plan_json = json.dumps(plan.to_json(), indent=1, sort_keys=True) + "\n"
+    plan_json = json.dumps({**plan.to_json(), "weight_bytes": _bytes_by_type(ctx.declarations)},
+                           indent=1, sort_keys=True) + "\n"
     files = {f"{prefix}.h": header, f"{prefix}.c": model_c, **kernel_headers(),
              f"{prefix}{PLAN_SUFFIX}": plan_json}
     return CSources(files, plan.arena_size, weight_bytes, plan.lower_bound, calls)
@@ -137,8 +138,19 @@ def _array_bytes(declaration: str) -> int:
     match = re.match(r"static const (\w+) \w+\[(\d+)\]", declaration)
     if not match:
         return 0
-    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
+             "int64_t": 8, "float": 4}
     return sizes[match.group(1)] * int(match.group(2))
+
+
+def _bytes_by_type(declarations: list[str]) -> dict[str, int]:
+    """Flash tables by C element type (``uint16_t`` tables hold float16 weights)."""
+    out: dict[str, int] = {}
+    for declaration in declarations:
+        match = re.match(r"static const (\w+) \w+\[", declaration)
+        if match:
+            out[match.group(1)] = out.get(match.group(1), 0) + _array_bytes(declaration)
+    return out
 
 
 def _switch(name: str, ret: str, cases: list[str], default: str) -> str:

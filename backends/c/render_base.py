@@ -22,10 +22,11 @@ from microlith.backends.c import sanitize
 from microlith.backends.c.render_context import RenderContext
 from microlith.ir.core import Node, Value
 from microlith.ir.types import DType
-from microlith.quant.registry import is_integer_node, params_of
+from microlith.quant.registry import is_16x8, is_integer_node, params_of
 
 INT32_LIMIT = 1 << 31
-CTYPE = {DType.INT8: "int8_t", DType.UINT8: "uint8_t", DType.FLOAT32: "float"}
+CTYPE = {DType.INT8: "int8_t", DType.UINT8: "uint8_t", DType.INT16: "int16_t",
+         DType.FLOAT32: "float"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Call:
     function: str
     struct: str | None  # the parameter struct type (None: the kernel takes none)
     fields: tuple[tuple[str, FieldValue], ...]
-    tensors: tuple[In | Out | str, ...]
+    tensors: tuple[In | Out | Table | str, ...]  # a Table: a constant read as a tensor
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,15 @@ class Plan:
 
 Renderer = Callable[[Node, Any], Plan]
 RENDERERS: dict[str, Renderer] = {}
+WIDE_RENDERERS: dict[str, Renderer] = {}  # 16x8 nodes (``registry.is_16x8``)
 
 
-def renders(*ops: str) -> Callable[[Renderer], Renderer]:
+def renders(*ops: str, wide: bool = False) -> Callable[[Renderer], Renderer]:
+    table = WIDE_RENDERERS if wide else RENDERERS
+
     def wrap(fn: Renderer) -> Renderer:
         for op in ops:
-            RENDERERS[op] = fn
+            table[op] = fn
         return fn
 
     return wrap
@@ -108,7 +112,9 @@ def _field(ctx: RenderContext, node: Node, value: FieldValue) -> str:
     return c_int(value)
 
 
-def _tensor(ctx: RenderContext, arg: In | Out | str) -> str:
+def _tensor(ctx: RenderContext, arg: In | Out | Table | str) -> str:
+    if isinstance(arg, Table):
+        return ctx.const_array(arg.hint, arg.array)
     if isinstance(arg, In):
         if arg.value.is_constant:
             return ctx.const_array(arg.value.name, np.asarray(arg.value.data))
@@ -153,6 +159,10 @@ def prepare_plan(node: Node) -> Plan:
     KeyError) says why it cannot be C."""
     if node.op not in RENDERERS:
         raise ValueError(f"no C kernel for op {node.op}")
+    if is_16x8(node):
+        if node.op not in WIDE_RENDERERS:
+            raise ValueError(f"no 16x8 C kernel for op {node.op}")
+        return WIDE_RENDERERS[node.op](node, params_of(node))
     if not is_integer_node(node):
         raise ValueError("float op: the C backend emits int8 kernels only (float is allowed "
                          "only at the QUANTIZE/DEQUANTIZE edges)")
@@ -184,9 +194,11 @@ def numel(value: Value) -> int:
 
 
 def int8_values(*values: Value | None) -> None:
-    for v in values:
-        if v is None or v.dtype != DType.INT8:
-            raise ValueError(f"{getattr(v, 'name', None)!r} must be int8")
+    """All int8, or (16x8 nodes, whose renderers reuse the int8 field lists) all int16."""
+    kinds = {getattr(v, "dtype", None) for v in values}
+    if kinds not in ({DType.INT8}, {DType.INT16}):
+        bad = next(v for v in values if v is None or v.dtype != DType.INT8)
+        raise ValueError(f"{getattr(bad, 'name', None)!r} must be int8")
 
 
 def merge_dims(sizes: list[int], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:

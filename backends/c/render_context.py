@@ -18,7 +18,8 @@ import numpy as np
 from microlith.backends.c import sanitize
 from microlith.ir.core import Node, Value
 
-CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
+          "int32": "int32_t",
           "int64": "int64_t", "float32": "float"}
 
 

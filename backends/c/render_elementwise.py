@@ -152,14 +152,14 @@ def _softmax(node: Node, p: SoftmaxParams) -> Plan:
                 (Call("mlk_softmax_i8", "mlk_softmax_params", fields, _unary(node)),))
 
 
-_SUFFIX = {DType.INT8: "i8", DType.UINT8: "u8"}
+_SUFFIX = {DType.INT8: "i8", DType.UINT8: "u8", DType.INT16: "i16"}
 
 
 @renders("tfl.quantize")
 def _quantize(node: Node, p: QuantizeParams) -> Plan:
     x, y = node.arg(0), node.output
     if y.dtype not in _SUFFIX:
-        raise ValueError(f"quantize to {y.dtype} is not supported (int8 / uint8)")
+        raise ValueError(f"quantize to {y.dtype} is not supported (int8 / uint8 / int16)")
     tensors = (In(x, CTYPE.get(x.dtype, "int8_t")), Out(y, CTYPE[y.dtype]))
     fields: tuple[tuple[str, FieldValue], ...]
     if not p.requantize:

@@ -13,18 +13,30 @@ from __future__ import annotations
 
 import microlith.backends.c.render_elementwise  # noqa: F401  (registers renderers)
 import microlith.backends.c.render_nn  # noqa: F401
-from microlith.backends.c.render_base import RENDERERS, prepare_plan, render_plan
+import microlith.backends.c.render_wide  # noqa: F401
+from microlith.backends.c.render_base import RENDERERS, Plan, prepare_plan, render_plan
 from microlith.backends.c.render_context import RenderContext
 from microlith.backends.c.render_data import SPECIAL_RENDERERS
+from microlith.backends.c.render_float import FLOAT_RENDERERS
 from microlith.ir.core import Node
+from microlith.quant.registry import is_integer_node
 
-__all__ = ["RENDERERS", "check_c_supported", "render_node"]
+__all__ = ["FLOAT_RENDERERS", "RENDERERS", "check_c_supported", "render_node"]
+
+
+def plan_of(node: Node) -> Plan:
+    """The node's kernel calls: a float kernel for a float node, else the integer one."""
+    if not is_integer_node(node) and node.op in FLOAT_RENDERERS:
+        return FLOAT_RENDERERS[node.op](node)
+    return prepare_plan(node)
 
 
 def check_c_supported(node: Node) -> str | None:
     """Why ``node`` cannot be emitted as C (None if it can)."""
+    if node.op in SPECIAL_RENDERERS:
+        return None
     try:
-        prepare_plan(node)
+        plan_of(node)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         return str(exc)
     return None
@@ -34,4 +46,4 @@ def render_node(ctx: RenderContext, node: Node) -> str:
     special = SPECIAL_RENDERERS.get(node.op)
     if special is not None:
         return special(ctx, node)
-    return render_plan(ctx, node, prepare_plan(node))
+    return render_plan(ctx, node, plan_of(node))

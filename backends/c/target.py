@@ -15,8 +15,7 @@ def _emit(graph: Graph, options: EmitOptions) -> Emitted:
         "weights": sources.weight_bytes, "flash": sources.flash_estimate})
 
 
-C = register_target(Target("c", "standalone C99 with integer kernels and a static arena",
+C = register_target(Target("c", "standalone C99 with int8 or float32 kernels and a static arena",
                            ("legalize-c", "prepare", "plan-memory"),
                            (C_OPS, PREPARED, MEMORY_PLANNED), _emit, directory=True,
-                           integer_only=True,
                            check_options=lambda options: check_prefix(options.prefix)))

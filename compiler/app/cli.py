@@ -165,12 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--samples", type=int, default=0, metavar="N",
                      help="evaluate the first N samples only (default 0: all)")
     dbg.add_argument("--json", metavar="PATH", help="also write the whole table as JSON")
+    dbg.add_argument("--int16", action="store_true",
+                     help="also rank the layers to make 16x8 (output SQNR gain per byte) and "
+                     "print the --int16 list that recovers the most")
     dbg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    group = parser.add_argument_group("quantization (TFLite full-integer post-training mode)")
+    group = parser.add_argument_group("quantization (TFLite post-training modes)")
     if not required:
         from microlith.app.driver import quantize_modes
 
@@ -186,12 +189,32 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
                        "--pipeline: sets calibrate{method=...})")
     group.add_argument("--calibration-cache", metavar="JSON",
                        help="reuse/store calibrated ranges so re-quantizing skips the data")
-    group.add_argument("--io-dtype", choices=["int8", "uint8", "float32"],
-                       help="model input/output type (default int8 with --quantize int8; "
-                       "float32 adds QUANTIZE/DEQUANTIZE at the edges)")
+    group.add_argument("--io-dtype", choices=["int8", "uint8", "int16", "float32"],
+                       help="model input/output type (default int8 with --quantize int8, "
+                       "int16 with int16x8; float32 adds QUANTIZE/DEQUANTIZE at the edges)")
     group.add_argument("--fallback", choices=["none", "float"], default=None,
                        help="float: keep ops without int8 kernels in float (listed); "
                        "none: refuse them (default)")
+    dtypes = ["int8", "uint8", "int16", "float32"]
+    group.add_argument("--input-dtype", choices=dtypes,
+                       help="model input type (default: --io-dtype)")
+    group.add_argument("--output-dtype", choices=dtypes,
+                       help="model output type (default: --io-dtype)")
+    group.add_argument("--keep-float", metavar="NODE_OR_OPTYPE,...", type=_names,
+                       help="keep these nodes (names or ONNX op types) in float "
+                       "(.tflite only: the C target is integer-only)")
+    group.add_argument("--per-tensor", action="store_const", const=True, default=None,
+                       help="one weight scale per tensor instead of per output channel")
+    group.add_argument("--int16", metavar="NODE_OR_OPTYPE,...", type=_names,
+                       help="--quantize int8: make these layers 16x8 (int16 activations), "
+                       "with requantizing QUANTIZE ops at the int8/int16 borders")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected NAME[,NAME...]")
+    return items
 
 
 def _target_names() -> list[str]:
@@ -233,6 +256,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
+        keep_float=args.keep_float, input_dtype=args.input_dtype,
+        output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
     result = compile_onnx(args.model, options)
     if directory:
@@ -241,7 +266,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         write_atomic(args.output, result.output)
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
-        print(f"note: kept in float (no int8 kernel): {', '.join(fallback)}", file=sys.stderr)
+        print(f"note: kept in float: {', '.join(fallback)}",
+              file=sys.stderr)
     if args.remarks:
         for pass_name, node, message in result.remarks:
             print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)
@@ -316,6 +342,13 @@ def cmd_debug(args: argparse.Namespace) -> int:
     print(report.table(args.top), end="")
     print()
     print(report.summary(), end="")
+    if args.int16:
+        from microlith.app.int16_advisor import advise
+
+        print()
+        print(advise(args.model, args.calibration_data,
+                     calibration_method=args.calibration_method,
+                     input_shapes=parse_input_shapes(args.input_shape)).table(), end="")
     if args.json:
         payload = {"model": args.model, **report.as_json()}
         write_atomic(args.json, (json.dumps(payload, indent=2) + "\n").encode())

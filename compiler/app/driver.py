@@ -9,6 +9,7 @@ edited by ``microlith.app.pipeline_edits``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import stat
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from microlith.passes.pipelines import QuantMode
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
-IO_DTYPES = ("int8", "uint8", "float32")
+IO_DTYPES = ("int8", "uint8", "int16", "float32")
 
 
 def target_names() -> tuple[str, ...]:
@@ -69,6 +70,11 @@ class CompileOptions:
     calibration_cache: str | None = None  # JSON of ranges; reused when model and data match
     io_dtype: str | None = None  # int8 | uint8 | float32; default int8 when quantizing
     fallback: str | None = None  # "float" keeps ops without int8 kernels in float
+    keep_float: tuple[str, ...] | None = None  # node names / op types kept in float
+    input_dtype: str | None = None  # int8 | uint8 | int16 | float32 (default: io_dtype)
+    output_dtype: str | None = None  # likewise for the outputs
+    per_tensor: bool | None = None  # one weight scale per tensor (not per channel)
+    int16: tuple[str, ...] | None = None  # int8 mode: node names / op types made 16x8
     quiet: bool = False  # no progress bar
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
@@ -92,8 +98,7 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     the target's tail appended; refused unless it leaves what the target needs."""
     from microlith.passes.pipelines import mode_passes
 
-    flags = {"--calibration-method": options.calibration_method,
-             "--io-dtype": options.io_dtype, "--fallback": options.fallback}
+    flags = quantize_flags(options)
     if options.pipeline is None:  # an explicit "" is the user's pipeline too (refused as empty)
         passes = apply_flags(mode_passes(options.quantize), flags, None)
     else:
@@ -102,6 +107,32 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     passes = with_target_tail(passes, target)
     check_for_target(PassManager(passes), target)
     return passes
+
+
+def quantize_flags(options: CompileOptions) -> dict[str, Any]:
+    """Flag -> the value it sets in the pipeline (None: not given)."""
+    def joined(items: tuple[str, ...] | None) -> str | None:
+        return None if items is None else ";".join(items)
+
+    return {"--calibration-method": options.calibration_method,
+            "--io-dtype": options.io_dtype, "--fallback": options.fallback,
+            "--keep-float": joined(options.keep_float), "--input-dtype": options.input_dtype,
+            "--output-dtype": options.output_dtype, "--per-tensor": options.per_tensor,
+            "--int16": joined(options.int16)}
+
+
+def resolve_int16_auto(path: str | os.PathLike[str], options: CompileOptions
+                       ) -> CompileOptions:
+    """``--int16 auto[:BUDGET]``: the layers ``microlith.app.int16_advisor`` chooses."""
+    from microlith.app.int16_advisor import advise, parse_auto
+
+    auto, budget = parse_auto(options.int16)
+    if not auto:
+        return options
+    advice = advise(path, options.calibration_data, budget=budget,
+                    calibration_method=options.calibration_method,
+                    input_shapes=options.input_shapes)
+    return dataclasses.replace(options, int16=tuple(advice.chosen) or None)
 
 
 def quantize_modes() -> dict[str, QuantMode]:
@@ -119,9 +150,10 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
     if options.calibration_method not in (None, *CALIBRATION_METHODS):
         raise UsageError(f"unknown calibration method {options.calibration_method!r} "
                          f"(methods: {', '.join(CALIBRATION_METHODS)})")
-    if options.io_dtype is not None and options.io_dtype not in IO_DTYPES:
-        raise UsageError(f"unknown --io-dtype {options.io_dtype!r} "
-                         f"(choices: {', '.join(IO_DTYPES)})")
+    for flag, dtype in (("--io-dtype", options.io_dtype), ("--input-dtype", options.input_dtype),
+                        ("--output-dtype", options.output_dtype)):
+        if dtype is not None and dtype not in IO_DTYPES:
+            raise UsageError(f"unknown {flag} {dtype!r} (choices: {', '.join(IO_DTYPES)})")
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None
@@ -132,14 +164,16 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
     if mode is None:
         if options.pipeline is None and (options.calibration_data is not None or
                                          options.io_dtype not in (None, "float32")):
-            raise UsageError("--calibration-data and --io-dtype need --quantize int8")
+            raise UsageError("--calibration-data and --io-dtype need --quantize int8 or int16x8")
         return
     if options.pipeline is None:
-        given = {"--calibration-method": options.calibration_method,
-                 "--io-dtype": options.io_dtype, "--fallback": options.fallback}
-        for flag, value in given.items():
+        for flag, value in quantize_flags(options).items():
             if value is not None and flag not in mode.flags:
                 raise UsageError(f"{flag} does not apply to --quantize {mode.name}")
+    if not mode.calibrated and options.pipeline is None and (
+            options.calibration_data is not None or options.calibration_cache):
+        raise UsageError(f"--quantize {mode.name} needs no calibration data (weights only): "
+                         "drop --calibration-data / --calibration-cache")
     if mode.calibrated and options.calibration_data is None and not (
             options.calibration_cache and os.path.isfile(options.calibration_cache)):
         raise UsageError(f"--quantize {mode.name} needs --calibration-data (representative "
@@ -193,6 +227,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
                                os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx")
     if target.check_options is not None:  # before any work, naming the option
         target.check_options(emit_options)
+    options = resolve_int16_auto(path, options)
     passes = build_pipeline(options, target)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr

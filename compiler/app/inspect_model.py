@@ -4,7 +4,9 @@ Works on ``.onnx`` (imported, no passes run; a model with ops the importer does 
 know gets a survey instead: every op type with its count, the unknown ones marked and
 their nodes listed) and ``.tflite`` (parsed with our
 reader), like ``tf.lite.experimental.Analyzer``, and on a C output directory (its
-``*_memory_plan.json``). The peak-activation estimate is the largest sum of bytes
+``*_memory_plan.json``). Per tensor it shows the dtype and, for compressed weights, the
+storage form (float16 / int8 behind a DEQUANTIZE, or int8 hybrid weights read by a float
+kernel), and the parameter bytes per dtype. The peak-activation estimate is the largest sum of bytes
 of activations live at one op (no in-place reuse), in the file's own op order.
 
 Damaged input is one ``FrontendError`` line naming the file and the tensor, operator
@@ -83,14 +85,21 @@ def _fmt_quant(scale: list[float] | tuple[float, ...], zero: list[int] | tuple[i
     return f"per-axis({axis}) n={len(scale)} scale={min(scale):.4g}..{max(scale):.4g}"
 
 
+def _by_dtype(weights: Counter[str]) -> str:
+    return ", ".join(f"{dtype} {count:,}" for dtype, count in sorted(weights.items())) or "none"
+
+
 def _report(kind: str, path: str, ops: Counter[str], rows: list[tuple[str, str, str, str, str]],
-            params: int, peak: tuple[int, int, str], io: list[str], list_tensors: bool) -> str:
+            params: int, peak: tuple[int, int, str], io: list[str], list_tensors: bool,
+            weights: Counter[str] | None = None) -> str:
     lines = [f"{path}: {kind}, {sum(ops.values())} ops, {len(rows)} tensors"]
     lines += [f"  {line}" for line in io]
     lines.append("ops:")
     lines += [f"  {op:<24} {count}" for op, count in sorted(ops.items())]
     lines.append(f"parameter bytes: {params:,}")
     lines.append(f"peak activation bytes (estimate): {peak[0]:,} at op {peak[1]} ({peak[2]})")
+    if weights is not None:
+        lines.append(f"parameter bytes by dtype: {_by_dtype(weights)}")
     if list_tensors:
         lines.append("tensors:")
         width = max([len(r[0]) for r in rows] + [4])
@@ -139,18 +148,42 @@ def _inspect_tflite(path: str, list_tensors: bool) -> str:
     peak, at = _peak(steps, list(model.inputs), list(model.outputs), sizes)
     where = model.operators[at].op if model.operators else "-"
     rows = []
+    forms = _storage_forms(model, constants)
     for i, t in enumerate(model.tensors):
         quant = _fmt_quant(t.quant.scale, t.quant.zero_point, t.quant.quantized_dimension) \
             if t.quant and t.quant.scale else ""
+        if i in forms:
+            quant = f"{forms[i]}; {quant}" if quant else forms[i]
         kind = "input" if i in model.inputs else "output" if i in model.outputs else \
             "constant" if i in constants else "activation"
         rows.append((t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", quant, kind))
     params = sum(len(model.tensors[i].data or b"") for i in constants)
+    weights: Counter[str] = Counter()
+    for i in constants:
+        weights[model.tensors[i].dtype] += len(model.tensors[i].data or b"")
     io = [f"input  {model.tensors[i].name}: {model.tensors[i].dtype} {model.tensors[i].shape}"
           for i in model.inputs]
     io += [f"output {model.tensors[i].name}: {model.tensors[i].dtype} {model.tensors[i].shape}"
            for i in model.outputs]
-    return _report("tflite", path, ops, rows, params, (peak, at, where), io, list_tensors)
+    return _report("tflite", path, ops, rows, params, (peak, at, where), io, list_tensors,
+                   weights)
+
+
+def _storage_forms(model: TflModel, constants: set[int]) -> dict[int, str]:
+    """How each compressed constant is used: float16 or int8 widened by a DEQUANTIZE, or
+    int8 weights read directly by a float kernel (LiteRT's hybrid kernels)."""
+    forms: dict[int, str] = {}
+    for op in model.operators:
+        outputs = [model.tensors[o].dtype for o in op.outputs]
+        for position, index in enumerate(op.inputs):
+            if index not in constants:
+                continue
+            dtype = model.tensors[index].dtype
+            if op.op == "DEQUANTIZE" and dtype in ("float16", "int8"):
+                forms[index] = f"{dtype} storage, DEQUANTIZE to float32"
+            elif dtype == "int8" and position == 1 and outputs == ["float32"]:
+                forms[index] = f"int8 hybrid weights of {op.op} (float activations)"
+    return forms
 
 
 def _survey_unsupported(path: str) -> str | None:
@@ -211,9 +244,13 @@ def _inspect_onnx(path: str, list_tensors: bool,
         rows.append((value.name, str(value.dtype.numpy), "x".join(map(str, value.shape))
                      or "scalar", quant, kind))
     params = sum(math.prod(v.shape) * v.dtype.itemsize for v in graph.constants())
+    weights: Counter[str] = Counter()
+    for v in graph.constants():
+        weights[str(v.dtype.numpy)] += math.prod(v.shape) * v.dtype.itemsize
     io = [f"input  {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.inputs]
     io += [f"output {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.outputs]
-    return _report("onnx", path, ops, rows, params, (peak, at, where), io, list_tensors)
+    return _report("onnx", path, ops, rows, params, (peak, at, where), io, list_tensors,
+                   weights)
 
 
 def _itemsize(dtype: str) -> int:
@@ -288,4 +325,11 @@ def _inspect_c_dir(path: str) -> str:
                          f"{info['first']}..{info['last']}")
         for node, info in plan.get("scratch", {}).items():
             lines.append(f"  scratch for {node}: offset {info['offset']}, {info['size']} bytes")
+        tables = plan.get("weight_bytes")
+        if isinstance(tables, dict) and all(isinstance(v, int) and not isinstance(v, bool)
+                                            for v in tables.values()):
+            names = {"float": "float32", "uint16_t": "float16", "int8_t": "int8",
+                     "int32_t": "int32", "int16_t": "int16", "uint8_t": "uint8"}
+            shown = Counter({names.get(str(k), str(k)): v for k, v in tables.items()})
+            lines.append(f"  weights and tables by dtype: {_by_dtype(shown)}")
     return "\n".join(lines) + "\n"

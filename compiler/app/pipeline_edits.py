@@ -25,7 +25,12 @@ from microlith.targets import Target
 #: flag -> (pass name, option name)
 FLAG_OPTIONS = {"--calibration-method": ("calibrate", "method"),
                 "--io-dtype": ("insert-qdq", "io_dtype"),
-                "--fallback": ("insert-qdq", "fallback")}
+                "--fallback": ("insert-qdq", "fallback"),
+                "--keep-float": ("insert-qdq", "keep_float"),
+                "--input-dtype": ("insert-qdq", "input_dtype"),
+                "--output-dtype": ("insert-qdq", "output_dtype"),
+                "--per-tensor": ("insert-qdq", "per_tensor"),
+                "--int16": ("insert-qdq", "int16")}
 
 
 def explicit_options(spec: str) -> dict[int, set[str]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,9 +35,29 @@ import numpy as np
 from microlith.calibration.data import CalibrationError
 from microlith.calibration.observers import TensorStats
 from microlith.diagnostics import WarningSink
+from microlith.frontend.input_files import read_bounded
 from microlith.ir.core import Graph
 
 CACHE_VERSION = 1
+MAX_CACHE_BYTES = 256 << 20  # a cache holds one histogram per tensor: far below this
+
+
+def check_cache_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a cache path that is neither a regular file nor new (a FIFO would hang the
+    read, and the atomic rename would replace a device or a symlink)."""
+    where = os.fspath(path)
+    try:
+        mode = os.lstat(where).st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"calibration cache {where!r}: not usable ({exc})") from None
+    if stat.S_ISLNK(mode):
+        raise CalibrationError(f"calibration cache {where!r}: is a symbolic link; refusing "
+                               "to replace it (give the link's target or a new path)")
+    if not stat.S_ISREG(mode):
+        raise CalibrationError(f"calibration cache {where!r}: exists and is not a regular "
+                               "file; give a regular file or a new path")
 
 
 def _canonical(value: Any) -> Any:
@@ -117,6 +138,7 @@ def save_cache(path: str | os.PathLike[str], contents: CacheContents) -> None:
     directory = os.path.dirname(os.path.abspath(where))
     if not os.path.isdir(directory):
         raise CalibrationError(f"calibration cache {where!r}: directory does not exist")
+    check_cache_path(where)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".microlith-calibration-", dir=directory)
@@ -169,12 +191,13 @@ def load_cache(path: str | os.PathLike[str], *, graph_fp: str, data_fp: str | No
     ``needed`` names tensors the cache must hold.
     """
     where = os.fspath(path)
+    check_cache_path(where)
     if not os.path.exists(where):
         return None
+    text = read_bounded(where, "a calibration cache (JSON)", MAX_CACHE_BYTES, CalibrationError)
     try:
-        with open(where, encoding="utf-8") as handle:
-            contents = _parse(json.load(handle))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        contents = _parse(json.loads(text.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         warn(f"calibration cache {where!r} is unreadable ({exc}); ignoring it")
         return None
     if contents.graph_fingerprint != graph_fp:

@@ -179,10 +179,17 @@ METHODS: dict[str, Callable[[TensorStats], Range]] = {
 }
 
 
-def select_range(stats: TensorStats, method: str, *, p: float = 99.99) -> Range:
-    """``METHODS[method](stats)``, passing ``p`` to ``percentile``."""
+def select_range(stats: TensorStats, method: str, *, p: float = 99.99, bits: int = 8) -> Range:
+    """``METHODS[method](stats)``, passing ``p`` to ``percentile``; ``bits = 16`` (16x8
+    activations) gives ``entropy`` 2**15 levels per side (2**16 one-sided) and ``mse``
+    2**16 levels instead of int8's."""
     if method == "percentile":
         return percentile(stats, p)
+    if bits != 8 and method == "entropy":
+        one_sided = stats.min >= 0.0 or stats.max <= 0.0
+        return entropy(stats, (2 if one_sided else 1) << (bits - 1))
+    if bits != 8 and method == "mse":
+        return mse(stats, 1 << bits)
     try:
         return METHODS[method](stats)
     except KeyError:

@@ -25,6 +25,8 @@ import numpy as np
 
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Kernel, get_op, is_registered
+from microlith.ir.types import DType
+from microlith.quant.params import dequantize_array
 from microlith.quant.registry import is_integer_node, run_integer
 
 Observer = Callable[[Node, list[np.ndarray]], None]
@@ -116,10 +118,42 @@ def _fetch(value: Value, env: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def kernel_for(node: Node) -> Kernel | None:
-    """The node's kernel: integer-exact for integer nodes, else its op's float kernel."""
+    """The node's kernel: integer-exact for integer nodes, else its op's float kernel
+    (which reads stored-compressed weights widened: see ``widen_weights``)."""
     if is_integer_node(node):
         return run_integer
-    return get_op(node.op).float_kernel() if is_registered(node.op) else None
+    kernel = get_op(node.op).float_kernel() if is_registered(node.op) else None
+    if kernel is None or not any(_compressed(v) for v in node.inputs):
+        return kernel
+    return _widened(kernel)
+
+
+def _compressed(value: Value | None) -> bool:
+    """A weight a float op reads in a compressed storage form: int8 with per-channel or
+    per-tensor scales (dynamic range) or float16."""
+    return value is not None and value.is_constant and (
+        value.dtype == DType.FLOAT16 or (value.quant is not None and not value.dtype.is_float))
+
+
+def widen_weights(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """The float values of a float op's compressed weights: ``scale[c] * (q - zp[c])`` for
+    int8 (the hybrid kernels' weights, dequantized) and exact widening for float16."""
+    out: list[np.ndarray | None] = []
+    for value, array in zip(node.inputs, args, strict=True):
+        if array is None or not _compressed(value):
+            out.append(array)
+        elif value is not None and value.quant is not None:
+            out.append(dequantize_array(np.asarray(array), value.quant))
+        else:
+            out.append(np.asarray(array).astype(np.float32))
+    return out
+
+
+def _widened(kernel: Kernel) -> Kernel:
+    def run(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:
+        return kernel(node, widen_weights(node, args))
+
+    return run
 
 
 def run_node(node: Node, args: list[np.ndarray | None]) -> list[np.ndarray]:

@@ -146,13 +146,58 @@ class Graph:
 
     def __init__(self, name: str = "main") -> None:
         self.name = name
-        self.nodes: list[Node] = []
+        self._nodes: list[Node] = []  # the order, but for the pending edits below
+        self._removed = False  # removed nodes (``node.graph is None``) may still be in _nodes
+        self._before: dict[int, list[Node]] = {}  # id(anchor) -> placed just before it
+        self._after: dict[int, list[Node]] = {}  # id(anchor) -> placed just after it (oldest 1st)
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
         self.values: dict[str, Value] = {}
         self.meta: dict[str, Any] = {}
         self._node_names: set[str] = set()
         self._counter = itertools.count()
+
+    # ---- the node order -------------------------------------------------------------
+    @property
+    def nodes(self) -> list[Node]:
+        """The nodes in order. Placing a node ``before``/``after`` another and removing one
+        are recorded in O(1) and applied here, in one O(n) pass, at the next read."""
+        if self._removed or self._before or self._after:
+            self._settle()
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, nodes: list[Node]) -> None:
+        self._nodes = nodes
+        self._removed = False
+        self._before.clear()
+        self._after.clear()
+
+    def _settle(self) -> None:
+        """Apply the pending placements and removals (as ``list.insert``/``remove`` would)."""
+        order: list[Node] = []
+        # a stack of (node, expanded): expand = its befores, itself, its afters (newest first)
+        stack: list[tuple[Node, bool]] = [(n, False) for n in reversed(self._nodes)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                if node.graph is self:
+                    order.append(node)
+                continue
+            stack.extend((n, False) for n in self._after.pop(id(node), ()))
+            stack.append((node, True))
+            stack.extend((n, False) for n in reversed(self._before.pop(id(node), ())))
+        self.nodes = order
+
+    def _place(self, node: Node, before: Node | None, after: Node | None) -> None:
+        anchor = before if before is not None else after
+        if anchor is None:
+            self._nodes.append(node)
+            return
+        if anchor.graph is not self:
+            raise ValueError(f"cannot place {node.name} next to {anchor.name}: not in the graph")
+        pending = self._before if before is not None else self._after
+        pending.setdefault(id(anchor), []).append(node)
 
     # ---- naming -------------------------------------------------------------------
     def unique_value_name(self, hint: str) -> str:
@@ -220,12 +265,7 @@ class Graph:
             value = self._register(Value(self.unique_value_name(out_name), type))
             value.producer = node
             node.outputs.append(value)
-        if before is not None:
-            self.nodes.insert(self.nodes.index(before), node)
-        elif after is not None:
-            self.nodes.insert(self.nodes.index(after) + 1, node)
-        else:
-            self.nodes.append(node)
+        self._place(node, before, after)
         return node
 
     # ---- mutation -----------------------------------------------------------------
@@ -260,9 +300,9 @@ class Graph:
             node.set_input(index, None)
         for out in node.outputs:
             del self.values[out.name]
-        self.nodes.remove(node)
         self._node_names.discard(node.name)
-        node.graph = None
+        node.graph = None  # dropped from the order at its next read
+        self._removed = True
 
     def remove_value(self, value: Value) -> None:
         """Drop an unused constant or graph input from the value table."""

@@ -105,6 +105,7 @@ class OpDef:
     nhwc_weights: tuple[int, ...] | None = None  # SPATIAL: permutation of input 1 for NHWC
     int8: Int8Rule = Int8Rule.NONE
     fixed_output: tuple[float, int] | None = None  # (scale, zero point) with Int8Rule.FIXED
+    int16: bool = False  # has a 16x8 kernel (int16 activations, int8 weights)
     memory: Memory = Memory.NONE
     activation_attr: str | None = None  # "activation" (ONNX level) / "fused_activation_function"
     builtin: str | None = None  # tfl.*: the TFLite builtin operator

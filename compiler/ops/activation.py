@@ -85,12 +85,15 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
     ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.NONE, None, "NEG"),
     ("Abs", "|x|", lambda x, node: np.abs(x), {}, Int8Rule.NONE, None, "ABS"),
 ]
+#: with a 16x8 kernel (TFLite-Micro has no int16 HARD_SWISH)
+_INT16 = ("LeakyRelu",)
 #: TFLite kernels that may write over their input (plan-memory).
 _INPLACE = ("RELU", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
 
 for _name, _doc, _fn, _attrs, _rule, _fixed, _builtin in _UNARY:
     define_op(_name, _doc, infer=same_type, kernel=unary_kernel(_fn), attrs=_attrs,
-              layout=Layout.ELEMENTWISE, int8=_rule, fixed_output=_fixed)
+              layout=Layout.ELEMENTWISE, int8=_rule, fixed_output=_fixed,
+              int16=_name in _INT16)
     if _builtin is not None:
         define_tfl(_builtin, _doc, infer=same_type, kernel=unary_kernel(_fn),
                    memory=Memory.INPLACE if _builtin in _INPLACE else Memory.NONE)

@@ -115,7 +115,7 @@ def _conv_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("Conv", "2-D convolution (grouped/depthwise via group), explicit pads",
           infer=_conv_infer, kernel=_conv_kernel, inputs=(2, 3), attrs={**SPATIAL, "group": 1},
-          layout=Layout.SPATIAL, nhwc_weights=(0, 2, 3, 1), int8=Int8Rule.WEIGHTED,
+          layout=Layout.SPATIAL, nhwc_weights=(0, 2, 3, 1), int8=Int8Rule.WEIGHTED, int16=True,
           activation_attr="activation", macs=conv_macs)
 
 

@@ -58,7 +58,8 @@ _BINARY: list[tuple[str, str, Callable[[np.ndarray, np.ndarray], np.ndarray], In
 for _name, _doc, _fn, _rule, _builtin, _fused, _inplace in _BINARY:
     define_op(_name, f"elementwise {_doc}, broadcasting", infer=binary_infer,
               kernel=binary_kernel(_fn), inputs=(2, 2), layout=Layout.BROADCAST, int8=_rule,
-              activation_attr="activation" if _fused else None)
+              activation_attr="activation" if _fused else None,
+              int16=_name in ("Add", "Sub", "Mul"))
     define_tfl(_builtin, f"elementwise {_doc}, broadcasting", infer=binary_infer,
                kernel=binary_kernel(_fn), inputs=(2, 2),
                memory=Memory.INPLACE if _inplace else Memory.NONE)

@@ -45,7 +45,7 @@ def _fully_connected_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 
 define_op("FullyConnected", "y = x @ W.T + b, W of shape [N, K]", infer=_fully_connected_infer,
-          kernel=_fully_connected_kernel, inputs=(2, 3), int8=Int8Rule.WEIGHTED,
+          kernel=_fully_connected_kernel, inputs=(2, 3), int8=Int8Rule.WEIGHTED, int16=True,
           activation_attr="activation", macs=fc_macs)
 
 

@@ -58,11 +58,11 @@ def _average_pool_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 POOL_ATTRS = {"kernel_shape": None, "strides": (1, 1), "pads": (0, 0, 0, 0)}
 define_op("MaxPool", "2-D max pooling", infer=_pool_infer, kernel=_max_pool_kernel,
-          attrs=dict(POOL_ATTRS), layout=Layout.SPATIAL, int8=Int8Rule.SAME,
+          attrs=dict(POOL_ATTRS), layout=Layout.SPATIAL, int8=Int8Rule.SAME, int16=True,
           activation_attr="activation")
 define_op("AveragePool", "2-D average pooling", infer=_pool_infer, kernel=_average_pool_kernel,
           attrs={**POOL_ATTRS, "count_include_pad": 0}, layout=Layout.SPATIAL,
-          int8=Int8Rule.SAME, activation_attr="activation")
+          int8=Int8Rule.SAME, int16=True, activation_attr="activation")
 
 
 def _global_pool_infer(node: Node) -> list[TensorType]:
@@ -84,7 +84,7 @@ def _global_pool_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("GlobalAveragePool", "mean over the spatial dims, kept as size 1",
           infer=_global_pool_infer, kernel=_global_pool_kernel, layout=Layout.SPATIAL,
-          int8=Int8Rule.RESCALE)
+          int8=Int8Rule.RESCALE, int16=True)
 
 
 # ---- tfl.max_pool_2d / tfl.average_pool_2d ---------------------------------------------------

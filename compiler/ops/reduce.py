@@ -37,7 +37,7 @@ def _reduce_mean_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("ReduceMean", "mean over axes", infer=_reduce_mean_infer, kernel=_reduce_mean_kernel,
           attrs={"axes": None, "keepdims": 1}, layout=Layout.AXIS, axis_attr="axes",
-          int8=Int8Rule.RESCALE)
+          int8=Int8Rule.RESCALE, int16=True)
 
 
 def tfl_axes(node: Node, rank: int) -> list[int]:

@@ -117,16 +117,17 @@ def _unsqueeze_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 
 define_op("Flatten", "reshape to [prod(dims[:axis]), prod(dims[axis:])]", infer=_flatten_infer,
-          kernel=_flatten_kernel, attrs={"axis": 1}, layout=Layout.RESHAPE, int8=Int8Rule.SAME)
+          kernel=_flatten_kernel, attrs={"axis": 1}, layout=Layout.RESHAPE, int8=Int8Rule.SAME,
+          int16=True)
 define_op("Reshape", "reshape to the constant shape input (0 copies, -1 infers)",
           infer=_reshape_infer, kernel=_reshape_kernel, inputs=(2, 2), layout=Layout.RESHAPE,
-          int8=Int8Rule.SAME)
+          int8=Int8Rule.SAME, int16=True)
 define_op("Squeeze", "remove size-1 axes", infer=_squeeze_infer, kernel=_squeeze_kernel,
-          attrs={"axes": None}, layout=Layout.RESHAPE, int8=Int8Rule.SAME)
+          attrs={"axes": None}, layout=Layout.RESHAPE, int8=Int8Rule.SAME, int16=True)
 define_op("Unsqueeze", "insert size-1 axes", infer=_unsqueeze_infer, kernel=_unsqueeze_kernel,
-          attrs={"axes": None}, layout=Layout.RESHAPE, int8=Int8Rule.SAME)
+          attrs={"axes": None}, layout=Layout.RESHAPE, int8=Int8Rule.SAME, int16=True)
 define_op("Identity", "x", infer=same_type, kernel=lambda node, inputs: [need(inputs, 0)],
-          layout=Layout.ELEMENTWISE, int8=Int8Rule.SAME)
+          layout=Layout.ELEMENTWISE, int8=Int8Rule.SAME, int16=True)
 
 
 def _tfl_reshape_infer(node: Node) -> list[TensorType]:
@@ -162,7 +163,7 @@ def _transpose_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 
 define_op("Transpose", "permute axes", infer=_transpose_infer, kernel=_transpose_kernel,
-          attrs={"perm": None}, layout=Layout.TRANSPOSE, int8=Int8Rule.SAME)
+          attrs={"perm": None}, layout=Layout.TRANSPOSE, int8=Int8Rule.SAME, int16=True)
 
 
 def _tfl_perm(node: Node) -> tuple[int, ...]:
@@ -206,7 +207,8 @@ def concat_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 
 define_op("Concat", "join along axis", infer=concat_infer, kernel=concat_kernel,
-          inputs=(1, 1 << 16), attrs={"axis": 0}, layout=Layout.CONCAT, int8=Int8Rule.SAME)
+          inputs=(1, 1 << 16), attrs={"axis": 0}, layout=Layout.CONCAT, int8=Int8Rule.SAME,
+          int16=True)
 define_tfl("CONCATENATION", "join along axis", infer=concat_infer, kernel=concat_kernel,
            inputs=(1, 1 << 16))
 
@@ -270,7 +272,7 @@ def _pad_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("Pad", "constant padding; pads = [begins..., ends...]", infer=_pad_infer,
           kernel=_pad_kernel, attrs={"pads": None, "value": 0.0, "mode": "constant"},
-          layout=Layout.AXIS, axis_attr="pads", int8=Int8Rule.SAME)
+          layout=Layout.AXIS, axis_attr="pads", int8=Int8Rule.SAME, int16=True)
 
 
 def tfl_paddings(node: Node) -> list[tuple[int, int]]:

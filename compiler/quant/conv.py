@@ -170,8 +170,8 @@ def _taps(xp: np.ndarray, p: ConvParams):
                            x0:x0 + (p.out_w - 1) * p.stride_w + 1:p.stride_w, :]
 
 
-def run_conv(p: ConvParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x, w = need(args, 0), need(args, 1)
+def conv_accumulate(p: ConvParams, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The exact ``sum_taps (x - z_x) * w[c]`` per output element (int64, NHWC, no bias)."""
     n = x.shape[0]
     if p.depth_multiplier:
         xc = np.repeat(as_int(x) - p.x_zp, p.depth_multiplier, axis=3)
@@ -180,29 +180,35 @@ def run_conv(p: ConvParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
         acc = np.zeros((n, p.out_h, p.out_w, p.out_c), np.int64)
         for i, j, win in _taps(xp, p):
             acc += win * wi[0, i, j, :]
-        return [_requantize(acc, p)]
+        return acc
     groups, cg = p.groups, w.shape[3]
     xp = _padded(as_int(x) - p.x_zp, p)
     wg = as_int(w).reshape(groups, p.out_c // groups, p.k_h, p.k_w, cg).astype(np.float64)
-    acc = np.zeros((groups, n * p.out_h * p.out_w, p.out_c // groups), np.float64)
+    accf = np.zeros((groups, n * p.out_h * p.out_w, p.out_c // groups), np.float64)
     for i, j, win in _taps(xp, p):
         cols = win.reshape(-1, groups, cg).transpose(1, 0, 2).astype(np.float64)
-        acc += cols @ wg[:, :, i, j, :].transpose(0, 2, 1)
-    acc_i = acc.astype(np.int64).transpose(1, 0, 2).reshape(n, p.out_h, p.out_w, p.out_c)
-    return [_requantize(acc_i, p)]
+        accf += cols @ wg[:, :, i, j, :].transpose(0, 2, 1)
+    return accf.astype(np.int64).transpose(1, 0, 2).reshape(n, p.out_h, p.out_w, p.out_c)
 
 
-def prepare_conv(node: Node) -> ConvParams:
+def run_conv(p: ConvParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    return [_requantize(conv_accumulate(p, need(args, 0), need(args, 1)), p)]
+
+
+def prepare_conv(node: Node, bias_dtype: type = np.int32) -> ConvParams:
     """tfl.conv_2d / tfl.depthwise_conv_2d (SAME/VALID) and c.conv_2d / c.depthwise_conv_2d
-    (explicit pads)."""
+    (explicit pads). With ``bias_dtype=np.int64`` (16x8) the record's bias fields are zeros:
+    the caller reads the int64 bias itself."""
     from microlith.ops.common import same_valid_pads
 
     x, w, y = node.arg(0), node.arg(1), node.output
     if w is None or not w.is_constant:
         raise ValueError("convolution weights must be constant")
     bias = node.input(2)
-    if bias is not None and (not bias.is_constant or bias.dtype.numpy != np.int32):
-        raise ValueError("the bias must be a constant int32 tensor")
+    if bias is not None and (not bias.is_constant or bias.dtype.numpy != bias_dtype):
+        raise ValueError(f"the bias must be a constant {np.dtype(bias_dtype).name} tensor")
+    if bias_dtype is not np.int32:
+        bias = None
     depthwise = node.op.endswith("depthwise_conv_2d")
     kernel = (w.shape[1], w.shape[2])
     if node.op.startswith("tfl."):
@@ -252,13 +258,17 @@ def _fully_connected(p: FullyConnectedParams, args: list[np.ndarray | None]
     return run_fully_connected(p, args)
 
 
-def prepare_fully_connected(node: Node) -> FullyConnectedParams:
+def prepare_fully_connected(node: Node, bias_dtype: type = np.int32) -> FullyConnectedParams:
+    """The FULLY_CONNECTED record; with ``bias_dtype=np.int64`` (16x8) its bias fields are
+    zeros (the caller reads the int64 bias)."""
     x, w, y = node.arg(0), node.arg(1), node.output
     if w is None or not w.is_constant or w.type.rank != 2:
         raise ValueError("fully-connected weights must be a constant [units, depth] tensor")
     bias = node.input(2)
-    if bias is not None and (not bias.is_constant or bias.dtype.numpy != np.int32):
-        raise ValueError("the bias must be a constant int32 tensor")
+    if bias is not None and (not bias.is_constant or bias.dtype.numpy != bias_dtype):
+        raise ValueError(f"the bias must be a constant {np.dtype(bias_dtype).name} tensor")
+    if bias_dtype is not np.int32:
+        bias = None
     (sx, zx), (sy, zy) = tensor_q(x), tensor_q(y)
     wq = qparams(w)
     return fully_connected_params(np.asarray(w.data), None if bias is None else bias.data,

@@ -50,6 +50,24 @@ def activation_params(lo: float, hi: float, qmin: int = INT8_MIN,
     return QuantParams((scale,), (zero_point,))
 
 
+INT16_MAX = 32767
+
+
+def symmetric_params(lo: float, hi: float, qmax: int = INT16_MAX) -> QuantParams:
+    """Symmetric per-tensor parameters (zero point 0): ``scale = max(|lo|, |hi|) / qmax``
+    (the TFLite 16x8 spec's activations, ``qmax = 32767``)."""
+    lo, hi = float(lo), float(hi)
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise ValueError(f"range [{lo}, {hi}] is not finite")
+    bound = max(abs(lo), abs(hi))
+    if bound <= 0.0:
+        return QuantParams((1.0,), (0,))
+    scale = f32(bound / qmax)
+    if scale <= 0.0:
+        scale = float(np.finfo(np.float32).tiny)
+    return QuantParams((scale,), (0,))
+
+
 def fixed_params(scale: float, zero_point: int) -> QuantParams:
     return QuantParams((f32(scale),), (int(zero_point),))
 
@@ -102,11 +120,15 @@ def quantize_weights(weights: np.ndarray, axis: int | None, bias: np.ndarray | N
     return q, params
 
 
-def quantize_bias(bias: np.ndarray, input_scale: float,
-                  weight_scales: tuple[float, ...]) -> tuple[np.ndarray, QuantParams]:
-    """int32 bias with scale s_in * s_w[c]: per channel (axis 0) when the weights are."""
+def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: tuple[float, ...],
+                  bits: int = 32) -> tuple[np.ndarray, QuantParams]:
+    """int32 (int64 with ``bits=64``, the 16x8 spec) bias with scale s_in * s_w[c]: per
+    channel (axis 0) when the weights are."""
     scales = (np.float32(input_scale) * np.asarray(weight_scales, np.float32)).astype(np.float32)
-    q = np.clip(bias_real_quotient(bias, scales), -(2**31), INT32_MAX).astype(np.int32)
+    q = bias_real_quotient(bias, scales)
+    limit = float(2 ** (bits - 1))
+    q = np.clip(q, -limit, limit - 1 if bits == 32 else limit - 1024)
+    q = q.astype(np.int32 if bits == 32 else np.int64)
     axis = 0 if len(scales) > 1 else None
     return q, QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
 

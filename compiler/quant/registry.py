@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from microlith.ir.core import Node
+from microlith.ir.types import DType
 
 Prepare = Callable[[Node], Any]
 IntegerKernel = Callable[[Any, list[np.ndarray | None]], list[np.ndarray]]
@@ -29,18 +30,26 @@ class IntegerOp:
 
 
 INTEGER_OPS: dict[str, IntegerOp] = {}
+#: the 16x8 kernels (int16 activations, int8 weights): used for a node whose value types
+#: are int16 (``is_16x8``); data-movement ops in ``DTYPE_GENERIC`` share the int8 kernel
+INTEGER_OPS_16X8: dict[str, IntegerOp] = {}
+DTYPE_GENERIC = ("tfl.reshape", "tfl.pad", "tfl.padv2", "tfl.concatenation", "tfl.transpose",
+                 "tfl.squeeze", "tfl.split", "c.pad", "c.concatenation", "c.transpose")
 _LOADED = False
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "tfl.quantize", "tfl.dequantize")
 
 
-def integer_op(*names: str, prepare: Prepare) -> Callable[[IntegerKernel], IntegerKernel]:
-    """Register ``kernel`` (decorated) with ``prepare`` for each op in ``names``."""
+def integer_op(*names: str, prepare: Prepare, wide: bool = False
+               ) -> Callable[[IntegerKernel], IntegerKernel]:
+    """Register ``kernel`` (decorated) with ``prepare`` for each op in ``names`` (``wide``:
+    the 16x8 kernel of the op)."""
+    table = INTEGER_OPS_16X8 if wide else INTEGER_OPS
 
     def wrap(kernel: IntegerKernel) -> IntegerKernel:
         for name in names:
-            if name in INTEGER_OPS:
+            if name in table:
                 raise ValueError(f"integer kernel for {name} registered twice")
-            INTEGER_OPS[name] = IntegerOp(prepare, kernel)
+            table[name] = IntegerOp(prepare, kernel)
         return kernel
 
     return wrap
@@ -55,6 +64,8 @@ def _ensure_loaded() -> None:
         import microlith.quant.data  # noqa: F401
         import microlith.quant.elementwise  # noqa: F401
         import microlith.quant.pool  # noqa: F401
+        import microlith.quant.wide  # noqa: F401
+        import microlith.quant.wide_activation  # noqa: F401
 
 
 def integer_ops() -> dict[str, IntegerOp]:
@@ -64,8 +75,9 @@ def integer_ops() -> dict[str, IntegerOp]:
 
 def is_integer_node(node: Node) -> bool:
     """True when the node computes on quantized integers (or converts to / from them)."""
-    if node.op in QUANTIZE_OPS:
-        return True
+    if node.op in QUANTIZE_OPS:  # float16 -> float32 (the float16 weight form) is float
+        source = node.input(0)
+        return source is None or source.dtype != DType.FLOAT16
     return any(out.quant is not None and not out.dtype.is_float for out in node.outputs)
 
 
@@ -76,7 +88,22 @@ def params_of(node: Node) -> Any:
     return lookup(node).prepare(node)
 
 
+def is_16x8(node: Node) -> bool:
+    """A node computing on int16 activations (QUANTIZE / DEQUANTIZE excluded: their kernel
+    serves every dtype)."""
+    if node.op in QUANTIZE_OPS:
+        return False
+    return any(v is not None and v.quant is not None and v.dtype.value == "i16"
+               for v in [*node.inputs, *node.outputs])
+
+
 def lookup(node: Node) -> IntegerOp:
+    if is_16x8(node) and node.op not in DTYPE_GENERIC:
+        integer_ops()
+        wide = INTEGER_OPS_16X8.get(node.op)
+        if wide is None:
+            raise ValueError(f"no 16x8 (int16 activation) kernel for op {node.op}")
+        return wide
     spec = integer_ops().get(node.op)
     if spec is None:
         hint = " (legalize it for a target first)" if "." not in node.op else ""

@@ -42,7 +42,7 @@ BAD_CLI: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
                                                          "--fallback float")),
     "fallback-float": ("helper_ops", [*C_ARGS, "--fallback", "float"],
                        ("div (Div)", "hardsigmoid (HardSigmoid)", "integer")),
-    "no-quantize": ("lenet", ["--target", "c"], ("--target c", "--quantize int8")),
+    "float-op-without-c-kernel": ("helper_ops", ["--target", "c"], ("div (Div)", "tfl.div")),
     "ram-limit": ("lenet", [*C_ARGS, "--ram-limit", "1K"],
                   ("1,920", "1,024", "/0/Conv_output_0 (1,536 B)", "/3/MaxPool_output_0")),
     "flash-limit": ("lenet", [*C_ARGS, "--flash-limit", "4K"], ("4,096", "flash",

@@ -12,7 +12,9 @@
  * FULLY_CONNECTED), pool (MAX/AVERAGE_POOL_2D, MEAN), elementwise (ADD, SUB, MUL, MAXIMUM,
  * MINIMUM), activation (table lookup, RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH,
  * SOFTMAX), quantize (QUANTIZE, requantize, DEQUANTIZE), data (PAD, CONCATENATION,
- * TRANSPOSE, RESHAPE copies).
+ * TRANSPOSE, RESHAPE copies), wide (the 16x8 kernels: int16 activations, int8 weights),
+ * float (the float32 kernels of the float C target, with float32, float16 or int8
+ * per-channel weights).
  *
  * Layout: NHWC activations; CONV_2D filters OHWI (grouped when I < C_in); DEPTHWISE_CONV_2D
  * filters [KH][KW][C*M] (TFLite's; output channel c*M + m reads input channel c);
@@ -40,5 +42,7 @@
 #include "microlith_kernels_activation.h"
 #include "microlith_kernels_quantize.h"
 #include "microlith_kernels_data.h"
+#include "microlith_kernels_wide.h"
+#include "microlith_kernels_float.h"
 
 #endif /* MICROLITH_KERNELS_H */

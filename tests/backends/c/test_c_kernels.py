@@ -111,6 +111,11 @@ def test_every_int8_op_has_a_renderer() -> None:
         "DequantizeLinear", "QuantizeLinear", "tfl.split"]
 
 
+def test_every_float_c_op_has_a_float_renderer() -> None:
+    """legalize-c's float op set is exactly what the float renderers (and reshape) emit."""
+    assert set(legalize_c.FLOAT_C_OPS) == set(render_ops.FLOAT_RENDERERS) | {"tfl.reshape"}
+
+
 def test_rendering_is_deterministic() -> None:
     case = conv_cases(np.random.default_rng(1))[2]
     texts = []
@@ -138,7 +143,11 @@ def test_check_c_supported_reasons() -> None:
     float_graph = Graph("f")
     x = float_graph.add_input("x", TensorType(DType.FLOAT32, (1, 4)))
     float_graph.add_node("Relu", [x])
-    assert "float" in _c_problems(float_graph)
+    assert _c_problems(float_graph) == ""  # the float C target: mlk_unary_f32
+    float_div = Graph("d")
+    a = float_div.add_input("a", TensorType(DType.FLOAT32, (1, 4)))
+    float_div.add_node("Div", [a, a])
+    assert "no C kernel for tfl.div" in _c_problems(float_div)
     softmax = one_node_graph("Softmax", [qtype((2, 3), 0.1, 0)], qparams(1 / 256, -128),
                              axis=0)
     assert "last axis" in _c_problems(softmax)
