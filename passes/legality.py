@@ -60,13 +60,15 @@ def preflight(graph: Graph, passes: Sequence[Pass]) -> None:
         if refused and (fallback != "float" or target == "c"):
             listed = {p.split(":")[0] for p in problems}
             kind = "16x8" if wide else "int8"
-            problems += [f"{n.name} ({n.op}): no {kind} kernel" for n in refused
-                         if f"{n.name} ({n.op})" not in listed]
+            missing = [f"{n.name} ({n.op})" for n in refused
+                       if f"{n.name} ({n.op})" not in listed]
+            if missing:
+                problems.append(f"no {kind} kernel for: {', '.join(missing)}")
             advice = (" (the C target is integer-only; --target tflite can keep them in "
                       "float)" if fallback == "float" else "; use --fallback float to keep "
-                      "ops without an int8 kernel in float between DEQUANTIZE/QUANTIZE")
+                      "them in float between DEQUANTIZE/QUANTIZE")
     if problems:
-        first = next((n for n in graph.nodes if any(p.startswith(f"{n.name} (")
+        first = next((n for n in graph.nodes if any(f"{n.name} ({n.op})" in p
                                                      for p in problems)), None)
         where = target or "the pipeline"
         raise BackendError(f"{where} target cannot compile this model (checked before "
