@@ -8,11 +8,13 @@ each ``DQ -> op -> Q`` island into an integer kernel.
 
 Parameters (see ``microlith.quant.params``): activations asymmetric per-tensor
 int8 from ``value.meta["calibration_range"]``; Conv / FullyConnected weights
-symmetric per-channel (axis 0 of OHWI / [N, K]); bias int32 with
-``scale = s_in * s_w[c]``; other constant operands asymmetric per-tensor from
-their own min/max. Ops that need equal input and output parameters (pools,
-reshapes, pad, transpose, concat, max/min) share one range, the union of their
-members'.
+symmetric per-channel (axis 0 of OHWI / [N, K]), a channel's scale raised where its
+bias would not fit in int32 (the TF converter's rule: a dead channel's weights become 0,
+its bias stays exact); bias int32 with ``scale = s_in * s_w[c]`` (a bias that still
+saturates is a named warning; a Conv without bias gets a zero one, which LiteRT
+needs); other constant operands asymmetric per-tensor from their own min/max. Ops that
+need equal input and output parameters (pools, reshapes, pad, transpose, concat,
+max/min) share one range, the union of their members'.
 Logistic and Softmax outputs are fixed at scale 1/256, zero point -128; Tanh at
 1/128, 0. ``io_dtype`` picks the model interface: int8 (inputs/outputs are the
 quantized tensors), uint8 (zero point + 128, converted at the edges) or float32
@@ -51,6 +53,7 @@ from microlith.quant.params import (
     quantize_array,
     quantize_bias,
     quantize_weights,
+    saturated_biases,
     symmetric_params,
 )
 
@@ -58,6 +61,12 @@ IoDType = Literal["int8", "uint8", "int16", "float32"]
 #: 16x8: LOGISTIC / TANH / SOFTMAX outputs are fixed at scale 1/32768, zero point 0
 FIXED_16 = (1.0 / 32768.0, 0)
 _DTYPES = {"int8": DType.INT8, "uint8": DType.UINT8, "int16": DType.INT16}
+
+
+# int8 CONV_2D / DEPTHWISE_CONV_2D: LiteRT refuses the optional bias absent ("Tensor at
+# index 2 was optional but was expected"); TFLite-Micro and C accept either. A zero bias
+# costs 4 bytes per output channel and changes no result.
+BIAS_REQUIRED = ("Conv",)
 
 
 class _Groups:
@@ -99,13 +108,10 @@ def selected(graph: Graph, names: list[str], flag: str) -> set[Node]:
     return nodes
 
 
-def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
-                  keep: set[Node] | None = None) -> list[Node]:
-    """The nodes to quantize (an int8 rule -- with ``wide`` also a 16x8 kernel --, float
-    operands or integer constants such as a shape, not in ``keep``); unsupported ones are
-    an error unless falling back to float."""
+def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None = None
+                        ) -> tuple[list[Node], list[Node]]:
+    """(nodes to quantize, float nodes with no int8 -- with ``wide`` 16x8 -- kernel)."""
     chosen, refused = [], []
-    kind = "16x8" if wide else "int8"
     keep = keep or set()
     for node in graph.nodes:
         if node in keep:
@@ -117,6 +123,16 @@ def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
         elif any(v is not None and v.dtype == DType.FLOAT32 and not v.is_constant
                  for v in [*node.inputs, *node.outputs]):
             refused.append(node)
+    return chosen, refused
+
+
+def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
+                  keep: set[Node] | None = None) -> list[Node]:
+    """The nodes to quantize (an int8 rule -- with ``wide`` also a 16x8 kernel --, float
+    operands or integer constants such as a shape, not in ``keep``); unsupported ones are
+    an error unless falling back to float."""
+    kind = "16x8" if wide else "int8"
+    chosen, refused = split_integer_nodes(graph, wide, keep)
     if refused and fallback != "float":
         names = ", ".join(f"{n.name} ({n.op})" for n in refused)
         raise RewriteFailure(refused[0], f"no {kind} kernel for: {names}; use --fallback float "
@@ -177,7 +193,9 @@ class InsertQDQ(Pass):
         else:
             params = self._activation_params(nodes, activations)
         for node in nodes:
-            self._quantize_constants(graph, node, params, node in wide, plan, change)
+            if node.op in BIAS_REQUIRED:
+                self._zero_bias(graph, node)
+            self._quantize_constants(graph, node, params, node in wide, ctx, plan, change)
         integer = chosen
         for value in activations:
             users = [u.node for u in value.uses if u.node in integer]
@@ -264,7 +282,8 @@ class InsertQDQ(Pass):
     # ---- constants ------------------------------------------------------------------------
     def _quantize_constants(self, graph: Graph, node: Node,
                             params: Callable[[Value, bool], QuantParams], wide: bool,
-                            plan: QDQPlan | None = None, change: Changes | None = None) -> None:
+                            ctx: PassContext, plan: QDQPlan | None = None,
+                            change: Changes | None = None) -> None:
         rule = int8_rule(node)
         act = DType.INT16 if wide else DType.INT8
         model: dict[int, QuantParams] = node.meta.get(QDQ_INPUTS, {}) if plan else {}
@@ -278,14 +297,25 @@ class InsertQDQ(Pass):
                 change(node, f"constant {value.name!r}: requantized by microlith",
                        f"the model's scales cannot be kept: {fitted}")
             if rule is Int8Rule.WEIGHTED and index == 1:
+                bias = node.input(2) if len(node.inputs) > 2 else None
+                bias_data = bias.constant if bias is not None and bias.is_constant and \
+                    bias.dtype == DType.FLOAT32 and not wide else None
+                x_scale = (plan.read(node.arg(0)) if plan else params(node.arg(0), wide)).scale[0]
                 q, qp = fitted if isinstance(fitted, tuple) else \
-                    quantize_weights(value.constant, axis=None if self.per_tensor else 0)
+                    quantize_weights(value.constant, axis=None if self.per_tensor else 0,
+                                     bias=bias_data, input_scale=x_scale)
             elif rule is Int8Rule.WEIGHTED and index == 2:
                 weights = node.arg(1)
                 w_scales = qparams(weights.producer.arg(0)).scale if weights.producer else \
                     quantize_weights(weights.constant, None if self.per_tensor else 0)[1].scale
                 x_params = plan.read(node.arg(0)) if plan else params(node.arg(0), wide)
                 bits = 64 if wide else 32
+                lost = 0 if wide else saturated_biases(value.constant, x_params.scale[0],
+                                                       w_scales)
+                if lost:
+                    ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {lost} int32 "
+                             f"bias value(s) of {value.name!r} saturate at scale input x "
+                             f"weight; they are clamped to the int32 range")
                 q, qp = quantize_bias(value.constant, x_params.scale[0], w_scales, bits)
                 if index in model and change is not None and not same_scales(
                         model[index].scale, qp.scale):
@@ -306,6 +336,20 @@ class InsertQDQ(Pass):
                 q = quantize_array(data, qp, act.numpy.type)
             dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else act
             node.set_input(index, self._dequantized(graph, value, q, qp, dtype))
+
+    @staticmethod
+    def _zero_bias(graph: Graph, node: Node) -> None:
+        """A Conv without bias gets a zero float bias (quantized like any other)."""
+        if len(node.inputs) > 2 and node.inputs[2] is not None:
+            return
+        weights = node.arg(1)
+        if not weights.is_constant:
+            return
+        zero = graph.add_constant(np.zeros(weights.shape[0], np.float32),
+                                  node.name + "_zero_bias")
+        while len(node.inputs) < 3:
+            node.inputs.append(None)
+        node.set_input(2, zero)
 
     @staticmethod
     def _dequantized(graph: Graph, value: Value, q: np.ndarray, qp: QuantParams,

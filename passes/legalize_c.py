@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from microlith.diagnostics import BackendError
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType, QuantParams
+from microlith.passes.reshape_elision import drop_redundant_reshapes
 from microlith.passes.tflite_rules import RULES as TFLITE_RULES
 from microlith.passes.tflite_rules import activation, claim_names, const
 from microlith.pipeline import Pass, PassContext, register_pass
@@ -181,6 +182,7 @@ class LegalizeC(Pass):
                 ctx.remark(node, f"{source_op} as a 256-entry lookup table")
         if unsupported:
             raise BackendError("C target cannot emit: " + "; ".join(unsupported))
+        drop_redundant_reshapes(graph, ctx)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:
                 graph.remove_value(value)

@@ -12,10 +12,12 @@ pooling) before a VALID op; a grouped convolution that is not depthwise becomes
 ``tfl.relu6`` / ``tfl.relu`` or ``tfl.maximum`` / ``tfl.minimum`` and ``HardSigmoid``
 ``relu6(6a x + 6b) / 6`` (TFLite-Micro has no RELU_N1_TO_1 / RELU_0_TO_1 kernels);
 reshape-like ops become ``tfl.reshape``; shape-like operands (paddings, axes, perm, shape)
-become int32 constants. Quantized convolutions keep an absent bias absent; float ones
-get explicit zeros. A float16 constant (the float16 weight mode) gets a ``tfl.dequantize``
-in front of its users; a FullyConnected with int8 weights and float input (dynamic range)
-quantizes its input asymmetrically (``asymmetric_quantize_inputs``, the converter's default).
+become int32 constants. Float convolutions without bias get explicit zeros (int8 ones
+got a zero bias from ``insert-qdq``). A float16 constant (the float16 weight mode) gets a
+``tfl.dequantize`` in front of its users; a FullyConnected with int8 weights and float
+input (dynamic range) quantizes its input asymmetrically (``asymmetric_quantize_inputs``,
+the converter's default). Last, reshapes that FULLY_CONNECTED or MEAN make redundant are
+removed (``microlith.passes.reshape_elision``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from microlith.diagnostics import BackendError
 from microlith.ir.core import Graph
 from microlith.ir.types import DType, TensorType
+from microlith.passes.reshape_elision import drop_redundant_reshapes
 from microlith.passes.tflite_rules import RULES, claim_names, hint
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import TARGET_OPS, TFLITE_OPS
@@ -62,6 +65,7 @@ class LegalizeTFLite(Pass):
         for node in list(graph.nodes):
             if not node.op.startswith("tfl."):
                 RULES[node.op].rewrite(graph, node)
+        drop_redundant_reshapes(graph, ctx)
         for value in list(graph.values.values()):  # operands replaced by new constants
             if value.is_constant and not value.uses and value not in graph.outputs:
                 graph.remove_value(value)

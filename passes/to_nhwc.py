@@ -4,13 +4,18 @@ Each value gets a *physical permutation* ``p``: its stored array equals the
 ONNX (logical) array transposed by ``p`` (``phys = logical.transpose(p)``);
 ``p = (0, 2, 3, 1)`` is NHWC. Walking the graph in order:
 
-* rank-4 graph inputs become NHWC (option ``inputs=nchw`` keeps them);
+* rank-4 graph inputs become NHWC (option ``inputs=nchw`` keeps them), except an input
+  that is NHWC already (read only through Transpose(0, 3, 1, 2), the tf2onnx form),
+  which keeps the model's own interface layout ``[1, H, W, C]``;
 * spatial ops (Conv, ConvTranspose, pools, BatchNormalization) take NHWC inputs,
   get ``layout="NHWC"`` and OHWI weights, and produce NHWC;
 * elementwise ops keep their input's permutation; constant operands are
   broadcast to the full rank and transposed once, at compile time;
 * axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose) are
-  remapped through ``p``; a Transpose that becomes the identity disappears;
+  remapped through ``p``; a Transpose that becomes the identity disappears; one whose
+  result can simply be labelled with a permutation (an NHWC -> NCHW layout Transpose,
+  or one read only by Transposes) moves no data either, so inverse pairs cancel and a
+  Transpose(0, 2, 3, 1) in front of a graph output leaves it NHWC as the model says;
 * Flatten/Reshape/Squeeze/Unsqueeze become a plain ``Reshape`` when the
   permutation does not change the order of non-unit dims in memory; a Flatten
   (or Reshape to [1, K]) whose users are all FullyConnected is handled by
@@ -181,6 +186,12 @@ class LayoutRewriter:
         logical = node.attr("perm") or tuple(reversed(range(rank)))
         inv = inverse(p)
         composed = tuple(inv[q] for q in logical)
+        lazy = inverse(composed)
+        if composed != identity(rank) and self.defer(node, lazy):
+            # A layout Transpose (its output can be stored NHWC: the input's bytes as they
+            # are) or the first of a pair: no data moves, the output is labelled ``lazy``.
+            self.relabel(node, lazy, "the data already has the transposed layout")
+            return
         if composed == identity(rank):
             # The output's logical array *is* the input's physical one: identity perm.
             x = node.arg(0)
@@ -195,6 +206,28 @@ class LayoutRewriter:
             return
         node.attrs["perm"] = composed
         self.retype(node, identity(rank))
+
+    def defer(self, node: Node, lazy: Perm) -> bool:
+        """Leave the permutation ``lazy`` on the output instead of moving data: when it is
+        NHWC (a 4-D NHWC -> NCHW layout Transpose, as tf2onnx writes after an NHWC input)
+        or every reader is a Transpose (inverse pairs then cancel)."""
+        users = node.output.users()
+        if node.output in self.graph.outputs or not users:
+            return False
+        return lazy == NHWC or all(u.op == "Transpose" for u in users)
+
+    def relabel(self, node: Node, p: Perm, why: str) -> None:
+        """``node`` (a Transpose) moves no data: its output is its input with perm ``p``."""
+        x = node.arg(0)
+        if len(x.uses) == 1 and x not in self.graph.outputs and x.producer is not None:
+            bypass(self.graph, node)
+            self.set_perm(x, p)
+            self.ctx.remark(node.name, f"removed: {why}")
+            return
+        node.op, node.attrs = "Identity", {}
+        node.output.set_type(infer_types(node)[0])
+        self.set_perm(node.output, p)
+        self.ctx.remark(node, f"made Identity: {why}")
 
     def axis_op(self, node: Node, p: Perm, attr: str | None) -> None:
         """Remap the axis attribute named by the op's ``axis_attr`` trait through ``p``."""
@@ -257,6 +290,15 @@ class LayoutRewriter:
         self.retype(node, identity(len(shape)))
 
 
+def already_nhwc(value: Value) -> bool:
+    """A graph input stored NHWC already: every reader is the layout Transpose to NCHW
+    (``perm=(0, 3, 1, 2)``, what tf2onnx writes after a Keras model's input). It keeps
+    the model's own interface layout; the Transposes then move no data."""
+    users = value.users()
+    return bool(users) and all(u.op == "Transpose" and tuple(u.attr("perm") or ()) ==
+                               inverse(NHWC) for u in users)
+
+
 @register_pass
 @dataclass(frozen=True)
 class ToNHWC(Pass):
@@ -274,7 +316,7 @@ class ToNHWC(Pass):
         io_perms: dict[str, list[int]] = {}
         if self.inputs == "nhwc":
             for value in graph.inputs:
-                if value.type.rank == 4:
+                if value.type.rank == 4 and not already_nhwc(value):
                     shape = value.shape
                     value.set_type(value.type.with_shape([shape[a] for a in NHWC]))
                     rewriter.set_perm(value, NHWC)

@@ -30,6 +30,7 @@ from microlith.app.pipeline_edits import (
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.frontend.onnx_import import load_onnx
 from microlith.ir.core import Graph
+from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.targets import EmitOptions, Target, all_targets, get_target
@@ -226,6 +227,19 @@ def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]
     return context
 
 
+class Preflight(Instrument):
+    """Before ``calibrate`` runs, the rest of the pipeline's legality
+    (``microlith.passes.legality``): a model the target cannot take fails in seconds,
+    not after calibration."""
+
+    def __init__(self, passes: list[Pass]) -> None:
+        self.passes = passes
+
+    def before(self, pass_: Pass, graph: Graph) -> None:
+        if pass_.name == "calibrate" and pass_ in self.passes:
+            preflight(graph, self.passes[self.passes.index(pass_) + 1:])
+
+
 def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = None
                  ) -> CompileResult:
     """Import, run the pipeline and emit for ``options.target``."""
@@ -244,6 +258,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     if options.print_ir_after_all or options.print_ir_after:
         instruments.append(PrintIR(() if options.print_ir_after_all else options.print_ir_after,
                                    stream))
+    instruments.append(Preflight(passes))
     timing = Timing() if options.timing else None
     if timing is not None:
         instruments.append(timing)

@@ -1,6 +1,8 @@
 """``microlith inspect``: ops, tensors, parameter bytes and peak activation memory.
 
-Works on ``.onnx`` (imported, no passes run) and ``.tflite`` (parsed with our
+Works on ``.onnx`` (imported, no passes run; a model with ops the importer does not
+know gets a survey instead: every op type with its count, the unknown ones marked and
+their nodes listed) and ``.tflite`` (parsed with our
 reader), like ``tf.lite.experimental.Analyzer``, and on a C output directory (its
 ``*_memory_plan.json``). Per tensor it shows the dtype and, for compressed weights, the
 storage form (float16 / int8 behind a DEQUANTIZE, or int8 hybrid weights read by a float
@@ -184,11 +186,46 @@ def _storage_forms(model: TflModel, constants: set[int]) -> dict[int, str]:
     return forms
 
 
+def _survey_unsupported(path: str) -> str | None:
+    """For a model with ops the importer does not know: every op type with its count,
+    the unknown ones marked, and the nodes of each unknown op (None if all are known)."""
+    from microlith.frontend import onnx_loader, onnx_rewrite
+    from microlith.frontend.context import supported_ops
+
+    model = onnx_loader.read_model(path)
+    onnx_rewrite.rewrite_model(model)
+    known = set(supported_ops())
+    ops: Counter[str] = Counter()
+    unknown: dict[str, list[str]] = {}
+    for index, node in enumerate(model.graph.node):
+        op = node.op_type if node.domain in onnx_loader.ONNX_DOMAINS else \
+            f"{node.domain}::{node.op_type}"
+        ops[op] += 1
+        if node.domain not in onnx_loader.ONNX_DOMAINS or node.op_type not in known:
+            unknown.setdefault(op, []).append(node.name or f"#{index}")
+    if not unknown:
+        return None
+    lines = [f"{path}: onnx, {sum(ops.values())} ops, {len(unknown)} unsupported op types "
+             f"({sum(len(v) for v in unknown.values())} nodes)", "ops:"]
+    lines += [f"  {op:<24} {count}" + ("  unsupported" if op in unknown else "")
+              for op, count in sorted(ops.items())]
+    lines.append("unsupported: " + "; ".join(
+        f"{op} x{len(names)} ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})"
+        for op, names in sorted(unknown.items())))
+    return "\n".join(lines) + "\n"
+
+
 def _inspect_onnx(path: str, list_tensors: bool,
                   input_shapes: dict[str, tuple[int, ...]]) -> str:
     from microlith.frontend.onnx_import import load_onnx
 
-    graph = load_onnx(path, input_shapes, warn=lambda message: None)
+    try:
+        graph = load_onnx(path, input_shapes, warn=lambda message: None)
+    except FrontendError as exc:
+        survey = _survey_unsupported(path) if ": unsupported ops: " in str(exc) else None
+        if survey is None:
+            raise
+        return survey
     ops = Counter(node.meta.get("onnx_op", node.op) for node in graph.nodes)
     sizes: dict[Hashable, int] = {v.name: math.prod(v.shape) * v.dtype.itemsize
                                   for v in graph.values.values()}

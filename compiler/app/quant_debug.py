@@ -383,6 +383,16 @@ def _feeds(graph: Graph, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _quantized_value(probe: _Probe, qenv: dict[str, np.ndarray]) -> np.ndarray:
+    """The int8 run's value of ``probe``; a reshape that the TFLite lowering removed
+    (FULLY_CONNECTED flattens its input itself) is its input's bytes in its own shape."""
+    name = probe.value.name
+    if name not in qenv and probe.node is not None and probe.node.inputs and \
+            probe.node.inputs[0] is not None and probe.node.inputs[0].name in qenv:
+        return qenv[probe.node.inputs[0].name].reshape((-1, *probe.value.shape[1:]))
+    return qenv[name]
+
+
 def _top1(graph: Graph, name: str, array: np.ndarray) -> np.ndarray:
     perm = graph.meta.get("io_perms", {}).get(name)
     array = array if perm is None else array.transpose(np.argsort(perm))
@@ -409,7 +419,7 @@ def compare(float_graph: Graph, int8_graph: Graph, data: CalibrationSet,
                 fenv = run_graph(float_graph, _feeds(float_graph, batch), keep_all=True)
                 qenv = run_graph(runnable, _feeds(int8_graph, batch), keep_all=True)
                 for probe in probes:
-                    q = qenv[probe.value.name]
+                    q = _quantized_value(probe, qenv)
                     probe.cumulative.add(fenv[probe.ref], dequantize_array(q, _qp(probe.value)))
                     probe.add_layer(fenv, q)
             if outputs:  # the first output's top-1 class per sample, float and int8

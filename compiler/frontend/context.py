@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from microlith.diagnostics import FrontendError, WarningSink
+from microlith.frontend.onnx_rewrite import REWRITTEN
 from microlith.ir.core import Graph, Value
 from microlith.ir.types import DType
 
@@ -71,6 +72,12 @@ class ImportContext:
             raise self.fail(node, f"attribute {name}={value} is not a finite number")
         return value
 
+    def const_or_none(self, node: onnx.NodeProto, index: int) -> np.ndarray | None:
+        """Constant data of input ``index``, or None when it is absent or not constant."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        return self.values[node.input[index]].data
+
     def const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray | None:
         """Constant data of optional input ``index``; non-constant is an error."""
         if index >= len(node.input) or not node.input[index]:
@@ -91,7 +98,7 @@ def importer(*ops: str) -> Callable[[Importer], Importer]:
 
 
 def supported_ops() -> list[str]:
-    return sorted([*IMPORTERS, "Constant"])
+    return sorted([*IMPORTERS, "Constant", *REWRITTEN])
 
 
 def node_attrs(node: onnx.NodeProto) -> Attrs:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from microlith.frontend.context import ONNX_DTYPES, Attrs, ImportContext, importer, node_attrs
 from microlith.ir.core import Value
+from microlith.ir.types import DType
 
 Result = tuple[str, list[Value | None], Attrs]
 
@@ -97,8 +100,26 @@ def _flatten(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 
 @importer("Reshape")
 def _reshape(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """``allowzero=1`` differs from the default only where the shape holds a 0: there it
+    asks for a zero-size dimension (refused: an empty tensor computes nothing) instead of
+    copying the input's dimension. A 0 in the shape shows as a 0 in the output's shape,
+    so a shape that is constant only after ``fold-constants`` is checked through ONNX's
+    inferred output type; without 0 the node is a plain Reshape."""
     if int(node_attrs(node).get("allowzero", 0)):
-        raise ctx.fail(node, "allowzero=1 is not supported")
+        spec = ctx.const_or_none(node, 1)
+        if spec is not None:
+            zero = 0 in [int(d) for d in spec.reshape(-1)]
+        else:
+            inferred = ctx.onnx_types.get(node.output[0])
+            dims = None if inferred is None or not inferred.tensor_type.HasField("shape") \
+                else list(inferred.tensor_type.shape.dim)
+            if dims is None or not all(d.HasField("dim_value") for d in dims):
+                raise ctx.fail(node, "allowzero=1 with a shape that is not static: cannot "
+                                     "tell whether it asks for a zero-size dimension")
+            zero = any(d.dim_value == 0 for d in dims)
+        if zero:
+            raise ctx.fail(node, "allowzero=1 with a 0 in the shape asks for a zero-size "
+                                 "dimension (an empty tensor); not supported")
     return "Reshape", ctx.inputs(node), {}
 
 
@@ -205,3 +226,35 @@ def _gemm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 @importer("MatMul")
 def _matmul(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     return "MatMul", ctx.inputs(node), {}
+
+
+@importer("ConstantOfShape")
+def _constant_of_shape(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """The one-element ``value`` tensor becomes a scalar ``value`` and its ``dtype``."""
+    value = node_attrs(node).get("value")
+    array = np.zeros(1, np.float32) if value is None else numpy_helper.to_array(value)
+    if array.size != 1:
+        raise ctx.fail(node, f"value must hold one element, got {array.size}")
+    if array.dtype == np.float64:
+        array = array.astype(np.float32)
+    if array.dtype.kind not in "fiub":
+        raise ctx.fail(node, f"value of type {array.dtype} is not supported")
+    scalar = array.reshape(-1)[0].item()
+    return "ConstantOfShape", ctx.inputs(node), {
+        "value": scalar, "dtype": DType.from_numpy(array.dtype).value}
+
+
+@importer("Expand")
+def _expand(ctx: ImportContext, node: onnx.NodeProto) -> Result:
+    """An Expand whose output has its input's shape (ONNX's inferred type says so, or the
+    shape is constant) is the identity."""
+    x = ctx.required(node, 0, "input")
+    inferred = ctx.onnx_types.get(node.output[0])
+    dims = None
+    if inferred is not None and inferred.tensor_type.HasField("shape"):
+        raw = list(inferred.tensor_type.shape.dim)
+        if all(d.HasField("dim_value") for d in raw):
+            dims = tuple(int(d.dim_value) for d in raw)
+    if dims == x.shape and not x.is_constant:
+        return "Identity", [x], {}
+    return "Expand", ctx.inputs(node), {}

@@ -19,7 +19,7 @@ import microlith.frontend.importers_extra  # noqa: F401  (registers importers)
 import microlith.frontend.importers_nn  # noqa: F401
 import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
-from microlith.frontend import onnx_checks, onnx_loader
+from microlith.frontend import onnx_checks, onnx_loader, onnx_rewrite
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
 from microlith.frontend.importers_qdq import VALUE_IMPORTERS, cast_alias
 from microlith.frontend.importers_qoperator import (
@@ -40,6 +40,7 @@ def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, .
     model = onnx_loader.read_model(path)
     onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
+    onnx_rewrite.rewrite_model(model)
     onnx_loader.check_supported(model, path, [*supported_ops(), "QuantizeLinear",
                                               "DequantizeLinear", "ConstantOfShape",
                                               *QOPERATOR_OPS])

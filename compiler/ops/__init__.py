@@ -9,6 +9,7 @@ from microlith.ops import (  # noqa: F401  (each module registers its ops)
     activation,
     conv,
     elementwise,
+    fill,
     linear,
     norm,
     pool,

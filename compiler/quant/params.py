@@ -11,7 +11,9 @@ A zero range (a constant-zero tensor or weight channel) gets scale 1 (any scale
 represents 0 exactly) instead of dividing by zero. So does a weight channel whose
 scale ``max|W[c]| / 127`` would be subnormal in float32 (largest value below about
 1.5e-36, e.g. a denormal 1e-45): it quantizes to all zeros, as its values are zero
-at float32 resolution, instead of getting a zero or subnormal scale.
+at float32 resolution, instead of getting a zero or subnormal scale. A weight channel
+whose scale would be too small for its bias (``s_in * s_w`` so small that the int32
+bias saturates) gets the larger scale the TF converter gives it (``bias_safe_max_abs``).
 """
 
 from __future__ import annotations
@@ -70,8 +72,35 @@ def fixed_params(scale: float, zero_point: int) -> QuantParams:
     return QuantParams((f32(scale),), (int(zero_point),))
 
 
-def quantize_weights(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray, QuantParams]:
-    """Symmetric int8 weights (per channel along ``axis``, per tensor if None)."""
+INT32_MAX = 2**31 - 1
+
+
+def bias_safe_max_abs(max_abs: np.ndarray, bias: np.ndarray, input_scale: float
+                      ) -> np.ndarray:
+    """Raise a weight channel's ``max|W|`` where its bias would not fit in int32.
+
+    The TF converter's rule: where ``|b| >= 0.5 * s_in * s_w * INT32_MAX`` (the bias
+    would leave the middle half of int32 at scale ``s_in * s_w``), the channel's range
+    becomes ``max|W| = 2 |b| / INT32_MAX * 127 / s_in``, so ``s_w = 2 |b| / (INT32_MAX
+    s_in)`` and the bias quantizes to about 2^30, exactly enough to hold it; that
+    channel's (tiny) weights then quantize to 0. Per tensor (one channel), the largest
+    ``|b|`` decides. A dead channel (float weights ~1e-33, common in trained
+    MobileNets) is the case this exists for."""
+    b = np.abs(np.asarray(bias, np.float64).reshape(-1))
+    if len(max_abs) == 1:
+        b = np.array([b.max(initial=0.0)])
+    if len(b) != len(max_abs) or input_scale <= 0.0:
+        return max_abs
+    scales = max_abs / 127.0
+    raise_ = b >= 0.5 * input_scale * scales * INT32_MAX
+    return np.where(raise_, 2.0 * b / INT32_MAX * (127.0 / input_scale), max_abs)
+
+
+def quantize_weights(weights: np.ndarray, axis: int | None, bias: np.ndarray | None = None,
+                     input_scale: float = 0.0) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric int8 weights (per channel along ``axis``, per tensor if None); with
+    ``bias`` and ``input_scale``, no channel's scale is too small for its bias
+    (``bias_safe_max_abs``)."""
     w = np.asarray(weights, np.float64)
     if axis is None:
         max_abs = np.array([np.abs(w).max(initial=0.0)])
@@ -81,6 +110,8 @@ def quantize_weights(weights: np.ndarray, axis: int | None) -> tuple[np.ndarray,
         max_abs = np.abs(w).max(axis=reduce, initial=0.0)
         shape = [1] * w.ndim
         shape[axis] = -1
+    if bias is not None:
+        max_abs = bias_safe_max_abs(max_abs, bias, input_scale)
     tiny = float(np.finfo(np.float32).tiny)  # smallest normal float32
     scales = np.where(max_abs / 127.0 >= tiny, max_abs / 127.0, 1.0).astype(np.float32)
     q = round_half_away(w / scales.astype(np.float64).reshape(shape))
@@ -94,12 +125,26 @@ def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: tuple[flo
     """int32 (int64 with ``bits=64``, the 16x8 spec) bias with scale s_in * s_w[c]: per
     channel (axis 0) when the weights are."""
     scales = (np.float32(input_scale) * np.asarray(weight_scales, np.float32)).astype(np.float32)
-    q = round_half_away(np.asarray(bias, np.float64) / scales.astype(np.float64))
+    q = bias_real_quotient(bias, scales)
     limit = float(2 ** (bits - 1))
     q = np.clip(q, -limit, limit - 1 if bits == 32 else limit - 1024)
     q = q.astype(np.int32 if bits == 32 else np.int64)
     axis = 0 if len(scales) > 1 else None
     return q, QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
+
+
+def bias_real_quotient(bias: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``round(b / scale)`` before saturation to int32 (float64)."""
+    return round_half_away(np.asarray(bias, np.float64) / np.asarray(scales, np.float32
+                                                                       ).astype(np.float64))
+
+
+def saturated_biases(bias: np.ndarray, input_scale: float, weight_scales: tuple[float, ...]
+                     ) -> int:
+    """How many biases ``quantize_bias`` would clamp to the int32 range."""
+    scales = (np.float32(input_scale) * np.asarray(weight_scales, np.float32)).astype(np.float32)
+    q = bias_real_quotient(bias, scales)
+    return int(np.count_nonzero((q > INT32_MAX) | (q < -(2**31))))
 
 
 def quantize_array(x: np.ndarray, params: QuantParams, dtype: type = np.int8) -> np.ndarray:

@@ -400,7 +400,10 @@ def _write_buffer(b: flatbuffers.Builder, data: bytes | None) -> int:
 def serialize_model(model: TflModel) -> bytes:
     """Serialize ``model`` to a ``.tflite`` flatbuffer (see module docstring)."""
     _check_model(model)
-    b = flatbuffers.Builder(1024)
+    # Room for every data buffer (16-aligned) up front: the builder then never grows by
+    # doubling and copying (a large model's weights would be copied several times).
+    payload = sum(len(t.data) + 16 for t in model.tensors if t.data is not None)
+    b = flatbuffers.Builder(1024 + payload + 64 * len(model.tensors))
 
     # Buffers: sentinel, one per constant tensor, then metadata.
     buffer_data: list[bytes | None] = [None]
@@ -468,7 +471,7 @@ def serialize_model(model: TflModel) -> bytes:
         b.PrependUOffsetTRelativeSlot(6, metadata_vec, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=FILE_IDENTIFIER)
-    return bytes(b.Output())
+    return bytes(memoryview(b.Bytes)[b.Head():])  # one copy (Output() would add another)
 
 
 def parse_model(data: bytes) -> TflModel:
