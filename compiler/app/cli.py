@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="C target: fail if the arena needs more (e.g. 64K)")
     comp.add_argument("--flash-limit", type=parse_bytes, metavar="BYTES",
                       help="C target: fail if weights + code estimate need more (e.g. 1M)")
+    comp.add_argument("--strip", action="store_true",
+                      help="tflite/c-array: drop tensor names, signatures and metadata "
+                      "(TFLite-Micro does not read them; outputs unchanged)")
     comp.add_argument("--pipeline", help="pass pipeline overriding the default "
                       "(see `microlith passes`)")
     comp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -233,7 +236,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
-        c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit)
+        c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit,
+        strip=args.strip)
     result = compile_onnx(args.model, options)
     if directory:
         write_directory(args.output, result.files)

@@ -72,6 +72,7 @@ class CompileOptions:
     c_prefix: str = "model"  # C target: names model.h/model.c and every symbol
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
+    strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
 
 
 @dataclass
@@ -176,7 +177,10 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     target = get_target(options.target)
     check_quantize_options(options, target)
     emit_options = EmitOptions(options.c_prefix,
-                               os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx")
+                               os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx",
+                               strip=options.strip)
+    if options.strip and target.name == "c":
+        raise UsageError("--strip applies to flatbuffer targets (tflite, c-array), not c")
     if target.check_options is not None:  # before any work, naming the option
         target.check_options(emit_options)
     passes = build_pipeline(options, target)
