@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
@@ -99,13 +103,68 @@ def parse_bytes(text: str) -> int:
     return value
 
 
+FILE_SUFFIXES = {".tflite": "tflite", ".c": "c", ".h": "c", ".cc": "c", ".onnx": "onnx",
+                 ".html": "report", ".json": "JSON", ".npy": "numpy", ".npz": "numpy"}
+
+
+def check_output_suffix(output: str, target: str, directory: bool) -> None:
+    """``-o out.c`` with the tflite target (or ``-o m.tflite`` with c) is a mistake, not a
+    wish: refuse an output name whose suffix says another kind of file."""
+    suffix = os.path.splitext(output.rstrip("/"))[1].lower()
+    kind = FILE_SUFFIXES.get(suffix)
+    if kind is None:
+        return
+    if directory:
+        raise UsageError(f"-o {output}: --target {target} writes a directory of files; give a "
+                         f"directory name, not a {suffix} file")
+    if kind != "tflite":
+        hint = " (for C use --target c -o DIR)" if kind == "c" else ""
+        raise UsageError(f"-o {output}: --target {target} writes a .tflite flatbuffer, not a "
+                         f"{suffix} file{hint}")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every flag of ``parser`` and of its subcommands (extra arguments of a subcommand are
+    reported by the top-level parser)."""
+    found: list[str] = []
+    for action in parser._actions:
+        found += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _option_strings(child)
+    return list(dict.fromkeys(found))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with did-you-mean for mistyped flags and commands (one short message
+    instead of the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and match.group(1).startswith("-"):
+            flag = match.group(1).split("=")[0]
+            known = _option_strings(self)
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            message = f"unrecognized argument {flag}{hint}"
+        match = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)",
+                         message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(3))
+            close = difflib.get_close_matches(match.group(2), choices, n=1, cutoff=0.5)
+            if close:
+                message = f"{message} -- did you mean {close[0]!r}?"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="microlith",
+    parser = Parser(prog="microlith",
                                      description="Compile ONNX models for microcontrollers.")
     parser.add_argument("--version", action="version", version=f"microlith {_version()}")
     parser.add_argument("--traceback", action="store_true",
                         help="show Python tracebacks for internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
 
     comp = sub.add_parser("compile", help="compile an ONNX model to a .tflite flatbuffer")
     comp.add_argument("model", help="input .onnx file")
@@ -144,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="summarize an .onnx or .tflite file")
     insp.add_argument("file")
     insp.add_argument("--tensors", action="store_true", help="list every tensor")
+    insp.add_argument("--json", action="store_true",
+                      help="print one JSON document (every op with its MACs; --tensors adds "
+                      "the tensors)")
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
 
@@ -213,17 +275,18 @@ def _version() -> str:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from microlith.app.converter import Converter
     from microlith.app.driver import (
         CompileOptions,
         check_output_dir,
         check_output_path,
-        compile_onnx,
         directory_targets,
         write_atomic,
         write_directory,
     )
 
     directory = args.target in directory_targets()
+    check_output_suffix(args.output, args.target, directory)
     if directory:
         check_output_dir(args.output)
     else:
@@ -238,7 +301,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
         c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit,
         strip=args.strip)
-    result = compile_onnx(args.model, options)
+    result = Converter.from_onnx(args.model, options).compile()
     if directory:
         write_directory(args.output, result.files)
     else:
@@ -297,7 +360,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from microlith.app.inspect_model import inspect_file
 
     shapes = parse_input_shapes(args.input_shape)
-    print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
+    print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes,
+                       as_json=args.json), end="")
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,13 +27,13 @@ from microlith.app.pipeline_edits import (
     with_target_tail,
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
-from microlith.frontend.onnx_import import load_onnx
 from microlith.ir.core import Graph
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
+    from microlith.frontend.onnx_import import ModelSource
     from microlith.passes.pipelines import QuantMode
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
@@ -170,15 +170,22 @@ def calibration_context(graph: Graph, options: CompileOptions) -> dict[str, Any]
     return context
 
 
-def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = None
-                 ) -> CompileResult:
-    """Import, run the pipeline and emit for ``options.target``."""
+def compile_onnx(path: ModelSource, options: CompileOptions | None = None) -> CompileResult:
+    """Import ``path`` (an .onnx path, serialized bytes or an ``onnx.ModelProto``), run the
+    pipeline and emit for ``options.target``: ``Converter.from_onnx(path, options)``."""
+    from microlith.app.converter import Converter
+
+    return Converter.from_onnx(path, options).compile()
+
+
+def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions | None = None
+                  ) -> CompileResult:
+    """The compile itself over any frontend: ``load()`` imports the model (timed as
+    "import"), after every option has been checked; ``name`` is the model's file name."""
     options = options or CompileOptions()
     target = get_target(options.target)
     check_quantize_options(options, target)
-    emit_options = EmitOptions(options.c_prefix,
-                               os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx",
-                               strip=options.strip)
+    emit_options = EmitOptions(options.c_prefix, name, strip=options.strip)
     if options.strip and target.name == "c":
         raise UsageError("--strip applies to flatbuffer targets (tflite, c-array), not c")
     if target.check_options is not None:  # before any work, naming the option
@@ -196,7 +203,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     check_pass_names(options.print_ir_after, "--print-ir-after")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    graph = load_onnx(path, options.input_shapes, warn=options.warn)
+    graph = load()
     seconds["import"] = time.perf_counter() - start
     ctx = PassContext(warn=options.warn)
     if options.quantize is not None or any(p.name == "calibrate" for p in passes):
