@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from microlith.diagnostics import capped
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
@@ -79,7 +80,7 @@ def integer_nodes(graph: Graph, fallback: str) -> list[Node]:
                  for v in [*node.inputs, *node.outputs]):
             refused.append(node)
     if refused and fallback != "float":
-        names = ", ".join(f"{n.name} ({n.op})" for n in refused)
+        names = capped([f"{n.name} ({n.op})" for n in refused])
         raise RewriteFailure(refused[0], f"no int8 kernel for: {names}; use --fallback float "
                              "to keep them in float between DEQUANTIZE/QUANTIZE")
     return chosen

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph
 from microlith.passes.tflite_rules import RULES, claim_names, hint
 from microlith.pipeline import Pass, PassContext, register_pass
@@ -41,7 +41,7 @@ def check_legal(graph: Graph) -> None:
             problems.append(f"{node.name} ({node.op}): {reason}")
             first = first or node
     if problems:
-        raise BackendError("tflite backend cannot emit: " + "; ".join(problems), node=first)
+        raise BackendError("tflite backend cannot emit: " + capped(problems, "; "), node=first)
 
 
 @register_pass

@@ -23,7 +23,7 @@ from microlith.backends.tflite.runtime_version import (
     min_runtime_version,
 )
 from microlith.backends.tflite.versions import default_op_version
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.formats.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
 from microlith.formats.tflite.signature import TflSignature
 from microlith.ir.core import Graph, Value
@@ -61,7 +61,7 @@ def check_target_ops(graph: Graph) -> None:
              if not is_registered(n.op) or get_op(n.op).builtin is None]
     if stray:
         raise BackendError("tflite backend: the graph is not legalized (run legalize-tflite); "
-                           "not TFLite operators: " + "; ".join(stray))
+                           "not TFLite operators: " + capped(stray, "; "))
 
 
 def graph_to_model(graph: Graph, description: str = "microlith") -> TflModel:
