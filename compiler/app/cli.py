@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
@@ -209,6 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
 
+    run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
+                         "inputs from a .npy")
+    run.add_argument("model", help="a --target c output directory or a .tflite file")
+    run.add_argument("--input", required=True, metavar="X.npy",
+                     help="one sample in the model's shape, or samples stacked on axis 0 "
+                     "(NCHW is transposed to the model's NHWC; float is quantized)")
+    run.add_argument("--on", choices=["host", "cortex-m4"], default="host",
+                     help="C directory: build with gcc and run here (host), or build for the "
+                     "Cortex-M4 and run under qemu, counting instructions")
+    run.add_argument("--runtime", choices=["auto", "tflite-micro", "litert"], default="auto",
+                     help=".tflite: TFLite-Micro when installed, else LiteRT (auto)")
+    run.add_argument("-o", "--output", metavar="Y.npy",
+                     help="write output 0 (.npy) or every output (.npz)")
+
     dbg = sub.add_parser("debug", help="per-layer float vs int8 error table: where quantization "
                          "loses accuracy")
     dbg.add_argument("model", help="input .onnx file")
@@ -390,8 +404,47 @@ def cmd_debug(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from microlith.app.driver import check_output_path, write_atomic
+    from microlith.app.run_model import load_input, run_c_directory, run_tflite
+
+    if args.output:
+        if os.path.splitext(args.output)[1] not in (".npy", ".npz"):
+            raise UsageError(f"-o {args.output}: give a .npy (output 0) or .npz (every output)")
+        check_output_path(args.output)
+    x = load_input(args.input)
+    if os.path.isdir(args.model):
+        result = run_c_directory(args.model, x, args.on, where=args.input)
+    else:
+        if args.on != "host":
+            raise UsageError("--on cortex-m4 runs C: compile with --target c and run the "
+                             "output directory")
+        result = run_tflite(args.model, x, args.runtime, where=args.input)
+    for j, y in enumerate(result.outputs):
+        print(f"output {j}: {y.dtype} {list(y.shape)} ({result.runtime})")
+    for r, count in enumerate(result.instructions):
+        print(f"inference {r}: {count:,} instructions in model_invoke()")
+    if result.instructions:
+        mean = sum(result.instructions) / len(result.instructions)
+        print(f"Cortex-M4: {mean:,.0f} instructions per inference (mean of "
+              f"{len(result.instructions)})")
+    if args.output:
+        import io
+
+        buffer = io.BytesIO()
+        if args.output.endswith(".npz"):
+            arrays: dict[str, Any] = {f"output{j}": y for j, y in enumerate(result.outputs)}
+            np.savez(buffer, **arrays)
+        else:
+            np.save(buffer, result.outputs[0])
+        write_atomic(args.output, buffer.getvalue())
+    return 0
+
+
 COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect,
-            "debug": cmd_debug}
+            "debug": cmd_debug, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
