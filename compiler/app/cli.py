@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="C target: fail if the arena needs more (e.g. 64K)")
     comp.add_argument("--flash-limit", type=parse_bytes, metavar="BYTES",
                       help="C target: fail if weights + code estimate need more (e.g. 1M)")
+    comp.add_argument("--report", metavar="HTML",
+                      help="also write a self-contained HTML report (ops, MACs, arena over "
+                      "time, flash, pass timings)")
     comp.add_argument("--strip", action="store_true",
                       help="tflite/c-array: drop tensor names, signatures and metadata "
                       "(TFLite-Micro does not read them; outputs unchanged)")
@@ -208,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "the tensors)")
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
+
+    rep = sub.add_parser("report", help="write the HTML report of an existing .tflite")
+    rep.add_argument("file", help="a .tflite file")
+    rep.add_argument("-o", "--output", required=True, metavar="HTML", help="the .html to write")
 
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
                          "inputs from a .npy")
@@ -301,6 +308,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     directory = args.target in directory_targets()
     check_output_suffix(args.output, args.target, directory)
+    if args.report:
+        from microlith.app.cli_extra import check_report_path
+
+        check_report_path(args.report)
     if directory:
         check_output_dir(args.output)
     else:
@@ -309,7 +320,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         target=args.target, pipeline=args.pipeline,
         input_shapes=parse_input_shapes(args.input_shape),
         verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
-        print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
+        print_ir_after=tuple(args.print_ir_after), timing=args.verbose or bool(args.report),
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
@@ -320,13 +331,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
         write_directory(args.output, result.files)
     else:
         write_atomic(args.output, result.output)
+    if args.report:
+        from microlith.app.report import render_html, report_from_result
+
+        page = render_html(report_from_result(result, os.path.basename(args.model), args.target))
+        write_atomic(args.report, page.encode())
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
         print(f"note: kept in float (no int8 kernel): {', '.join(fallback)}", file=sys.stderr)
     if args.remarks:
         for pass_name, node, message in result.remarks:
             print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)
-    if args.verbose and result.timing is not None:
+    if args.verbose and result.timing is not None:  # (--report alone records it too)
         print(f"pipeline: {result.pipeline}", file=sys.stderr)
         print(result.timing.report(), file=sys.stderr)
         print("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items()),
@@ -405,46 +421,19 @@ def cmd_debug(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from microlith.app.cli_extra import run_command
 
-    from microlith.app.driver import check_output_path, write_atomic
-    from microlith.app.run_model import load_input, run_c_directory, run_tflite
+    return run_command(args)
 
-    if args.output:
-        if os.path.splitext(args.output)[1] not in (".npy", ".npz"):
-            raise UsageError(f"-o {args.output}: give a .npy (output 0) or .npz (every output)")
-        check_output_path(args.output)
-    x = load_input(args.input)
-    if os.path.isdir(args.model):
-        result = run_c_directory(args.model, x, args.on, where=args.input)
-    else:
-        if args.on != "host":
-            raise UsageError("--on cortex-m4 runs C: compile with --target c and run the "
-                             "output directory")
-        result = run_tflite(args.model, x, args.runtime, where=args.input)
-    for j, y in enumerate(result.outputs):
-        print(f"output {j}: {y.dtype} {list(y.shape)} ({result.runtime})")
-    for r, count in enumerate(result.instructions):
-        print(f"inference {r}: {count:,} instructions in model_invoke()")
-    if result.instructions:
-        mean = sum(result.instructions) / len(result.instructions)
-        print(f"Cortex-M4: {mean:,.0f} instructions per inference (mean of "
-              f"{len(result.instructions)})")
-    if args.output:
-        import io
 
-        buffer = io.BytesIO()
-        if args.output.endswith(".npz"):
-            arrays: dict[str, Any] = {f"output{j}": y for j, y in enumerate(result.outputs)}
-            np.savez(buffer, **arrays)
-        else:
-            np.save(buffer, result.outputs[0])
-        write_atomic(args.output, buffer.getvalue())
-    return 0
+def cmd_report(args: argparse.Namespace) -> int:
+    from microlith.app.cli_extra import report_command
+
+    return report_command(args)
 
 
 COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect,
-            "debug": cmd_debug, "run": cmd_run}
+            "debug": cmd_debug, "run": cmd_run, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
