@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 parser_class=Parser)
 
     comp = sub.add_parser("compile", help="compile an ONNX model to a .tflite flatbuffer")
-    comp.add_argument("model", help="input .onnx file")
+    comp.add_argument("model", help="input .onnx or .tflite file")
     comp.add_argument("-o", "--output", required=True,
                       help="output .tflite file (tflite), or directory (c, c-array)")
     comp.add_argument("--target", default="tflite", choices=_target_names(),
@@ -326,7 +326,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
         c_prefix=args.c_prefix, ram_limit=args.ram_limit, flash_limit=args.flash_limit,
         strip=args.strip)
-    result = Converter.from_onnx(args.model, options).compile()
+    from microlith.app.inspect_model import _is_tflite
+
+    if _is_tflite(args.model):
+        result = Converter.from_tflite(args.model, options).compile()
+    else:
+        result = Converter.from_onnx(args.model, options).compile()
     if directory:
         write_directory(args.output, result.files)
     else:

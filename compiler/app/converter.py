@@ -4,6 +4,7 @@
 
     conv = microlith.Converter.from_onnx("model.onnx")        # or ModelProto / bytes
     conv = microlith.Converter.from_torch(module, (x,))       # exported with torch.onnx
+    conv = microlith.Converter.from_tflite("model.tflite")    # int8 or float .tflite
     conv.quantize = "int8"
     conv.representative_dataset = lambda: ([x] for x in samples)
     conv.inference_input_type = conv.inference_output_type = "int8"
@@ -30,6 +31,9 @@ from microlith.diagnostics import UsageError
 from microlith.frontend.onnx_import import ModelSource, load_onnx, source_name
 from microlith.ir.core import Graph
 
+# A float .tflite is NHWC already: the canonical passes that still apply, then int8.
+TFLITE_QUANT_PIPELINE = ("infer-shapes,fold-constants,eliminate-dead,fuse-activation,fold-pad,"
+                         "calibrate,insert-qdq,fuse-requantize,eliminate-dead")
 _IO_TYPES = {"int8": "int8", "uint8": "uint8", "float32": "float32", "float": "float32"}
 
 
@@ -82,6 +86,32 @@ class Converter:
         display = "model.onnx" if name.startswith("<") else os.path.basename(name)
         return cls(lambda o: load_onnx(model, o.input_shapes, warn=o.warn), display,
                    _options(options, fields))
+
+    @classmethod
+    def from_tflite(cls, model: str | os.PathLike[str] | bytes,
+                    options: CompileOptions | None = None, **fields: Any) -> Converter:
+        """A ``.tflite`` file or its bytes. An int8 model goes straight to the target's
+        tail (already integer); a float one compiles as is or is quantized by our
+        calibrator (``quantize="int8"``, representative data in the file's NHWC layout)."""
+        from microlith.frontend.tflite_import import (
+            is_integer_model,
+            load_tflite,
+            read_tflite,
+            tflite_name,
+        )
+
+        name = tflite_name(model)
+        display = "model.tflite" if name.startswith("<") else os.path.basename(name)
+        opts = _options(options, fields)
+        if opts.pipeline is None:
+            integer = is_integer_model(read_tflite(model))
+            if integer and opts.quantize is not None:
+                raise UsageError(f"{name}: the model is already quantized (int8); drop "
+                                 "--quantize")
+            opts = dataclasses.replace(opts, pipeline=TFLITE_QUANT_PIPELINE
+                                       if opts.quantize else "fold-pad,eliminate-dead",
+                                       integer_model=integer)
+        return cls(lambda o: load_tflite(model, o.input_shapes), display, opts)
 
     @classmethod
     def from_torch(cls, module: Any, example_inputs: Any, *, input_names: list[str] | None

@@ -73,6 +73,7 @@ class CompileOptions:
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
+    integer_model: bool = False  # the input is already integer (an int8 .tflite)
 
 
 @dataclass
@@ -125,7 +126,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None
-    if target.integer_only and (mode is None or not mode.integer):
+    if target.integer_only and not options.integer_model and (mode is None or
+                                                              not mode.integer):
         integer = [m.name for m in modes.values() if m.integer]
         raise UsageError(f"--target {target.name} emits integer kernels: add --quantize "
                          f"{'|'.join(integer)} and --calibration-data")
