@@ -83,6 +83,15 @@ def test_wheel_in_fresh_venv_from_empty_directory(wheel, tmp_path):
     assert (work / "q.tflite").stat().st_size > 1000
     assert (work / "out" / "microlith_kernels.h").is_file()
     assert run(str(bin_ / "microlith"), "inspect", "q.tflite").returncode == 0
+    import numpy as np
+
+    np.save(work / "x.npy", np.load(work / "digits_calibration.npz")["input"][:3])
+    if shutil.which("gcc") is not None:  # the README's `microlith run` on the host
+        done = run(str(bin_ / "microlith"), "run", "out", "--input", "x.npy", "-o", "y.npy")
+        assert done.returncode == 0, done.stderr
+        assert "output 0: int8 [3, 10] (host gcc)" in done.stdout
+    done = run(str(bin_ / "microlith"), "run", "q.tflite", "--input", "x.npy")
+    assert done.returncode == 2 and "pip install 'microlith[runtimes]'" in done.stderr
     show = run(str(py), "-m", "pip", "show", "onnxruntime")
     assert show.returncode != 0 and "not found" in show.stderr.lower()
     requires = run(str(py), "-m", "pip", "show", "microlith").stdout

@@ -411,8 +411,9 @@ class Progress:
     On a terminal: a one-line bar drawn with ``\\r`` on ``stream`` (default: stderr),
     redrawn at most every ``interval`` seconds and ended with a newline by ``close``.
     Off a terminal (a log, CI, a pipe): one plain line every ``line_interval`` seconds
-    (``calibrating: 120/200 samples (60%), 35.2/s, 3.4 s``), so a short run prints
-    nothing and a long one shows it is alive. ``enabled=False`` (quiet) shows neither;
+    (``progress: calibrating 120/200 samples (60%), 35.2/s, 3.4 s``; a ``progress:``
+    line is never an error line), so a short run prints nothing and a long one shows it
+    is alive. ``enabled=False`` (quiet) shows neither;
     ``enabled=True`` forces the bar.
     """
 
@@ -454,8 +455,8 @@ class Progress:
 
     def _line(self, now: float) -> None:
         percent = 100 * self.done // self.total if self.total else 100
-        self.stream.write(f"{self.label}: {self.done}/{self.total} samples ({percent}%), "
-                          f"{self._rate(now):,.1f}/s, {now - self.start:.1f} s\n")
+        self.stream.write(f"progress: {self.label} {self.done}/{self.total} samples "
+                          f"({percent}%), {self._rate(now):,.1f}/s, {now - self.start:.1f} s\n")
         self.stream.flush()
 
     def _draw(self, now: float) -> None:

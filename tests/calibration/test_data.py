@@ -337,8 +337,8 @@ def test_progress_lines_off_a_terminal() -> None:
     progress.close()
     lines = plain.getvalue().splitlines()
     assert "\r" not in plain.getvalue() and len(lines) == 5
-    assert lines[2].startswith("calibrating: 120/200 samples (60%), ") and "/s, " in lines[2]
-    assert lines[-1].startswith("calibrating: 200/200 samples (100%)")
+    assert lines[2].startswith("progress: calibrating 120/200 samples (60%), ")
+    assert "/s, " in lines[2] and lines[-1].startswith("progress: calibrating 200/200 samples")
     quiet = io.StringIO()
     progress = Progress(200, stream=quiet, enabled=False, line_interval=0.0)
     progress.update(100)

@@ -74,6 +74,7 @@ def test_progress_lines_when_not_a_terminal(work: Path, monkeypatch) -> None:
     compile_onnx(ZOO / "lenet.onnx", CompileOptions(quantize="int8",
                                                     calibration_data=str(work / "c.npz")))
     lines = stream.getvalue().splitlines()
-    assert any(line.startswith("calibrating: 40/40 samples (100%), ") for line in lines), lines
+    assert any(line.startswith("progress: calibrating 40/40 samples (100%), ")
+               for line in lines), lines
     assert "\r" not in stream.getvalue()
     _ = onnx  # the model helpers above use onnx through clikit
