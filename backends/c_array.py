@@ -91,7 +91,7 @@ def _check(options: EmitOptions) -> None:
 
 
 def _emit(graph: Graph, options: EmitOptions) -> Emitted:
-    data = emit_tflite(graph)
+    data = emit_tflite(graph, strip=options.strip)
     return Emitted(output=data, files=c_array_files(data, f"{options.prefix}_data"))
 
 

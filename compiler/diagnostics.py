@@ -8,7 +8,7 @@ and exits with status 2 for these, never a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class MicrolithError(Exception):
@@ -53,3 +53,14 @@ WarningSink = Callable[[str], None]
 
 def stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+LIST_LIMIT = 10
+
+
+def capped(items: Sequence[str], sep: str = ", ", limit: int = LIST_LIMIT) -> str:
+    """``items`` joined, the first ``limit`` only and then "... N more" (error lines stay
+    readable for a model with thousands of nodes)."""
+    if len(items) <= limit:
+        return sep.join(items)
+    return sep.join(items[:limit]) + f"{sep}... {len(items) - limit} more"

@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "microlith.targets"
 class EmitOptions:
     prefix: str = "model"  # C targets: file and symbol prefix
     source_name: str = "model"  # the model file name, for comments
+    strip: bool = False  # flatbuffer targets: drop what TFLite-Micro does not read
 
 
 @dataclass

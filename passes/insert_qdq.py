@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from microlith.diagnostics import UsageError
+from microlith.diagnostics import UsageError, capped
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op
 from microlith.ir.types import DType, QuantParams, TensorType
@@ -134,7 +134,7 @@ def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
     kind = "16x8" if wide else "int8"
     chosen, refused = split_integer_nodes(graph, wide, keep)
     if refused and fallback != "float":
-        names = ", ".join(f"{n.name} ({n.op})" for n in refused)
+        names = capped([f"{n.name} ({n.op})" for n in refused])
         raise RewriteFailure(refused[0], f"no {kind} kernel for: {names}; use --fallback float "
                              "to keep them in float between DEQUANTIZE/QUANTIZE")
     return chosen

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType, QuantParams
 from microlith.passes.reshape_elision import drop_redundant_reshapes
@@ -101,10 +101,10 @@ def check_legal(graph: Graph) -> None:
     if kept_in_float & set(problems):
         raise BackendError(
             "C target is integer-only and cannot emit the ops --fallback float kept in "
-            "float (no int8 kernel; --target tflite can run them): " + "; ".join(problems),
+            "float (no int8 kernel; --target tflite can run them): " + capped(problems, "; "),
             node=first)
     if problems:
-        raise BackendError("C target cannot emit: " + "; ".join(problems), node=first)
+        raise BackendError("C target cannot emit: " + capped(problems, "; "), node=first)
 
 
 def _conv(graph: Graph, node: Node) -> None:
@@ -181,7 +181,7 @@ class LegalizeC(Pass):
                 _as_lookup(graph, node)
                 ctx.remark(node, f"{source_op} as a 256-entry lookup table")
         if unsupported:
-            raise BackendError("C target cannot emit: " + "; ".join(unsupported))
+            raise BackendError("C target cannot emit: " + capped(unsupported, "; "))
         drop_redundant_reshapes(graph, ctx)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph
 from microlith.ir.types import DType, TensorType
 from microlith.passes.reshape_elision import drop_redundant_reshapes
@@ -47,7 +47,7 @@ def check_legal(graph: Graph) -> None:
             problems.append(f"{node.name} ({node.op}): {reason}")
             first = first or node
     if problems:
-        raise BackendError("tflite backend cannot emit: " + "; ".join(problems), node=first)
+        raise BackendError("tflite backend cannot emit: " + capped(problems, "; "), node=first)
 
 
 @register_pass

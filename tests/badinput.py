@@ -65,7 +65,7 @@ class Run:
 
     @property
     def lines(self) -> list[str]:
-        return self.err.splitlines()
+        return [line for line in self.err.splitlines() if not line.startswith("progress: ")]
 
 
 def cli_run(*argv: str | os.PathLike[str], cwd: Path) -> Run:
@@ -119,7 +119,7 @@ def microlith(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedP
 
 def refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
     """A subprocess run that failed with exit 2 and one error line holding the needles."""
-    lines = proc.stderr.splitlines()
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("progress: ")]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), \
         (proc.returncode, proc.stderr)
     for needle in needles:

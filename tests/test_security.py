@@ -133,7 +133,7 @@ def _cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProces
 
 
 def _assert_refused(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    lines = proc.stderr.strip().splitlines()
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("progress: ")]
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     for needle in needles:

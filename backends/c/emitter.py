@@ -21,7 +21,7 @@ import numpy as np
 
 from microlith.backends.c import sanitize
 from microlith.backends.c.render_context import CTYPES, RenderContext
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph, Value
 from microlith.memory_plan import MemoryPlan, check_plan
 
@@ -99,7 +99,7 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
         if reason:
             problems.append(f"{node.name} ({node.op}): {reason}")
     if problems:
-        raise BackendError("C target cannot emit: " + "; ".join(problems))
+        raise BackendError("C target cannot emit: " + capped(problems, "; "))
     upper = prefix.upper()
     arena = f"{prefix}_arena"
 

@@ -9,7 +9,7 @@ from microlith.targets import EmitOptions, Emitted, Target, register_target
 
 
 def _emit(graph: Graph, options: EmitOptions) -> Emitted:
-    return Emitted(output=emit_tflite(graph))
+    return Emitted(output=emit_tflite(graph, strip=options.strip))
 
 
 TFLITE = register_target(Target("tflite", "a .tflite flatbuffer (LiteRT, TFLite-Micro)",

@@ -7,15 +7,25 @@ values their scales and zero points; an absent optional input is index -1). Tens
 numbered in first-touch order -- the graph inputs, then each operator's operands and
 results in node order -- and keep the IR value names, which the frontend carried over from
 ONNX. Operator versions are the TFLite converter's (``versions.default_op_version``).
+
+File conventions of the converter are kept: one ``serving_default`` SignatureDef naming
+the graph inputs and outputs by their names, and ``min_runtime_version`` metadata
+computed from the (builtin, version) pairs written (``runtime_version``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from microlith.backends.tflite.runtime_version import (
+    METADATA_NAME,
+    metadata_buffer,
+    min_runtime_version,
+)
 from microlith.backends.tflite.versions import default_op_version
-from microlith.diagnostics import BackendError
+from microlith.diagnostics import BackendError, capped
 from microlith.formats.tflite.flatbuffer import TflModel, TflOperator, TflQuant, TflTensor
+from microlith.formats.tflite.signature import TflSignature
 from microlith.ir.core import Graph, Value
 from microlith.ir.ops import get_op, is_registered
 from microlith.ir.types import QuantParams
@@ -51,7 +61,7 @@ def check_target_ops(graph: Graph) -> None:
              if not is_registered(n.op) or get_op(n.op).builtin is None]
     if stray:
         raise BackendError("tflite backend: the graph is not legalized (run legalize-tflite); "
-                           "not TFLite operators: " + "; ".join(stray))
+                           "not TFLite operators: " + capped(stray, "; "))
 
 
 def graph_to_model(graph: Graph, description: str = "microlith") -> TflModel:
@@ -80,5 +90,10 @@ def graph_to_model(graph: Graph, description: str = "microlith") -> TflModel:
         if value.producer is None:
             raise BackendError(f"graph output {value.name!r} is not computed by any node")
         outputs.append(tensor(value))
+    names = tensor.tensors
+    signature = TflSignature(inputs=[(names[i].name, i) for i in inputs],
+                             outputs=[(names[o].name, o) for o in outputs])
+    runtime = min_runtime_version((op.op, op.version) for op in operators)
+    metadata = {METADATA_NAME: metadata_buffer(runtime)} if runtime else {}
     return TflModel(tensor.tensors, operators, inputs, outputs, description=description,
-                    subgraph_name=graph.name)
+                    subgraph_name=graph.name, metadata=metadata, signatures=[signature])

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from microlith.diagnostics import InternalError, MicrolithError, UsageError
 
@@ -99,16 +103,71 @@ def parse_bytes(text: str) -> int:
     return value
 
 
+FILE_SUFFIXES = {".tflite": "tflite", ".c": "c", ".h": "c", ".cc": "c", ".onnx": "onnx",
+                 ".html": "report", ".json": "JSON", ".npy": "numpy", ".npz": "numpy"}
+
+
+def check_output_suffix(output: str, target: str, directory: bool) -> None:
+    """``-o out.c`` with the tflite target (or ``-o m.tflite`` with c) is a mistake, not a
+    wish: refuse an output name whose suffix says another kind of file."""
+    suffix = os.path.splitext(output.rstrip("/"))[1].lower()
+    kind = FILE_SUFFIXES.get(suffix)
+    if kind is None:
+        return
+    if directory:
+        raise UsageError(f"-o {output}: --target {target} writes a directory of files; give a "
+                         f"directory name, not a {suffix} file")
+    if kind != "tflite":
+        hint = " (for C use --target c -o DIR)" if kind == "c" else ""
+        raise UsageError(f"-o {output}: --target {target} writes a .tflite flatbuffer, not a "
+                         f"{suffix} file{hint}")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every flag of ``parser`` and of its subcommands (extra arguments of a subcommand are
+    reported by the top-level parser)."""
+    found: list[str] = []
+    for action in parser._actions:
+        found += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _option_strings(child)
+    return list(dict.fromkeys(found))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with did-you-mean for mistyped flags and commands (one short message
+    instead of the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match and match.group(1).startswith("-"):
+            flag = match.group(1).split("=")[0]
+            known = _option_strings(self)
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            message = f"unrecognized argument {flag}{hint}"
+        match = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)",
+                         message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(3))
+            close = difflib.get_close_matches(match.group(2), choices, n=1, cutoff=0.5)
+            if close:
+                message = f"{message} -- did you mean {close[0]!r}?"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="microlith",
+    parser = Parser(prog="microlith",
                                      description="Compile ONNX models for microcontrollers.")
     parser.add_argument("--version", action="version", version=f"microlith {_version()}")
     parser.add_argument("--traceback", action="store_true",
                         help="show Python tracebacks for internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
 
     comp = sub.add_parser("compile", help="compile an ONNX model to a .tflite flatbuffer")
-    comp.add_argument("model", help="input .onnx file")
+    comp.add_argument("model", help="input .onnx or .tflite file")
     comp.add_argument("-o", "--output", required=True,
                       help="output .tflite file (tflite), or directory (c, c-array)")
     comp.add_argument("--target", default="tflite", choices=_target_names(),
@@ -123,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--optimize", choices=["speed", "size"], default=None,
                       help="C target: speed (Cortex-M DSP convolutions with arena scratch, "
                       "the default) or size (no scratch, less code)")
+    comp.add_argument("--report", metavar="HTML",
+                      help="also write a self-contained HTML report (ops, MACs, arena over "
+                      "time, flash, pass timings)")
+    comp.add_argument("--strip", action="store_true",
+                      help="tflite/c-array: drop tensor names, signatures and metadata "
+                      "(TFLite-Micro does not read them; outputs unchanged)")
     comp.add_argument("--pipeline", help="pass pipeline overriding the default "
                       "(see `microlith passes`)")
     comp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -144,8 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     insp = sub.add_parser("inspect", help="summarize an .onnx or .tflite file")
     insp.add_argument("file")
     insp.add_argument("--tensors", action="store_true", help="list every tensor")
+    insp.add_argument("--json", action="store_true",
+                      help="print one JSON document (every op with its MACs; --tensors adds "
+                      "the tensors)")
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
+
+    rep = sub.add_parser("report", help="write the HTML report of an existing .tflite")
+    rep.add_argument("file", help="a .tflite file")
+    rep.add_argument("-o", "--output", required=True, metavar="HTML", help="the .html to write")
+
+    run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
+                         "inputs from a .npy")
+    run.add_argument("model", help="a --target c output directory or a .tflite file")
+    run.add_argument("--input", required=True, metavar="X.npy",
+                     help="one sample in the model's shape, or samples stacked on axis 0 "
+                     "(NCHW is transposed to the model's NHWC; float is quantized)")
+    run.add_argument("--on", choices=["host", "cortex-m4"], default="host",
+                     help="C directory: build with gcc and run here (host), or build for the "
+                     "Cortex-M4 and run under qemu, counting instructions")
+    run.add_argument("--runtime", choices=["auto", "tflite-micro", "litert"], default="auto",
+                     help=".tflite: TFLite-Micro when installed, else LiteRT (auto)")
+    run.add_argument("-o", "--output", metavar="Y.npy",
+                     help="write output 0 (.npy) or every output (.npz)")
 
     dbg = sub.add_parser("debug", help="per-layer float vs int8 error table: where quantization "
                          "loses accuracy")
@@ -240,17 +326,22 @@ def _version() -> str:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from microlith.app.converter import Converter
     from microlith.app.driver import (
         CompileOptions,
         check_output_dir,
         check_output_path,
-        compile_onnx,
         directory_targets,
         write_atomic,
         write_directory,
     )
 
     directory = args.target in directory_targets()
+    check_output_suffix(args.output, args.target, directory)
+    if args.report:
+        from microlith.app.cli_extra import check_report_path
+
+        check_report_path(args.report)
     if directory:
         check_output_dir(args.output)
     else:
@@ -259,19 +350,29 @@ def cmd_compile(args: argparse.Namespace) -> int:
         target=args.target, pipeline=args.pipeline,
         input_shapes=parse_input_shapes(args.input_shape),
         verify_each=args.verify_each, print_ir_after_all=args.print_ir_after_all,
-        print_ir_after=tuple(args.print_ir_after), timing=args.verbose,
+        print_ir_after=tuple(args.print_ir_after), timing=args.verbose or bool(args.report),
         quantize=args.quantize, calibration_data=args.calibration_data,
         calibration_method=args.calibration_method, calibration_cache=args.calibration_cache,
         io_dtype=args.io_dtype, fallback=args.fallback, quiet=args.quiet,
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
-        flash_limit=args.flash_limit, optimize=args.optimize)
-    result = compile_onnx(args.model, options)
+        flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip)
+    from microlith.app.inspect_model import _is_tflite
+
+    if _is_tflite(args.model):
+        result = Converter.from_tflite(args.model, options).compile()
+    else:
+        result = Converter.from_onnx(args.model, options).compile()
     if directory:
         write_directory(args.output, result.files)
     else:
         write_atomic(args.output, result.output)
+    if args.report:
+        from microlith.app.report import render_html, report_from_result
+
+        page = render_html(report_from_result(result, os.path.basename(args.model), args.target))
+        write_atomic(args.report, page.encode())
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
         print(f"note: kept in float: {', '.join(fallback)}",
@@ -279,7 +380,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.remarks:
         for pass_name, node, message in result.remarks:
             print(f"remark: [{pass_name}] {node}: {message}", file=sys.stderr)
-    if args.verbose and result.timing is not None:
+    if args.verbose and result.timing is not None:  # (--report alone records it too)
         print(f"pipeline: {result.pipeline}", file=sys.stderr)
         print(result.timing.report(), file=sys.stderr)
         print("seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in result.seconds.items()),
@@ -327,7 +428,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from microlith.app.inspect_model import inspect_file
 
     shapes = parse_input_shapes(args.input_shape)
-    print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes), end="")
+    print(inspect_file(args.file, list_tensors=args.tensors, input_shapes=shapes,
+                       as_json=args.json), end="")
     return 0
 
 
@@ -363,8 +465,20 @@ def cmd_debug(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from microlith.app.cli_extra import run_command
+
+    return run_command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from microlith.app.cli_extra import report_command
+
+    return report_command(args)
+
+
 COMMANDS = {"compile": cmd_compile, "passes": cmd_passes, "inspect": cmd_inspect,
-            "debug": cmd_debug}
+            "debug": cmd_debug, "run": cmd_run, "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

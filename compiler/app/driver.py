@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -28,7 +28,6 @@ from microlith.app.pipeline_edits import (
     with_target_tail,
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
-from microlith.frontend.onnx_import import load_onnx
 from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
@@ -36,6 +35,7 @@ from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
+    from microlith.frontend.onnx_import import ModelSource
     from microlith.passes.pipelines import QuantMode
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
@@ -81,6 +81,8 @@ class CompileOptions:
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
     optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
+    strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
+    integer_model: bool = False  # the input is already integer (an int8 .tflite)
 
 
 @dataclass
@@ -125,7 +127,7 @@ def quantize_flags(options: CompileOptions) -> dict[str, Any]:
             "--int16": joined(options.int16), "--strict-qdq": options.strict_qdq or None}
 
 
-def resolve_int16_auto(path: str | os.PathLike[str], options: CompileOptions
+def resolve_int16_auto(path: str | os.PathLike[str] | None, options: CompileOptions
                        ) -> CompileOptions:
     """``--int16 auto[:BUDGET]``: the layers ``microlith.app.int16_advisor`` chooses."""
     from microlith.app.int16_advisor import advise, parse_auto
@@ -133,6 +135,9 @@ def resolve_int16_auto(path: str | os.PathLike[str], options: CompileOptions
     auto, budget = parse_auto(options.int16)
     if not auto:
         return options
+    if path is None:
+        raise UsageError("--int16 auto needs the model as an .onnx file (it compiles the "
+                         "model several times to rank its layers)")
     advice = advise(path, options.calibration_data, budget=budget,
                     calibration_method=options.calibration_method,
                     input_shapes=options.input_shapes)
@@ -163,7 +168,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None
-    if target.integer_only and (mode is None or not mode.integer):
+    if target.integer_only and not options.integer_model and (mode is None or
+                                                              not mode.integer):
         integer = [m.name for m in modes.values() if m.integer]
         raise UsageError(f"--target {target.name} emits integer kernels: add --quantize "
                          f"{'|'.join(integer)} and --calibration-data")
@@ -240,18 +246,31 @@ class Preflight(Instrument):
             preflight(graph, self.passes[self.passes.index(pass_) + 1:])
 
 
-def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = None
-                 ) -> CompileResult:
-    """Import, run the pipeline and emit for ``options.target``."""
+def compile_onnx(path: ModelSource, options: CompileOptions | None = None) -> CompileResult:
+    """Import ``path`` (an .onnx path, serialized bytes or an ``onnx.ModelProto``), run the
+    pipeline and emit for ``options.target``: ``Converter.from_onnx(path, options)``."""
+    from microlith.app.converter import Converter
+
+    return Converter.from_onnx(path, options).compile()
+
+
+def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions | None = None,
+                  onnx_file: str | os.PathLike[str] | None = None) -> CompileResult:
+    """The compile itself over any frontend: ``load()`` imports the model (timed as
+    "import"), after every option has been checked; ``name`` is the model's file name.
+    ``onnx_file``: the ONNX model file, for what reads it before the import (a Q/DQ model's
+    ``qdq`` mode, ``--int16 auto``)."""
     options = options or CompileOptions()
-    options = with_qdq_mode(path, options)
+    if onnx_file is not None:
+        options = with_qdq_mode(onnx_file, options)
     target = get_target(options.target)
     check_quantize_options(options, target)
-    emit_options = EmitOptions(options.c_prefix,
-                               os.path.splitext(os.path.basename(os.fspath(path)))[0] + ".onnx")
+    emit_options = EmitOptions(options.c_prefix, name, strip=options.strip)
+    if options.strip and target.name == "c":
+        raise UsageError("--strip applies to flatbuffer targets (tflite, c-array), not c")
     if target.check_options is not None:  # before any work, naming the option
         target.check_options(emit_options)
-    options = resolve_int16_auto(path, options)
+    options = resolve_int16_auto(onnx_file, options)
     passes = build_pipeline(options, target)
     instruments: list[Instrument] = []
     stream = options.ir_stream or sys.stderr
@@ -266,7 +285,7 @@ def compile_onnx(path: str | os.PathLike[str], options: CompileOptions | None = 
     check_pass_names(options.print_ir_after, "--print-ir-after")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    graph = load_onnx(path, options.input_shapes, warn=options.warn)
+    graph = load()
     seconds["import"] = time.perf_counter() - start
     ctx = PassContext(warn=options.warn)
     if options.quantize is not None or any(p.name == "calibrate" for p in passes):

@@ -34,7 +34,7 @@ from microlith.frontend.input_files import open_regular, read_bounded
 from microlith.liveness import lifetimes
 
 if TYPE_CHECKING:
-    from microlith.formats.tflite.flatbuffer import TflModel
+    from microlith.formats.tflite.flatbuffer import TflModel, TflOperator
 
 
 MAX_TFLITE_BYTES = 2**31 - 1  # flatbuffers' 2 GB limit
@@ -50,15 +50,30 @@ def _is_tflite(path: str) -> bool:
 
 
 def inspect_file(path: str, list_tensors: bool = False,
-                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> str:
-    """The report text; ``input_shapes`` pins dynamic inputs of an .onnx file."""
+                 input_shapes: dict[str, tuple[int, ...]] | None = None,
+                 as_json: bool = False) -> str:
+    """The report text (or, ``as_json``, one JSON document with every op's MACs and, with
+    ``list_tensors``, the tensors); ``input_shapes`` pins dynamic inputs of an .onnx file."""
     if os.path.isdir(path):
+        if as_json:
+            return json.dumps({"path": path, "plans": _c_plans(path)}, indent=2) + "\n"
         return _inspect_c_dir(path)
     if _is_tflite(path):
         if input_shapes:
             raise UsageError(f"{path}: --input-shape applies to .onnx files only")
-        return _inspect_tflite(path, list_tensors)
-    return _inspect_onnx(path, list_tensors, input_shapes or {})
+        summary = _inspect_tflite(path)
+    else:
+        survey = _inspect_onnx(path, input_shapes or {})
+        if isinstance(survey, str):
+            return json.dumps({"path": path, "format": "onnx",
+                               "unsupported_survey": survey.splitlines()}, indent=2) + "\n" \
+                if as_json else survey
+        summary = survey
+    if as_json:
+        if not list_tensors:
+            summary.pop("tensors")
+        return json.dumps(summary, indent=2) + "\n"
+    return _report(summary, list_tensors)
 
 
 def _peak(steps: list[tuple[list[Hashable], list[Hashable]]], inputs: list[Hashable],
@@ -89,23 +104,71 @@ def _by_dtype(weights: Counter[str]) -> str:
     return ", ".join(f"{dtype} {count:,}" for dtype, count in sorted(weights.items())) or "none"
 
 
-def _report(kind: str, path: str, ops: Counter[str], rows: list[tuple[str, str, str, str, str]],
-            params: int, peak: tuple[int, int, str], io: list[str], list_tensors: bool,
-            weights: Counter[str] | None = None) -> str:
-    lines = [f"{path}: {kind}, {sum(ops.values())} ops, {len(rows)} tensors"]
-    lines += [f"  {line}" for line in io]
-    lines.append("ops:")
-    lines += [f"  {op:<24} {count}" for op, count in sorted(ops.items())]
-    lines.append(f"parameter bytes: {params:,}")
-    lines.append(f"peak activation bytes (estimate): {peak[0]:,} at op {peak[1]} ({peak[2]})")
+def _summary(kind: str, path: str, ops: list[tuple[str, str, int]],
+             rows: list[tuple[str, str, str, str, str]], params: int, peak: tuple[int, int, str],
+             io: list[dict[str, Any]], weights: Counter[str] | None = None) -> dict[str, Any]:
+    """Everything ``inspect`` reports, as plain data (the ``--json`` form)."""
+    summary: dict[str, Any] = {
+        "path": path, "format": kind, "io": io,
+        "ops": [{"index": i, "op": op, "name": name, "macs": macs}
+                for i, (op, name, macs) in enumerate(ops)],
+        "macs": sum(macs for _, _, macs in ops), "parameter_bytes": params,
+        "peak_activation_bytes": {"bytes": peak[0], "at_op": peak[1], "where": peak[2]},
+        "tensors": [{"name": n, "dtype": d, "shape": sh, "kind": k, "quant": q}
+                    for n, d, sh, q, k in rows]}
     if weights is not None:
-        lines.append(f"parameter bytes by dtype: {_by_dtype(weights)}")
+        summary["parameter_bytes_by_dtype"] = dict(sorted(weights.items()))
+    return summary
+
+
+def _report(summary: dict[str, Any], list_tensors: bool) -> str:
+    ops, rows = summary["ops"], summary["tensors"]
+    counts: Counter[str] = Counter(op["op"] for op in ops)
+    macs: Counter[str] = Counter()
+    for op in ops:
+        macs[op["op"]] += op["macs"]
+    lines = [f"{summary['path']}: {summary['format']}, {len(ops)} ops, {len(rows)} tensors"]
+    lines += [f"  {'input ' if t['role'] == 'input' else 'output'} {t['name']}: {t['dtype']} "
+              f"{t['shape']}" for t in summary["io"]]
+    lines.append(f"ops:{'':<22} {'count':>5} {'MACs':>14}")
+    lines += [f"  {op:<24} {count:>5} {macs[op]:>14,}" for op, count in sorted(counts.items())]
+    lines.append(f"MACs: {summary['macs']:,}")
+    lines.append(f"parameter bytes: {summary['parameter_bytes']:,}")
+    peak = summary["peak_activation_bytes"]
+    lines.append(f"peak activation bytes (estimate): {peak['bytes']:,} at op {peak['at_op']} "
+                 f"({peak['where']})")
+    if "parameter_bytes_by_dtype" in summary:
+        lines.append("parameter bytes by dtype: "
+                     f"{_by_dtype(Counter(summary['parameter_bytes_by_dtype']))}")
     if list_tensors:
         lines.append("tensors:")
-        width = max([len(r[0]) for r in rows] + [4])
-        for name, dtype, shape, quant, kind_ in rows:
-            lines.append(f"  {name:<{width}}  {dtype:<8} {shape:<18} {kind_:<10} {quant}")
+        width = max([len(r["name"]) for r in rows] + [4])
+        for r in rows:
+            lines.append(f"  {r['name']:<{width}}  {r['dtype']:<8} {r['shape']:<18} "
+                         f"{r['kind']:<10} {r['quant']}")
     return "\n".join(lines) + "\n"
+
+
+def tflite_macs(model: TflModel, op: TflOperator) -> int:
+    """Multiply-accumulates of a .tflite operator from its tensors' shapes (conv,
+    depthwise, fully connected, transpose conv, batch matmul; 0 for the others)."""
+    def shape(k: int, outputs: bool = False) -> list[int]:
+        index = (op.outputs if outputs else op.inputs)[k]
+        return model.tensors[index].shape if index >= 0 else []
+
+    out = math.prod(shape(0, True)) if op.outputs else 0
+    if op.op == "CONV_2D":
+        return out * math.prod(shape(1)[1:])
+    if op.op == "DEPTHWISE_CONV_2D":
+        return out * math.prod(shape(1)[1:3])
+    if op.op == "FULLY_CONNECTED":
+        return out * (shape(1)[-1] if shape(1) else 0)
+    if op.op == "TRANSPOSE_CONV":
+        return math.prod(shape(2)) * math.prod(shape(1)[:3])
+    if op.op == "BATCH_MATMUL":
+        x = shape(0)
+        return out * (x[-1] if x else 0)
+    return 0
 
 
 def _check_tflite(path: str, model: TflModel) -> None:
@@ -129,7 +192,7 @@ def _check_tflite(path: str, model: TflModel) -> None:
                                         f"tensor {index}, but the subgraph has {count} tensors")
 
 
-def _inspect_tflite(path: str, list_tensors: bool) -> str:
+def _inspect_tflite(path: str) -> dict[str, Any]:
     from microlith.formats.tflite.flatbuffer import parse_model
 
     data = read_bounded(path, "a .tflite file", MAX_TFLITE_BYTES)
@@ -138,7 +201,8 @@ def _inspect_tflite(path: str, list_tensors: bool) -> str:
     except Exception as exc:  # the reader raises ValueError/struct errors on damage
         raise FrontendError(f"{path}: not a valid .tflite file ({exc})") from None
     _check_tflite(path, model)
-    ops = Counter(op.op for op in model.operators)
+    ops = [(op.op, model.tensors[op.outputs[0]].name if op.outputs else "",
+            tflite_macs(model, op)) for op in model.operators]
     constants = {i for i, t in enumerate(model.tensors) if t.data is not None}
     sizes: dict[Hashable, int] = {i: math.prod(t.shape) * _itemsize(t.dtype)
                                   for i, t in enumerate(model.tensors)}
@@ -161,12 +225,11 @@ def _inspect_tflite(path: str, list_tensors: bool) -> str:
     weights: Counter[str] = Counter()
     for i in constants:
         weights[model.tensors[i].dtype] += len(model.tensors[i].data or b"")
-    io = [f"input  {model.tensors[i].name}: {model.tensors[i].dtype} {model.tensors[i].shape}"
-          for i in model.inputs]
-    io += [f"output {model.tensors[i].name}: {model.tensors[i].dtype} {model.tensors[i].shape}"
-           for i in model.outputs]
-    return _report("tflite", path, ops, rows, params, (peak, at, where), io, list_tensors,
-                   weights)
+    io = [{"role": role, "name": model.tensors[i].name, "dtype": model.tensors[i].dtype,
+           "shape": list(model.tensors[i].shape)}
+          for role, indices in (("input", model.inputs), ("output", model.outputs))
+          for i in indices]
+    return _summary("tflite", path, ops, rows, params, (peak, at, where), io, weights)
 
 
 def _storage_forms(model: TflModel, constants: set[int]) -> dict[int, str]:
@@ -215,9 +278,11 @@ def _survey_unsupported(path: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def _inspect_onnx(path: str, list_tensors: bool,
-                  input_shapes: dict[str, tuple[int, ...]]) -> str:
+def _inspect_onnx(path: str, input_shapes: dict[str, tuple[int, ...]]
+                  ) -> dict[str, Any] | str:
+    """The summary, or for a model with ops the importer does not know, the survey text."""
     from microlith.frontend.onnx_import import load_onnx
+    from microlith.ir.ops import node_macs
 
     try:
         graph = load_onnx(path, input_shapes, warn=lambda message: None)
@@ -226,7 +291,8 @@ def _inspect_onnx(path: str, list_tensors: bool,
         if survey is None:
             raise
         return survey
-    ops = Counter(node.meta.get("onnx_op", node.op) for node in graph.nodes)
+    ops = [(node.meta.get("onnx_op", node.op), node.name, node_macs(node))
+           for node in graph.nodes]
     sizes: dict[Hashable, int] = {v.name: math.prod(v.shape) * v.dtype.itemsize
                                   for v in graph.values.values()}
     steps: list[tuple[list[Hashable], list[Hashable]]] = [
@@ -247,10 +313,10 @@ def _inspect_onnx(path: str, list_tensors: bool,
     weights: Counter[str] = Counter()
     for v in graph.constants():
         weights[str(v.dtype.numpy)] += math.prod(v.shape) * v.dtype.itemsize
-    io = [f"input  {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.inputs]
-    io += [f"output {v.name}: {v.dtype.numpy} {list(v.shape)}" for v in graph.outputs]
-    return _report("onnx", path, ops, rows, params, (peak, at, where), io, list_tensors,
-                   weights)
+    io = [{"role": role, "name": v.name, "dtype": str(v.dtype.numpy), "shape": list(v.shape)}
+          for role, values in (("input", graph.inputs), ("output", graph.outputs))
+          for v in values]
+    return _summary("onnx", path, ops, rows, params, (peak, at, where), io, weights)
 
 
 def _itemsize(dtype: str) -> int:
@@ -301,8 +367,8 @@ def _read_plan(name: str) -> dict[str, Any]:
     return plan
 
 
-def _inspect_c_dir(path: str) -> str:
-    """A C target output directory: the memory plan (offsets, lifetimes, lower bound)."""
+def _c_plans(path: str) -> dict[str, dict[str, Any]]:
+    """Every ``*_memory_plan.json`` of a C output directory, checked."""
     try:
         plans = sorted(f for f in os.listdir(path) if f.endswith("_memory_plan.json"))
     except OSError as exc:
@@ -310,9 +376,13 @@ def _inspect_c_dir(path: str) -> str:
                             ) from None
     if not plans:
         raise FrontendError(f"{path}: not a microlith C output directory (no *_memory_plan.json)")
+    return {name: _read_plan(os.path.join(path, name)) for name in plans}
+
+
+def _inspect_c_dir(path: str) -> str:
+    """A C target output directory: the memory plan (offsets, lifetimes, lower bound)."""
     lines = []
-    for name in plans:
-        plan = _read_plan(os.path.join(path, name))
+    for name, plan in _c_plans(path).items():
         arena, lower = plan["arena_size"], plan["lower_bound"]
         ratio = arena / lower if lower else 1.0
         lines.append(f"{os.path.join(path, name)}: arena {arena:,} bytes, liveness lower bound "

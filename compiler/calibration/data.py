@@ -406,27 +406,36 @@ def _load_directory(directory: Path, inputs: list[InputSpec],
 
 
 class Progress:
-    """A hand-written one-line progress bar: ``calibrating [####----] 120/200 samples 350/s``.
+    """Progress of a long loop: ``calibrating [####----] 120/200 samples 350/s``.
 
-    Drawn with ``\\r`` on ``stream`` (default: stderr) only when ``enabled`` (default:
-    the stream is a terminal), redrawn at most every ``interval`` seconds, and ended
-    with a newline by ``close``.
+    On a terminal: a one-line bar drawn with ``\\r`` on ``stream`` (default: stderr),
+    redrawn at most every ``interval`` seconds and ended with a newline by ``close``.
+    Off a terminal (a log, CI, a pipe): one plain line every ``line_interval`` seconds
+    (``progress: calibrating 120/200 samples (60%), 35.2/s, 3.4 s``; a ``progress:``
+    line is never an error line), so a short run prints nothing and a long one shows it
+    is alive. ``enabled=False`` (quiet) shows neither;
+    ``enabled=True`` forces the bar.
     """
 
     WIDTH = 24
 
     def __init__(self, total: int, *, label: str = "calibrating", stream: TextIO | None = None,
-                 enabled: bool | None = None, interval: float = 0.1) -> None:
+                 enabled: bool | None = None, interval: float = 0.1,
+                 line_interval: float = 5.0) -> None:
         self.total, self.label, self.interval = total, label, interval
         self.stream = stream if stream is not None else sys.stderr
+        self.lines = False
         if enabled is None:
             try:
                 enabled = bool(self.stream.isatty())
             except (AttributeError, ValueError):
                 enabled = False
+            self.lines = not enabled
         self.enabled = enabled
+        self.line_interval = line_interval
         self.start = time.perf_counter()
         self.last_draw = -float("inf")
+        self.last_line = self.start
         self.done = 0
         self._drawn_done: int | None = None
         self._width = 0
@@ -437,20 +446,35 @@ class Progress:
         if self.enabled and (now - self.last_draw >= self.interval or done >= self.total):
             self.last_draw = now
             self._draw(now)
+        elif self.lines and now - self.last_line >= self.line_interval:
+            self.last_line = now
+            self._line(now)
+
+    def _rate(self, now: float) -> float:
+        return self.done / max(now - self.start, 1e-9)
+
+    def _line(self, now: float) -> None:
+        percent = 100 * self.done // self.total if self.total else 100
+        self.stream.write(f"progress: {self.label} {self.done}/{self.total} samples "
+                          f"({percent}%), {self._rate(now):,.1f}/s, {now - self.start:.1f} s\n")
+        self.stream.flush()
 
     def _draw(self, now: float) -> None:
         fraction = self.done / self.total if self.total else 1.0
         filled = int(round(fraction * self.WIDTH))
-        rate = self.done / max(now - self.start, 1e-9)
         line = (f"{self.label} [{'#' * filled}{'-' * (self.WIDTH - filled)}] "
-                f"{self.done}/{self.total} samples {rate:,.1f}/s")
+                f"{self.done}/{self.total} samples {self._rate(now):,.1f}/s")
         self.stream.write("\r" + line.ljust(self._width))
         self.stream.flush()
         self._width = len(line)
         self._drawn_done = self.done
 
     def close(self) -> None:
-        """Draw the final state (if not yet shown) and end the line."""
+        """Draw the final state (if not yet shown) and end the line; off a terminal, a last
+        line when any was printed."""
+        if self.lines and self.last_line > self.start:
+            self.last_line = self.start  # once
+            self._line(time.perf_counter())
         if not self.enabled or self._drawn_done is None:
             return
         if self._drawn_done != self.done:

@@ -32,12 +32,42 @@ from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
 from microlith.ir.types import TensorType
 
+ModelSource = str | os.PathLike[str] | bytes | onnx.ModelProto
 
-def load_onnx(path: str | os.PathLike[str], input_shapes: dict[str, tuple[int, ...]] | None = None,
+
+def source_name(source: ModelSource) -> str:
+    """How errors name a model: its path, ``<onnx bytes>`` or ``<onnx ModelProto>``."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return "<onnx bytes>"
+    if isinstance(source, onnx.ModelProto):
+        return "<onnx ModelProto>"
+    if not isinstance(source, str | os.PathLike):
+        raise FrontendError(f"expected a path, bytes or an onnx.ModelProto, not "
+                            f"{type(source).__name__}")
+    return os.fspath(source)
+
+
+def read_source(source: ModelSource) -> onnx.ModelProto:
+    """A private, parsed copy of ``source`` (a path, serialized bytes or a ModelProto)."""
+    name = source_name(source)
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)  # the caller's proto is never modified
+        if not model.HasField("graph") or model.ir_version <= 0 or not model.graph.node:
+            raise FrontendError(f"{name}: not an ONNX model (no graph or IR version)")
+    elif isinstance(source, bytes | bytearray | memoryview):
+        model = onnx_loader.parse_model_bytes(bytes(source), name)
+    else:
+        return onnx_loader.read_model(name)
+    onnx_loader.check_in_memory(model, name)
+    return model
+
+
+def load_onnx(source: ModelSource, input_shapes: dict[str, tuple[int, ...]] | None = None,
               warn: WarningSink = stderr_warning) -> Graph:
-    """Read, check and import ``path``; every dimension ends up static."""
-    path = os.fspath(path)
-    model = onnx_loader.read_model(path)
+    """Read, check and import ``source`` (path, bytes or ModelProto); dims end up static."""
+    path = source_name(source)
+    model = read_source(source)
     onnx_checks.check_versions(model, path)
     model = onnx_loader.upgrade_opset(model, path)
     onnx_rewrite.rewrite_model(model)

@@ -22,7 +22,7 @@ import networkx as nx
 import onnx
 from google.protobuf.message import DecodeError
 
-from microlith.diagnostics import FrontendError
+from microlith.diagnostics import FrontendError, capped
 from microlith.frontend.input_files import read_bounded
 from microlith.frontend.onnx_checks import MAX_DIM, check_shape
 from microlith.frontend.onnx_external import ITEMSIZE, MAX_ONNX_BYTES, load_external_data
@@ -35,6 +35,13 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     """Parse ``path`` as an ONNX protobuf; external data beside it is read and checked."""
     path = os.fspath(path)
     blob = read_bounded(path, "an .onnx file", MAX_ONNX_BYTES)
+    model = parse_model_bytes(blob, path)
+    load_external_data(model, path, len(blob))
+    return model
+
+
+def parse_model_bytes(blob: bytes, path: str) -> onnx.ModelProto:
+    """Parse serialized ONNX ``blob``; ``path`` names it in errors (a file or ``<bytes>``)."""
     if not blob:
         raise FrontendError(f"{path}: empty file, not an ONNX model")
     model = onnx.ModelProto()
@@ -45,8 +52,17 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise FrontendError(f"{path}: not a valid ONNX model ({reason})") from None
     if not model.HasField("graph") or model.ir_version <= 0 or not model.graph.node:
         raise FrontendError(f"{path}: not an ONNX model (no graph or IR version)")
-    load_external_data(model, path, len(blob))
     return model
+
+
+def check_in_memory(model: onnx.ModelProto, name: str) -> None:
+    """An in-memory model (bytes or ModelProto) has no directory to read external data from."""
+    from microlith.frontend.onnx_external import main_graph_tensors
+
+    for tensor in main_graph_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise FrontendError(f"{name}: tensor {tensor.name!r} has external data; pass the "
+                                ".onnx file's path instead (or onnx.load it with its data)")
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -78,8 +94,8 @@ def check_supported(model: onnx.ModelProto, path: str, supported: Iterable[str])
         if op not in known:
             missing.setdefault(op, []).append(node.name or f"#{index}")
     if missing:
-        listing = "; ".join(f"{op} (node {', '.join(names)})" for op, names in sorted(
-            missing.items()))
+        listing = capped([f"{op} (node {capped(names)})" for op, names in sorted(
+            missing.items())], "; ")
         raise FrontendError(f"{path}: unsupported ops: {listing}")
 
 

@@ -327,3 +327,25 @@ def test_input_specs_from_graph_undo_the_layout_permutation() -> None:
 def test_set_checks_its_arrays() -> None:
     with pytest.raises(CalibrationError, match="do not match the model inputs"):
         CalibrationSet([A], {"b": np.zeros((1, 6))})
+
+
+def test_progress_lines_off_a_terminal() -> None:
+    plain = io.StringIO()
+    progress = Progress(200, stream=plain, line_interval=0.0)
+    for done in (0, 50, 120, 200):
+        progress.update(done)
+    progress.close()
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue() and len(lines) == 5
+    assert lines[2].startswith("progress: calibrating 120/200 samples (60%), ")
+    assert "/s, " in lines[2] and lines[-1].startswith("progress: calibrating 200/200 samples")
+    quiet = io.StringIO()
+    progress = Progress(200, stream=quiet, enabled=False, line_interval=0.0)
+    progress.update(100)
+    progress.close()
+    assert quiet.getvalue() == ""
+    slow = io.StringIO()  # the default interval: a short loop prints nothing
+    progress = Progress(200, stream=slow)
+    progress.update(200)
+    progress.close()
+    assert slow.getvalue() == ""

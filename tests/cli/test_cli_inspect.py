@@ -30,11 +30,17 @@ def parse_inspect(text: str) -> dict[str, object]:
     head = re.match(r"^(.+): (onnx|tflite), (\d+) ops, (\d+) tensors$", lines[0])
     assert head, lines[0]
     ops: dict[str, int] = {}
-    at = lines.index("ops:") + 1
+    macs: dict[str, int] = {}
+    header = next(i for i, line in enumerate(lines) if line.startswith("ops:"))
+    assert lines[header].split() == ["ops:", "count", "MACs"], lines[header]
+    at = header + 1
     while lines[at].startswith("  "):
-        op, count = lines[at].split()
-        ops[op] = int(count)
+        op, count, op_macs = lines[at].split()
+        ops[op], macs[op] = int(count), int(op_macs.replace(",", ""))
         at += 1
+    total = re.match(r"^MACs: ([\d,]+)$", lines[at])
+    assert total and int(total[1].replace(",", "")) == sum(macs.values()), lines[at]
+    at += 1
     params = re.match(r"^parameter bytes: ([\d,]+)$", lines[at])
     peak = re.match(r"^peak activation bytes \(estimate\): ([\d,]+) at op (\d+) \((.+)\)$",
                     lines[at + 1])
@@ -42,8 +48,9 @@ def parse_inspect(text: str) -> dict[str, object]:
     tensors = []
     if "tensors:" in lines:
         tensors = [line.split() for line in lines[lines.index("tensors:") + 1:]]
-    io = [line.strip() for line in lines[1:lines.index("ops:")]]
+    io = [line.strip() for line in lines[1:header]]
     return {"kind": head[2], "n_ops": int(head[3]), "n_tensors": int(head[4]), "ops": ops,
+            "macs": macs,
             "params": int(params[1].replace(",", "")),
             "peak": int(peak[1].replace(",", "")), "peak_at": int(peak[2]),
             "peak_op": peak[3], "tensors": tensors, "io": io}
@@ -170,3 +177,27 @@ def test_inspect_dynamic_onnx_follows_its_own_advice(work: Path) -> None:
     assert report["params"] == 4 * (4 * 3 * 3 * 3 + 4)
     # Conv: 3x10x12 in + 4x10x12 out; Relu: 4x10x12 in and out.
     assert (report["peak"], report["peak_at"]) == (4 * 10 * 12 * 4 * 2, 1)
+
+
+def test_inspect_macs_hand_computed_lenet(work: Path) -> None:
+    """MACs per op from the shapes: conv 16x16x6 outputs x 5x5x1, conv 4x4x16 (valid, on
+    8x8) x 5x5x6, fc 64 x 64 and 10 x 64; .onnx and .tflite agree; --json has every op."""
+    import json
+
+    assert run("compile", ZOO / "lenet.onnx", "-o", "l.tflite", "-q", cwd=work).returncode == 0
+    expected = 16 * 16 * 6 * 25 + 4 * 4 * 16 * 150 + 64 * 64 + 10 * 64
+    tfl = parse_inspect(run("inspect", "l.tflite", cwd=work).stdout)
+    assert tfl["macs"]["CONV_2D"] == 16 * 16 * 6 * 25 + 4 * 4 * 16 * 150
+    assert sum(tfl["macs"].values()) == expected
+    onnx_report = parse_inspect(run("inspect", ZOO / "lenet.onnx", cwd=work).stdout)
+    assert sum(onnx_report["macs"].values()) == expected
+    proc = run("inspect", "l.tflite", "--json", cwd=work)
+    doc = json.loads(proc.stdout)
+    assert doc["macs"] == expected and doc["format"] == "tflite" and "tensors" not in doc
+    assert [op["op"] for op in doc["ops"]] == [op.op for op in
+                                              parse_model((work / "l.tflite").read_bytes())
+                                              .operators]
+    assert doc["ops"][0]["macs"] == 16 * 16 * 6 * 25
+    with_tensors = json.loads(run("inspect", "l.tflite", "--json", "--tensors",
+                                  cwd=work).stdout)
+    assert len(with_tensors["tensors"]) == tfl["n_tensors"]

@@ -13,7 +13,8 @@ File conventions of the writer:
 * buffer data vectors are 16-byte aligned (relative to the start of the file);
 * ``operator_codes`` hold one entry per distinct (op, version), in order of first use,
   with both ``deprecated_builtin_code`` (saturated at 127) and ``builtin_code`` written;
-* every tensor is written with ``has_rank = true``; no shape_signature, no signature defs.
+* every tensor is written with ``has_rank = true``; no shape_signature;
+* ``signatures`` (``signature.TflSignature``) become ``signature_defs`` when given.
 
 Output is byte-deterministic: it depends only on the dataclass contents.
 """
@@ -40,6 +41,7 @@ from .schema import (
     OptionField,
     options_table,
 )
+from .signature import TflSignature, check_signatures, write_signatures
 
 _DTYPE_ITEMSIZE = {
     "float32": 4, "float16": 2, "float64": 8, "bfloat16": 2, "int8": 1, "int16": 2,
@@ -88,6 +90,7 @@ class TflModel:
     description: str = "microlith"
     subgraph_name: str = "main"
     metadata: dict[str, bytes] = field(default_factory=dict)
+    signatures: list[TflSignature] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- options
@@ -298,6 +301,7 @@ def _check_model(model: TflModel) -> None:
         for i in op.outputs:
             if not 0 <= i < n:
                 raise ValueError(f"operator {k} ({op.op}): output index {i} out of range")
+    check_signatures(model.signatures, n)
 
 
 # --------------------------------------------------------------------------- writer
@@ -461,7 +465,8 @@ def serialize_model(model: TflModel) -> bytes:
     description = b.CreateString(model.description)
     buffers_vec = _offset_vector(b, buffers)
     metadata_vec = _offset_vector(b, metadata) if metadata else None
-    b.StartObject(7)
+    signatures_vec = write_signatures(b, model.signatures) if model.signatures else None
+    b.StartObject(8 if signatures_vec is not None else 7)
     b.PrependUint32Slot(0, SCHEMA_VERSION, 0)
     b.PrependUOffsetTRelativeSlot(1, opcodes_vec, 0)
     b.PrependUOffsetTRelativeSlot(2, subgraphs_vec, 0)
@@ -469,6 +474,8 @@ def serialize_model(model: TflModel) -> bytes:
     b.PrependUOffsetTRelativeSlot(4, buffers_vec, 0)
     if metadata_vec is not None:
         b.PrependUOffsetTRelativeSlot(6, metadata_vec, 0)
+    if signatures_vec is not None:
+        b.PrependUOffsetTRelativeSlot(7, signatures_vec, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=FILE_IDENTIFIER)
     return bytes(memoryview(b.Bytes)[b.Head():])  # one copy (Output() would add another)

@@ -27,6 +27,7 @@ from .schema import (
     SCHEMA_VERSION,
     TENSOR_TYPE_TO_DTYPE,
 )
+from .signature import read_signatures
 
 _CUSTOM = 32
 
@@ -231,4 +232,5 @@ def parse_model(data: bytes) -> TflModel:
         description=root.string(3) or "",
         subgraph_name=sg.string(4) or "",
         metadata=metadata,
+        signatures=read_signatures(root),
     )
