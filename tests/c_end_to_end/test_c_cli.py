@@ -42,7 +42,6 @@ BAD_CLI: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     "op-without-int8-kernel": ("helper_ops", [*C_ARGS], ("hardsigmoid", "--fallback float")),
     "fallback-float": ("helper_ops", [*C_ARGS, "--fallback", "float"],
                        ("hardsigmoid (HardSigmoid)", "integer")),
-    "float-op-without-c-kernel": ("helper_ops", ["--target", "c"], ("FLOATNEEDLE",)),
     # 1,944: the arena includes the DSP convolution scratch (select-kernels{optimize=speed})
     "ram-limit": ("lenet", [*C_ARGS, "--ram-limit", "1K"],
                   ("1,944", "1,024", "/0/Conv_output_0 (1,536 B)", "/3/MaxPool_output_0")),
