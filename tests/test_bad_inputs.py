@@ -85,6 +85,11 @@ def _input_twice() -> onnx.ModelProto:
                  [vi("y", [1, 4])])
 
 
+def _output_twice() -> onnx.ModelProto:
+    return model([helper.make_node("Relu", ["x"], ["y"], name="relu")], X2,
+                 [vi("y", [1, 4]), vi("y", [1, 4])])
+
+
 def _negative_dims() -> onnx.ModelProto:
     tensor = numpy_helper.from_array(np.ones(4, np.float32), "b")
     tensor.dims[:] = [-4]
@@ -161,6 +166,7 @@ CASES: dict[str, tuple[Callable[[], onnx.ModelProto], list[str], list[str]]] = {
     # class 8: invalid models that used to be accepted
     "no-outputs": (_no_outputs, [], ["no outputs"]),
     "input-listed-twice": (_input_twice, [], ["'x'", "graph input names multiple times"]),
+    "output-listed-twice": (_output_twice, [], ["graph output 'y' is listed twice"]),
     "relu-three-inputs": (lambda: _unary("Relu", ["x", "x", "x"]), [],
                           ["act", "input size 3"]),
     "kernel-shape-disagrees": (lambda: _conv(kernel_shape=[5, 5]), [],

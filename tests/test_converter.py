@@ -62,12 +62,17 @@ def test_inference_types_and_targets(digits):
     conv.inference_input_type = conv.inference_output_type = np.uint8
     model = parse_model(conv.convert())
     assert {model.tensors[i].dtype for i in model.inputs + model.outputs} == {"uint8"}
-    conv.inference_output_type = "int8"
-    with pytest.raises(UsageError, match="differ"):
-        conv.convert()
+    conv.inference_output_type = "int8"  # inference_input_type stays uint8
+    model = parse_model(conv.convert())
+    assert [model.tensors[i].dtype for i in model.inputs + model.outputs] == ["uint8", "int8"]
+    conv.quantize = "int16x8"
     conv.inference_input_type = conv.inference_output_type = "int16"
-    with pytest.raises(UsageError, match="inference_input_type 'int16'"):
+    model = parse_model(conv.convert())
+    assert {model.tensors[i].dtype for i in model.inputs + model.outputs} == {"int16"}
+    conv.inference_input_type = "int4"
+    with pytest.raises(UsageError, match="inference_input_type 'int4'"):
         conv.convert()
+    conv.quantize = "int8"
     conv.inference_input_type = conv.inference_output_type = None
     conv.target = "c"
     files = conv.convert()

@@ -43,7 +43,9 @@ def test_int8_tflite_to_c_matches_tflm(name, tmp_path):
     ours = run_c_directory(tmp_path / "c", x, "host").outputs[0]
     micro = run_tflite(tmp_path / "model.tflite", x, "tflite-micro").outputs[0]
     np.testing.assert_array_equal(ours, micro)
-    assert result.sizes["arena"] == result.sizes["lower_bound"]
+    # at the liveness bound, rounded up to the plan's 8-byte alignment (kernel scratch
+    # such as the DSP convolution's im2col columns is not a multiple of 8)
+    assert result.sizes["arena"] == -(-result.sizes["lower_bound"] // 8) * 8
     assert Converter.from_tflite(data, target="c").convert() == result.files  # bytes: same
 
 

@@ -34,7 +34,8 @@ from microlith.ir.core import Graph
 # A float .tflite is NHWC already: the canonical passes that still apply, then int8.
 TFLITE_QUANT_PIPELINE = ("infer-shapes,fold-constants,eliminate-dead,fuse-activation,fold-pad,"
                          "calibrate,insert-qdq,fuse-requantize,eliminate-dead")
-_IO_TYPES = {"int8": "int8", "uint8": "uint8", "float32": "float32", "float": "float32"}
+_IO_TYPES = {"int8": "int8", "uint8": "uint8", "int16": "int16", "float32": "float32",
+             "float": "float32"}
 
 
 def _io_type(value: Any, attribute: str) -> str | None:
@@ -46,7 +47,7 @@ def _io_type(value: Any, attribute: str) -> str | None:
     except TypeError:
         name = str(value)
     if name not in _IO_TYPES:
-        raise UsageError(f"{attribute} {value!r} is not one of int8, uint8, float32")
+        raise UsageError(f"{attribute} {value!r} is not one of int8, uint8, int16, float32")
     return _IO_TYPES[name]
 
 
@@ -134,9 +135,6 @@ class Converter:
         """The ``CompileOptions`` the attributes stand for (checked)."""
         inputs = _io_type(self.inference_input_type, "inference_input_type")
         outputs = _io_type(self.inference_output_type, "inference_output_type")
-        if inputs is not None and outputs is not None and inputs != outputs:
-            raise UsageError(f"inference_input_type {inputs} and inference_output_type "
-                             f"{outputs} differ; microlith uses one interface type for both")
         data = self.representative_dataset
         if callable(data):
             data = data()
@@ -144,9 +142,14 @@ class Converter:
                 not isinstance(data, Iterable) and not hasattr(data, "inputs"):
             raise UsageError("representative_dataset must be a path, an iterable of samples "
                              "or a callable returning one")
-        return dataclasses.replace(self.options, target=self.target, quantize=self.quantize,
-                                   calibration_data=data,
-                                   io_dtype=inputs or outputs or self.options.io_dtype)
+        if inputs is not None and inputs == outputs:  # one interface type: --io-dtype
+            return dataclasses.replace(self.options, target=self.target,
+                                       quantize=self.quantize, calibration_data=data,
+                                       io_dtype=inputs)
+        return dataclasses.replace(  # --input-dtype / --output-dtype
+            self.options, target=self.target, quantize=self.quantize, calibration_data=data,
+            input_dtype=inputs or self.options.input_dtype,
+            output_dtype=outputs or self.options.output_dtype)
 
     def compile(self) -> CompileResult:
         """Convert and return everything: output bytes, files, graph, pipeline, timings."""

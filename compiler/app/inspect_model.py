@@ -153,8 +153,10 @@ def tflite_macs(model: TflModel, op: TflOperator) -> int:
     """Multiply-accumulates of a .tflite operator from its tensors' shapes (conv,
     depthwise, fully connected, transpose conv, batch matmul; 0 for the others)."""
     def shape(k: int, outputs: bool = False) -> list[int]:
-        index = (op.outputs if outputs else op.inputs)[k]
-        return model.tensors[index].shape if index >= 0 else []
+        indices = op.outputs if outputs else op.inputs
+        if k >= len(indices):  # a damaged operator: fewer operands than its kind has
+            return []
+        return model.tensors[indices[k]].shape if indices[k] >= 0 else []
 
     out = math.prod(shape(0, True)) if op.outputs else 0
     if op.op == "CONV_2D":

@@ -106,12 +106,18 @@ def report_from_graph(graph: Graph, title: str, facts: list[tuple[str, str]],
     sizes: dict[Hashable, int] = {v.name: v.type.nbytes for v in graph.values.values()}
     live = _live_per_step(steps, [v.name for v in graph.inputs],
                           [v.name for v in graph.outputs], sizes)
-    data = ReportData(title, facts, rows, live, max(live, default=0), timings=timings)
     plan = graph.meta.get("memory_plan")
+    names = [node.name for node in graph.nodes]
+    if plan is not None:  # a kernel's scratch is live during its own op
+        for step, name in enumerate(names):
+            if name in plan.scratch:
+                live[step] += plan.scratch[name][1]
+    data = ReportData(title, facts, rows, live, max(live, default=0), timings=timings)
     if plan is not None:
         data.arena_size, data.lower_bound = plan.arena_size, plan.lower_bound
         data.arena = [max([plan.offsets[t] + plan.sizes[t] for t, (a, b) in
-                           plan.lifetimes.items() if a <= s <= b and t in plan.offsets],
+                           plan.lifetimes.items() if a <= s <= b and t in plan.offsets] +
+                          ([sum(plan.scratch[names[s]])] if names[s] in plan.scratch else []),
                           default=0) for s in range(len(live))]
     constants = [(v.name, v.type.nbytes, consumers.get(v.name, "?"))
                  for v in graph.constants() if v.uses]

@@ -64,6 +64,11 @@ def check_versions(model: onnx.ModelProto, path: str) -> None:
 def check_graph_io(model: onnx.ModelProto, path: str) -> None:
     if not model.graph.output:
         raise FrontendError(f"{path}: the graph has no outputs (nothing to compute)")
+    seen: set[str] = set()
+    for output in model.graph.output:
+        if output.name in seen:  # a .tflite signature maps each output name to one tensor
+            raise FrontendError(f"{path}: graph output {output.name!r} is listed twice")
+        seen.add(output.name)
 
 
 def check_defined_inputs(model: onnx.ModelProto, path: str) -> None:

@@ -24,6 +24,7 @@ refused with one error naming every unsupported operator. One subgraph only.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -174,8 +175,20 @@ def load_tflite(source: Any, input_shapes: dict[str, tuple[int, ...]] | None = N
                                                 _quant(w, {3: 0}))
                     attrs["group"] = int(x.shape[3])
         elif op.op == "FULLY_CONNECTED":
-            if ins[0] is None or len(ins[0].shape) != 2:
-                raise FrontendError(f"{where}: only a 2-D input is supported (add a RESHAPE)")
+            if ins[0] is None or ins[1] is None or len(ins[1].shape) != 2:
+                raise FrontendError(f"{where}: the input and 2-D weights are required")
+            if len(ins[0].shape) != 2:  # FULLY_CONNECTED flattens to [N / K, K] itself
+                depth = int(ins[1].shape[1])
+                total = math.prod(ins[0].shape)
+                if depth <= 0 or total % depth:
+                    raise FrontendError(f"{where}: input {list(ins[0].shape)} does not flatten "
+                                        f"to rows of the weights' depth {depth}")
+                flat = TensorType(ins[0].dtype, (total // depth, depth), ins[0].quant)
+                flat_shape = graph.add_constant(np.asarray(flat.shape, np.int64),
+                                                f"{out.name or f'op{k}'}_flat_shape")
+                ins[0] = graph.add_node("Reshape", [ins[0], flat_shape], {},
+                                        name=f"{out.name or f'op{k}'}_flatten",
+                                        output_types=[flat]).outputs[0]
             kind = "FullyConnected"
         elif op.op in ("PAD", "MEAN"):
             const = model.tensors[op.inputs[1]]

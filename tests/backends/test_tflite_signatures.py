@@ -35,7 +35,12 @@ def compiled() -> dict[str, bytes]:
                                               quiet=True)).output
     stripped = compile_onnx(LENET, CompileOptions(quantize="int8", calibration_data=str(CALIB),
                                                   quiet=True, strip=True)).output
-    return {"float": float_, "int8": int8, "int8-stripped": stripped}
+    int16 = compile_onnx(LENET, CompileOptions(quantize="int16x8", quiet=True,
+                                               calibration_data=str(CALIB))).output
+    dynamic = compile_onnx(LENET, CompileOptions(quantize="dynamic", quiet=True)).output
+    float16 = compile_onnx(LENET, CompileOptions(quantize="float16", quiet=True)).output
+    return {"float": float_, "int8": int8, "int8-stripped": stripped, "int16x8": int16,
+            "dynamic": dynamic, "float16": float16}
 
 
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -46,7 +51,7 @@ def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(detail["dtype"])
 
 
-@pytest.mark.parametrize("mode", ["float", "int8"])
+@pytest.mark.parametrize("mode", ["float", "int8", "int16x8", "dynamic", "float16"])
 def test_signature_runner_matches_invoke(compiled, digits, mode):
     signed = Interpreter(model_content=compiled[mode])
     assert signed.get_signature_list() == {
