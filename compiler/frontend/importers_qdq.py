@@ -23,6 +23,7 @@ as float32, as ONNX stores them.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ import onnx
 
 from microlith.diagnostics import FrontendError, MicrolithError
 from microlith.frontend.context import ImportContext, node_attrs
+from microlith.frontend.onnx_checks import MAX_DIM, MAX_TENSOR_BYTES
 from microlith.ir.core import Value
 from microlith.ir.types import DType, QuantParams, TensorType
 
@@ -200,11 +202,13 @@ def import_constant_of_shape(ctx: ImportContext, node: onnx.NodeProto) -> Value:
     if shape is None:
         raise ctx.fail(node, "input 0 (the shape) is missing")
     dims = [int(d) for d in np.asarray(shape).reshape(-1)]
-    if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.int64)) > 1 << 24:
-        raise ctx.fail(node, f"shape {dims} is negative or too large")
     attrs = node_attrs(node)
     fill = onnx.numpy_helper.to_array(attrs["value"]) if "value" in attrs else \
         np.zeros(1, np.float32)
+    if any(d < 0 or d > MAX_DIM for d in dims) or \
+            math.prod(dims) * fill.dtype.itemsize > MAX_TENSOR_BYTES:
+        raise ctx.fail(node, f"shape {dims} is negative or too large (at most "
+                       f"{MAX_TENSOR_BYTES:,} bytes)")
     return ctx.graph.add_constant(np.full(dims, fill.reshape(-1)[0], fill.dtype), node.output[0])
 
 

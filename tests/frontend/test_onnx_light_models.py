@@ -4,10 +4,9 @@ their Dropouts carry an unread mask output and DenseNet joins with Concat chains
 
 Float ``.tflite``: LiteRT equals onnxruntime within 1e-4; SqueezeNet also compiles to
 int8 ``.tflite`` and to C (random calibration data in [-1, 1]; running that int8 model is
-not checked here, see the test). Not here: the models
-that need LRN (AlexNet, ZFNet, Inception v1) or AveragePool with
-``count_include_pad=0`` and non-SAME pads (ShuffleNet) -- ops of their own -- and VGG-19
-(570 MB of float weights: a benchmark, not a test).
+not checked here, see the test). AlexNet and Inception v1 use LRN, ShuffleNet AveragePool
+with ``count_include_pad=0`` and non-SAME pads. Not here: ZFNet (like AlexNet, with 350 MB
+of weights) and VGG-19 (570 MB of float weights): a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ def test_squeezenet_float_int8_and_c() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet50", "inception_v2", "densenet121"])
+@pytest.mark.parametrize("name", ["resnet50", "inception_v2", "densenet121", "inception_v1",
+                                  "shufflenet", "bvlc_alexnet"])
 def test_float_compiles_unmodified(name: str) -> None:
     _check_float(name)
