@@ -1,74 +1,10 @@
 #!/bin/sh
-# Install what tools/mcu needs to build and run C for the Cortex-M4 board:
-# arm-none-eabi-gcc (+ binutils, newlib) and qemu-system-arm, with apt-get,
-# only if arm-none-eabi-gcc or qemu-system-arm is missing. Non-interactive;
-# runs apt-get directly as root, else through sudo -n; waits (up to 10 minutes) while
-# another apt or dpkg holds its lock. Exits non-zero with a message saying what to do
-# when it cannot install.
+# Install what the Cortex-M boards need to build and run C: arm-none-eabi-gcc (+ binutils,
+# newlib) and qemu-system-arm, with apt-get, only if arm-none-eabi-gcc or qemu-system-arm
+# is missing (tools/apt_install.sh: non-interactive, root or sudo -n, waits for the apt /
+# dpkg lock, one clear error line when it cannot install).
 set -eu
-
-PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
-
-say() { printf 'install_toolchain: %s\n' "$*"; }
-fail() { printf 'install_toolchain: error: %s\n' "$*" >&2; exit 1; }
-
-missing=""
-for tool in arm-none-eabi-gcc qemu-system-arm; do
-    if command -v "$tool" >/dev/null 2>&1; then
-        say "found $tool: $(command -v "$tool")"
-    else
-        missing="$missing $tool"
-    fi
-done
-
-if [ -z "$missing" ]; then
-    say "nothing to install"
-    exit 0
-fi
-say "missing:$missing"
-
-command -v apt-get >/dev/null 2>&1 ||
-    fail "apt-get not found; install $PACKAGES with your package manager"
-
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    SUDO="sudo -n"
-else
-    fail "need root (or password-less sudo) to run apt-get install $PACKAGES"
-fi
-
-APT="env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600"
-LOCK_WAIT=600  # seconds to wait for another apt/dpkg (unattended-upgrades, a CI step)
-
-# apt_run ARGS...: apt-get ARGS, waiting while another process holds an apt or dpkg lock
-# (DPkg::Lock::Timeout covers dpkg's lock; the lists lock of "update" is retried here).
-apt_run() {
-    waited=0
-    log=$(mktemp)
-    while :; do
-        if $SUDO $APT "$@" 2>"$log"; then
-            cat "$log" >&2; rm -f "$log"; return 0
-        fi
-        if grep -qi "could not get lock\|unable to acquire\|is another process using it" "$log" &&
-                [ "$waited" -lt "$LOCK_WAIT" ]; then
-            say "another apt/dpkg holds the lock; waiting ($waited s of $LOCK_WAIT s)"
-            sleep 10
-            waited=$((waited + 10))
-            continue
-        fi
-        cat "$log" >&2; rm -f "$log"; return 1
-    done
-}
-
-say "running: ${SUDO:+$SUDO }apt-get update"
-apt_run update -q || fail "apt-get update failed"
-say "running: ${SUDO:+$SUDO }apt-get install -y --no-install-recommends $PACKAGES"
-# shellcheck disable=SC2086 # word splitting of the package list is intended
-apt_run install -y -q --no-install-recommends $PACKAGES ||
-    fail "apt-get install $PACKAGES failed"
-
-for tool in arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm; do
-    command -v "$tool" >/dev/null 2>&1 || fail "$tool still missing after installing $PACKAGES"
-done
-say "installed: $(arm-none-eabi-gcc --version | head -n 1); $(qemu-system-arm --version | head -n 1)"
+exec sh "$(dirname "$0")/../apt_install.sh" install_toolchain \
+    "arm-none-eabi-gcc qemu-system-arm" \
+    "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm" \
+    "arm-none-eabi-gcc arm-none-eabi-size qemu-system-arm"
