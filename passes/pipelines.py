@@ -149,6 +149,17 @@ register_mode(QuantMode("qdq", "full integer from the model's own QuantizeLinear
                                "--strict-qdq"), optional_data=True))
 
 
+def qdq_dynamic() -> list[Pass]:
+    """A weight-only Q/DQ model without calibration data: its own int8 weights for the
+    hybrid kernels (``quantize-weights`` keeps the model's scales), float activations."""
+    return [ImportQDQ(), *canonicalize(), QuantizeWeights()]
+
+
+register_mode(QuantMode("qdq-dynamic", "dynamic range from a weight-only Q/DQ model's own "
+                        "int8 weights and scales (its default without calibration data)",
+                        qdq_dynamic, calibrated=False, integer=False))
+
+
 def mode_passes(mode: str | None) -> list[Pass]:
     """The default pipeline of ``--quantize mode`` (None: float), without a target tail."""
     return canonicalize() if mode is None else MODES[mode].passes()

@@ -111,8 +111,9 @@ def plan_model_qdq(nodes: list[Node], values: list[Value], change: Changes,
     missing = [v for v in missing if id(v) not in fixed_nodes]
     if missing and not given:
         raise fail(missing[0].producer, "the model quantizes only its weights (weight-only "
-                   "DequantizeLinear, float activations); microlith has no dynamic-range mode: "
-                   "pass --calibration-data for full int8 with the model's weight scales")
+                   "DequantizeLinear, float activations): pass --calibration-data for full "
+                   "int8 with the model's weight scales, or use --quantize qdq-dynamic (the "
+                   "default without data: dynamic range with them)")
     if missing:
         names = ", ".join(repr(v.name) for v in missing[:8])
         raise fail(missing[0].producer, f"no quantization in the model for {names}"

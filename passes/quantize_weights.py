@@ -37,6 +37,8 @@ import numpy as np
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import Int8Rule, get_op, is_registered
 from microlith.ir.types import DType, QuantParams
+from microlith.passes.import_qdq import QDQ_INPUTS
+from microlith.passes.qdq_plan import fit_weights
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import NHWC
 from microlith.quant.params import quantize_weights
@@ -109,7 +111,12 @@ class QuantizeWeights(Pass):
             ctx.remark(node.name, f"weights kept in float32: {why}")
             return
         w = node.arg(1)
-        q, params = int8_weights(w.constant)
+        model = node.meta.get(QDQ_INPUTS, {}).get(1)  # a weight-only Q/DQ model's own
+        fitted = fit_weights(w.constant, model) if model is not None else None
+        if isinstance(fitted, str):
+            ctx.remark(node.name, f"weights requantized: the model's scales cannot be kept: "
+                       f"{fitted}")
+        q, params = fitted if isinstance(fitted, tuple) else int8_weights(w.constant)
         node.set_input(1, graph.add_constant(q, w.name + "_int8", quant=params))
 
     @staticmethod

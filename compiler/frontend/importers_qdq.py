@@ -195,6 +195,23 @@ def model_uses_qdq(path: str | os.PathLike[str]) -> bool:
     return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
 
 
+def model_is_weight_only(path: str | os.PathLike[str]) -> bool:
+    """Whether the ONNX file's only quantization is ``DequantizeLinear`` of initializers
+    (int8 weights, float activations: the hybrid form tf2onnx writes)."""
+    from microlith.frontend.onnx_loader import read_model
+
+    try:
+        model = read_model(path)
+    except MicrolithError:
+        return False
+    constants = {t.name for t in model.graph.initializer}
+    constants.update(out for n in model.graph.node if n.op_type == "Constant" for out in n.output)
+    dequantize = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    others = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS and
+              n.op_type != "DequantizeLinear"]
+    return bool(dequantize) and not others and all(n.input[0] in constants for n in dequantize)
+
+
 @_value_importer("ConstantOfShape")
 def import_constant_of_shape(ctx: ImportContext, node: onnx.NodeProto) -> Value:
     """A constant (the legacy torch exporter writes bias zero points this way)."""

@@ -5,8 +5,9 @@ writes for TF's dynamic-range models), built from the zoo by ``tools.qdq_zoo.wei
   weight tensor of the ``.tflite`` has the model's per-channel scales (relative 1e-6) and
   the same int8 values in each channel (the layout may permute them); TFLite-Micro ==
   our interpreter; accuracy within 1 point of the float model on the held-out digits.
-* Without, it is one clear error: microlith has no dynamic-range mode, so it asks for
-  calibration data.
+* Without, it compiles to the dynamic-range form (``qdq-dynamic``): the model's own int8
+  weights and scales for LiteRT's hybrid kernels, float activations; accuracy within 0.5
+  points of float. ``--quantize qdq`` without data is one clear error asking for data.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tools.runtimes import (
     ort_outputs,
     ort_session,
     quantize_input,
+    run_litert,
     run_tflm,
     to_physical,
     top1,
@@ -43,12 +45,39 @@ def lenet_wo(tmp_path_factory: pytest.TempPathFactory
     return path, weight_only_dq(ZOO / "lenet.onnx", path)
 
 
-def test_weight_only_without_data_asks_for_calibration(lenet_wo: tuple[Path, dict],
-                                                       tmp_path: Path) -> None:
+def test_weight_only_qdq_mode_without_data_asks_for_calibration(
+        lenet_wo: tuple[Path, dict], tmp_path: Path) -> None:
     shutil.copy(lenet_wo[0], tmp_path / "wo.onnx")
-    line = fails_cleanly(tmp_path, "compile", "wo.onnx", "-o", "out.tflite")
-    assert "weight-only" in line and "no dynamic-range mode" in line, line
-    assert "--calibration-data" in line, line
+    line = fails_cleanly(tmp_path, "compile", "wo.onnx", "-o", "out.tflite", "--quantize", "qdq")
+    assert "weight-only" in line and "--calibration-data" in line, line
+    assert "qdq-dynamic" in line, line
+
+
+def test_weight_only_without_data_is_dynamic_range_with_the_model_weights(
+        lenet_wo: tuple[Path, dict[str, tuple[np.ndarray, np.ndarray]]]) -> None:
+    path, weights = lenet_wo
+    result = compile_onnx(path, CompileOptions(quiet=True))
+    assert "quantize-weights" in result.pipeline and "calibrate" not in result.pipeline
+    assert not [r for r in result.remarks if "requantized" in r[2]]
+    model = parse_model(result.output)
+    ints = [t for t in model.tensors if t.dtype == "int8" and t.data is not None]
+    assert len(ints) == len(weights)
+    for name, (q, scales) in weights.items():
+        found = [t for t in ints if t.quant is not None and len(t.quant.scale) == len(scales)
+                 and np.allclose(t.quant.scale, scales, rtol=1e-6, atol=0)]
+        assert len(found) == 1, name
+        data = np.frombuffer(found[0].data or b"", np.int8)
+        assert sorted(data.tolist()) == sorted(q.reshape(-1).tolist()), name
+    inp = model.tensors[model.inputs[0]]
+    assert inp.dtype == "float32"  # float activations and interface
+    _, _, x_test, y_test = digits_for("lenet")
+    feeds = to_physical(x_test, input_perm(result.graph))
+    got = np.concatenate([run_litert(result.output, feeds[i:i + 1])
+                          for i in range(len(feeds))])
+    accuracy = (top1(got) == y_test).mean()
+    float_accuracy = (top1(ort_outputs(ort_session(ZOO / "lenet.onnx"), x_test)) == y_test
+                      ).mean()
+    assert accuracy >= float_accuracy - 0.005, (accuracy, float_accuracy)
 
 
 def test_weight_only_with_data_is_full_int8_with_the_model_weight_scales(
