@@ -89,13 +89,15 @@ def _windows(x: np.ndarray, p: PoolParams, fill: int):
                      j:j + (p.out_w - 1) * p.stride_w + 1:p.stride_w, :]
 
 
-def run_pool(p: PoolParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    x = as_int(need(args, 0))
+def pool_integers(p: PoolParams, x: np.ndarray, lowest: int) -> np.ndarray:
+    """The pooled integers before the activation clamp: the window maximum (padding reads
+    ``lowest``, the type's minimum) or the average rounded half away from zero (TFLite's
+    integer average pool; border taps count only with ``count_border``)."""
     if p.is_max:
-        best = np.full((x.shape[0], p.out_h, p.out_w, p.channels), INT8_MIN, np.int64)
-        for win in _windows(x, p, INT8_MIN):
+        best = np.full((x.shape[0], p.out_h, p.out_w, p.channels), lowest, np.int64)
+        for win in _windows(x, p, lowest):
             best = np.maximum(best, win)
-        return [clamp_to_int8(best, p.act_min, p.act_max)]
+        return best
     if p.count_border:
         acc = sum(_windows(x, p, p.x_zp))
         count = np.int64(p.k_h * p.k_w)
@@ -104,8 +106,12 @@ def run_pool(p: PoolParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
         ones = np.ones((1, p.in_h, p.in_w, 1), np.int64)
         count = sum(_windows(ones, p, 0))
     acc = wrap_int32(acc)
-    avg = np.sign(acc) * ((np.abs(acc) + count // 2) // count)  # C: (acc +- n/2) / n
-    return [clamp_to_int8(avg, p.act_min, p.act_max)]
+    return np.sign(acc) * ((np.abs(acc) + count // 2) // count)  # C: (acc +- n/2) / n
+
+
+def run_pool(p: PoolParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = as_int(need(args, 0))
+    return [clamp_to_int8(pool_integers(p, x, INT8_MIN), p.act_min, p.act_max)]
 
 
 def prepare_pool(node: Node) -> PoolParams:

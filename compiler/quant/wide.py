@@ -38,7 +38,13 @@ from microlith.quant.conv import (
 )
 from microlith.quant.elementwise import AddSubParams, MulParams, add_sub_params, prepare_mul
 from microlith.quant.nodes import activation, tensor_q
-from microlith.quant.pool import MeanParams, PoolParams, prepare_mean, prepare_pool
+from microlith.quant.pool import (
+    MeanParams,
+    PoolParams,
+    pool_integers,
+    prepare_mean,
+    prepare_pool,
+)
 from microlith.quant.registry import integer_op
 
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -163,24 +169,8 @@ def prepare_pool16(node: Node) -> PoolParams:
 @integer_op("tfl.max_pool_2d", "tfl.average_pool_2d", "c.max_pool_2d", "c.average_pool_2d",
             prepare=prepare_pool16, wide=True)
 def run_pool16(p: PoolParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
-    from microlith.quant.pool import _windows
-
     x = as_int(need(args, 0))
-    if p.is_max:
-        best = np.full((x.shape[0], p.out_h, p.out_w, p.channels), INT16_MIN, np.int64)
-        for win in _windows(x, p, INT16_MIN):
-            best = np.maximum(best, win)
-        return [clamp16(best, p.act_min, p.act_max)]
-    if p.count_border:
-        acc = sum(_windows(x, p, p.x_zp))
-        count = np.int64(p.k_h * p.k_w)
-    else:
-        acc = sum(_windows(x, p, 0))
-        ones = np.ones((1, p.in_h, p.in_w, 1), np.int64)
-        count = sum(_windows(ones, p, 0))
-    acc = fp.wrap_int32(acc)
-    avg = np.sign(acc) * ((np.abs(acc) + count // 2) // count)
-    return [clamp16(avg, p.act_min, p.act_max)]
+    return [clamp16(pool_integers(p, x, INT16_MIN), p.act_min, p.act_max)]
 
 
 @integer_op("tfl.mean", prepare=prepare_mean, wide=True)
