@@ -195,14 +195,15 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
 def with_qdq_mode(path: str | os.PathLike[str], options: CompileOptions) -> CompileOptions:
     """A model with its own QuantizeLinear/DequantizeLinear compiles in the ``qdq`` mode
     unless a pipeline is given; ``--quantize int8`` (calibrated ranges) is refused for it."""
-    from microlith.frontend.importers_qdq import model_is_weight_only, model_uses_qdq
+    from microlith.frontend.importers_qdq import model_quantization
 
     if options.pipeline is not None or options.quantize not in (None, "int8"):
         return options
-    if not model_uses_qdq(path):
+    kind = model_quantization(path)
+    if kind is None:
         return options
     if options.quantize is None and options.calibration_data is None and \
-            not options.calibration_cache and model_is_weight_only(path):
+            not options.calibration_cache and kind == "weight-only":
         return dataclasses.replace(options, quantize="qdq-dynamic")
     if options.quantize == "int8":
         raise UsageError(f"{os.fspath(path)}: the model is already quantized "

@@ -38,7 +38,7 @@ from microlith.ir.types import DType, QuantParams, TensorType
 
 ValueImporter = Callable[[ImportContext, onnx.NodeProto], Value]
 VALUE_IMPORTERS: dict[str, ValueImporter] = {}
-#: op types that make a model a quantized one (``model_uses_qdq``); QOperator ops add theirs
+#: op types that make a model a quantized one (``model_quantization``); QOperator ops add theirs
 QUANTIZED_OPS: set[str] = {"QuantizeLinear", "DequantizeLinear"}
 
 #: numpy dtype of the quantized data -> (IR dtype, zero-point shift, valid range)
@@ -183,33 +183,25 @@ def import_dequantize(ctx: ImportContext, node: onnx.NodeProto) -> Value:
     return created.output
 
 
-def model_uses_qdq(path: str | os.PathLike[str]) -> bool:
-    """Whether the ONNX file has QuantizeLinear/DequantizeLinear nodes (errors are left to
-    ``load_onnx``, which reports them properly)."""
+def model_quantization(path: str | os.PathLike[str]) -> str | None:
+    """How the ONNX file is quantized, read once: ``"weight-only"`` (its only quantization
+    is ``DequantizeLinear`` of initializers: int8 weights, float activations, the hybrid
+    form tf2onnx writes), ``"qdq"`` (other QuantizeLinear/DequantizeLinear or QOperator
+    nodes) or None (a float model, or unreadable: ``load_onnx`` then names the problem)."""
     from microlith.frontend.onnx_loader import read_model
 
     try:
         model = read_model(path)  # bounded, refuses FIFOs and devices
-    except MicrolithError:  # unreadable: load_onnx names the problem
-        return False
-    return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
-
-
-def model_is_weight_only(path: str | os.PathLike[str]) -> bool:
-    """Whether the ONNX file's only quantization is ``DequantizeLinear`` of initializers
-    (int8 weights, float activations: the hybrid form tf2onnx writes)."""
-    from microlith.frontend.onnx_loader import read_model
-
-    try:
-        model = read_model(path)
     except MicrolithError:
-        return False
+        return None
+    quantized = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    if not quantized:
+        return None
     constants = {t.name for t in model.graph.initializer}
     constants.update(out for n in model.graph.node if n.op_type == "Constant" for out in n.output)
-    dequantize = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    others = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS and
-              n.op_type != "DequantizeLinear"]
-    return bool(dequantize) and not others and all(n.input[0] in constants for n in dequantize)
+    weight_only = all(n.op_type == "DequantizeLinear" and n.input[0] in constants
+                      for n in quantized)
+    return "weight-only" if weight_only else "qdq"
 
 
 @_value_importer("ConstantOfShape")
