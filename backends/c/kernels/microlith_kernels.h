@@ -52,6 +52,7 @@
 #include "microlith_kernels_data.h"
 #include "microlith_kernels_select.h"
 #include "microlith_kernels_wide.h"
+#include "microlith_kernels_wide_activation.h"
 #include "microlith_kernels_float.h"
 
 #endif /* MICROLITH_KERNELS_H */
