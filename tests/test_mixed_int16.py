@@ -35,7 +35,7 @@ def test_mixed_bit_exact_with_tflm(name: str, layers: tuple[str, ...]) -> None:
 
 def test_mixed_needs_a_16x8_kernel() -> None:
     with pytest.raises(MicrolithError, match="--int16: .* has no 16x8 kernel"):
-        compiled("mlp_sigmoid", "int8", int16=("Sigmoid",))
+        compiled("helper_ops", "int8", int16=("HardSwish",), fallback="float")
 
 
 def test_mixed_c_host_equals_tflm(tmp_path) -> None:
