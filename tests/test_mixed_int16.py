@@ -15,7 +15,8 @@ from tests.test_int16x8 import ZOO, check_tensors, compiled, data
 from tools.runtimes import run_litert, run_tflm
 
 CASES = [("lenet", ("/4/Conv",)), ("lenet", ("/9/Gemm", "/11/Gemm")), ("resnet8", ("Add",)),
-         ("dscnn", ("Conv",))]
+         ("dscnn", ("Conv",)), ("mlp_sigmoid", ("Sigmoid",)),
+         ("mlp_sigmoid", ("/4/Tanh", "/5/Gemm")), ("mobilenet_v1", ("/0/0.6/Gemm", "Softmax"))]
 
 
 @pytest.mark.parametrize("name,layers", CASES)

@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--calibration-method", default="minmax",
                      choices=["minmax", "percentile", "entropy", "mse"],
                      help="how activation ranges are chosen (default: minmax)")
+    dbg.add_argument("--quantize", choices=["int8", "int16x8"], default="int8",
+                     help="the quantized model to compare with float (default: int8)")
     dbg.add_argument("--fallback", choices=["none", "float"], default="none",
                      help="float: keep ops without int8 kernels in float (not listed)")
     dbg.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -388,7 +390,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     options = DebugOptions(
         calibration_data=args.calibration_data, data=args.data,
         calibration_method=args.calibration_method, fallback=args.fallback,
-        input_shapes=parse_input_shapes(args.input_shape),
+        quantize=args.quantize, input_shapes=parse_input_shapes(args.input_shape),
         samples=args.samples, quiet=args.quiet)
     report = debug_quantization(args.model, options)
     print(report.table(args.top), end="")
