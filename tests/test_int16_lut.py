@@ -121,3 +121,20 @@ def test_16x8_table_kernels_litert_within_one_lsb(op: str, amax: float, record_p
     within = float(np.mean(np.abs(got - want) <= 1))
     record_property("litert_within_1lsb", within)
     assert within >= 0.99, within
+
+
+@pytest.mark.slow
+def test_16x8_table_kernels_cortex_m4_equal_tflm(tmp_path) -> None:
+    """LOGISTIC, TANH (all 65536 inputs) and SOFTMAX (one row of 256 of each spread) built
+    for the Cortex-M4 (arm-none-eabi-gcc -O2) under qemu: TFLite-Micro's bytes."""
+    from tools.mcu import run as board
+
+    for op, amax in (("Sigmoid", 20.0), ("Tanh", 8.0), ("Softmax", 10.0)):
+        tfl, c = compiled(op, amax), compiled(op, amax, "c")
+        xs = softmax_rows() if op == "Softmax" else ALL16.reshape(1, -1)
+        want = run_tflm(tfl.output, xs, flatten=True)
+        run = board.build_and_run(write_files(tmp_path / op / "gen", c.files),
+                                  [np.ascontiguousarray(x).tobytes() for x in xs], opt="-O2",
+                                  workdir=tmp_path / op / "board")
+        got = np.stack([np.frombuffer(o, np.int16) for o in run.outputs])
+        assert np.array_equal(got, want), f"{op}: {int(np.sum(got != want))} outputs differ"

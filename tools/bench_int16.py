@@ -209,7 +209,8 @@ def regression_row() -> dict:
 
 def mixed_row(name: str, path: str, cal: np.ndarray, xs: np.ndarray, ref: np.ndarray
               ) -> dict:
-    """``--int16 auto`` on one model: the advisor's choice, then int8 / auto / 16x8 output
+    """``--int16 auto`` on one model (float interface: the output layer's precision is not
+    rounded away by an int8 output): the advisor's choice, then int8 / auto / 16x8 output
     SQNR vs float on the held-out samples (TFLite-Micro) and the share of the gap."""
     from microlith.app.int16_advisor import advise
 
@@ -217,7 +218,7 @@ def mixed_row(name: str, path: str, cal: np.ndarray, xs: np.ndarray, ref: np.nda
     sqnr = {}
     for key, mode, opts in (("int8", "int8", {}), ("auto", "int8", {"int16": ("auto",)}),
                             ("16x8", "int16x8", {})):
-        m = Quantized(path, mode, cal, **opts)
+        m = Quantized(path, mode, cal, io_dtype="float32", **opts)
         sqnr[key] = sqnr_db(ref, m.outputs(xs).reshape(ref.shape))
         if key == "auto":
             auto_bytes = len(m.data)
@@ -282,7 +283,8 @@ def print_tables(zoo: list[dict], calibration: list[dict], ae: dict | None,
                      for m in METHODS]
             print(f"{r['model']} | " + " | ".join(cells))
     if mixed:
-        print("\n--int16 auto (held-out SQNR vs float, TFLite-Micro)")
+        print("\n--int16 auto (--io-dtype float32; held-out SQNR vs float, TFLite-Micro; "
+              "advisor's: on its 64 calibration samples)")
         print("model | promoted layers | SQNR dB int8/auto/16x8 | gap recovered | advisor's")
         for r in mixed:
             print(f"{r['model']} | {r['promoted_layers']}/{r['layers']} "

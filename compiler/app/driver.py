@@ -140,7 +140,8 @@ def resolve_int16_auto(path: str | os.PathLike[str] | None, options: CompileOpti
                          "model several times to rank its layers)")
     advice = advise(path, options.calibration_data, budget=budget,
                     calibration_method=options.calibration_method,
-                    input_shapes=options.input_shapes)
+                    input_shapes=options.input_shapes,
+                    output_dtype=options.output_dtype or options.io_dtype or "int8")
     return dataclasses.replace(options, int16=tuple(advice.chosen) or None)
 
 

@@ -4,7 +4,8 @@ The model is imported, canonicalized and calibrated once, as ``compile --quantiz
 does; every candidate quantization is a copy of that calibrated float graph through
 ``insert-qdq{io-dtype=float32,int16=...}, fuse-requantize, eliminate-dead,
 legalize-tflite`` (float interface, so the float and integer graphs take the same
-inputs), run on the evaluation samples by the TFLite-Micro-exact integer interpreter.
+inputs; the outputs are float too, or with ``output_dtype`` the compile's own), run on the
+evaluation samples by the TFLite-Micro-exact integer interpreter.
 
 * output SQNR ``10 log10(sum f^2 / sum (q - f)^2)`` dB over every output element of every
   sample, ``f`` the float graph's outputs, ``q`` the quantized graph's;
@@ -106,19 +107,19 @@ def parse_auto(items: tuple[str, ...] | None) -> tuple[bool, int | None]:
 
 
 class _Evaluator:
-    def __init__(self, graph: Graph, feeds: dict[str, np.ndarray]) -> None:
-        from microlith.interpreter import run_graph
-
-        self.graph, self.feeds = graph, feeds
+    def __init__(self, graph: Graph, feeds: dict[str, np.ndarray], output_dtype: str) -> None:
+        self.graph, self.feeds, self.output_dtype = graph, feeds, output_dtype
         self.reference = self._outputs(graph)
-        self._run_graph = run_graph
 
     def _outputs(self, graph: Graph) -> np.ndarray:
         from microlith.interpreter import run_graph
+        from microlith.quant.params import dequantize_array
 
         out = run_graph(graph, self.feeds)
-        return np.concatenate([np.asarray(out[v.name], np.float64).reshape(-1)
-                               for v in graph.outputs])
+        return np.concatenate([np.asarray(
+            out[v.name] if v.quant is None or v.dtype.is_float else
+            dequantize_array(out[v.name], v.quant), np.float64).reshape(-1)
+            for v in graph.outputs])
 
     def quantized(self, int16: list[str], whole: bool = False) -> tuple[float, int]:
         """(output SQNR dB, cost bytes) of the int8 model with ``int16`` made 16x8 (``whole``:
@@ -126,7 +127,8 @@ class _Evaluator:
         from microlith.backends.tflite import emit_tflite
         from microlith.pipeline import PassContext, PassManager, parse_pipeline
 
-        spec = ("insert-qdq{io-dtype=float32" + (f",int16={';'.join(int16)}" if int16 else "")
+        spec = ("insert-qdq{io-dtype=float32,output-dtype=" + self.output_dtype
+                + (f",int16={';'.join(int16)}" if int16 else "")
                 + (",activations=int16" if whole else "")
                 + "},fuse-requantize,eliminate-dead,legalize-tflite")
         copy = self.graph.copy()
@@ -141,9 +143,12 @@ class _Evaluator:
 
 def advise(model: str | os.PathLike[str], calibration_data: Any, *, budget: int | None = None,
            samples: int = 64, calibration_method: str | None = None,
-           input_shapes: dict[str, tuple[int, ...]] | None = None) -> Int16Advice:
+           input_shapes: dict[str, tuple[int, ...]] | None = None,
+           output_dtype: str = "float32") -> Int16Advice:
     """Rank the 16x8 candidates of ``model`` and choose a set (see the module doc); the
-    evaluation samples are the first ``samples`` calibration samples."""
+    evaluation samples are the first ``samples`` calibration samples, the outputs of the
+    quantized graphs are ``output_dtype`` (an int8 output rounds away what a 16x8 output
+    layer gains: ``--int16 auto`` evaluates with the compile's own output dtype)."""
     from microlith.app.quant_debug import DebugOptions, build_graphs
 
     graph, _, data = build_graphs(model, DebugOptions(
@@ -155,7 +160,7 @@ def advise(model: str | os.PathLike[str], calibration_data: Any, *, budget: int 
         x = np.asarray(data.array(v.name)[:samples], np.float32)
         feeds[v.name] = np.ascontiguousarray(x.transpose(perms[v.name]) if v.name in perms
                                              else x)
-    ev = _Evaluator(graph, feeds)
+    ev = _Evaluator(graph, feeds, output_dtype)
     base_sqnr, base_cost = ev.quantized([])
     ranking = []
     for value, nodes in candidate_groups(graph):
