@@ -54,8 +54,8 @@ def test_mixed_c_host_equals_tflm(tmp_path) -> None:
 
 
 def _sqnr_float_io(name: str, int16: tuple[str, ...]) -> float:
-    from tests.test_int16x8 import dequantized, float_outputs, sqnr_db
     from tests.test_int8_end_to_end import digits
+    from tests.test_int16x8 import dequantized, float_outputs, sqnr_db
 
     m = compiled(name, "int8", int16=int16, io_dtype="float32")
     xs = digits(name)[1]

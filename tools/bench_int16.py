@@ -164,7 +164,7 @@ def train_regressor(path: str, hidden: tuple[int, ...] = (32, 32)) -> None:
     x = torch.tensor(load_digits_split(8, "flat")[0], dtype=torch.float32)
     t = torch.tensor(regression_target(x.numpy()), dtype=torch.float32)[:, None]
     layers: list = []
-    for a, b in zip((64, *hidden), hidden):
+    for a, b in zip((64, *hidden[:-1]), hidden, strict=True):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers, torch.nn.Linear(hidden[-1], 1))
     with torch.no_grad():

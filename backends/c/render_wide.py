@@ -117,7 +117,7 @@ def _fully_connected16(node: Node, p: FullyConnected16Params) -> Plan:
                       (In(x, "int16_t"), Out(y, "int16_t"))),))
 
 
-# ---- LOGISTIC / TANH / SOFTMAX: table kernels (microlith_kernels_wide_activation.h) ---------------
+# ---- LOGISTIC / TANH / SOFTMAX: table kernels (microlith_kernels_wide_activation.h) ----
 @renders("tfl.logistic", "tfl.tanh", wide=True)
 def _sigmoid16(node: Node, p: Sigmoid16Params) -> Plan:
     x, y = node.arg(0), node.output

@@ -173,8 +173,9 @@ class DebugReport:
             "   " + " cumulative ".center(sum(widths[9:]) + 4, "-")
         shown = f"{len(rows)} of {len(self.rows)}" if len(rows) < len(self.rows) else len(rows)
         cal = self.calibration
-        title = (f"{self.kind} error per layer, worst first ({shown} tensors; {self.samples} samples; "
-                 f"calibration: {cal.get('method', '?')} on {cal.get('samples', '?')} samples)")
+        title = (f"{self.kind} error per layer, worst first ({shown} tensors; "
+                 f"{self.samples} samples; calibration: {cal.get('method', '?')} on "
+                 f"{cal.get('samples', '?')} samples)")
         return "\n".join([title, groups, line(head), *map(line, cells)]) + "\n"
 
     def summary(self) -> str:

@@ -131,7 +131,7 @@ def _prepare_sigmoid16(node: Node) -> Sigmoid16Params:
 integer_op("tfl.logistic", "tfl.tanh", prepare=_prepare_sigmoid16, wide=True)(run_sigmoid16)
 
 
-# ---- SOFTMAX --------------------------------------------------------------------------------------
+# ---- SOFTMAX -----------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class Softmax16Params:
     mult: int
