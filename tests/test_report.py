@@ -3,6 +3,7 @@ and not blank, with the numbers of the compile (MACs, arena, lower bound, flash)
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -23,8 +24,11 @@ CALIB = ROOT / "examples" / "digits_calibration.npz"
 def outputs(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("report")
     quant = ["--quantize", "int8", "--calibration-data", str(CALIB)]
+    quant16 = ["--quantize", "int16x8", "--calibration-data", str(CALIB)]
     for args in (["--target", "c", "-o", "c", *quant, "--report", "c.html"],
-                 ["-o", "q.tflite", *quant, "--report", "q.html"]):
+                 ["-o", "q.tflite", *quant, "--report", "q.html"],
+                 ["-o", "q16.tflite", *quant16, "--report", "q16.html"],
+                 ["-o", "f.tflite", "--report", "f.html"]):
         proc = run("compile", LENET, *args, "-q", cwd=work)
         assert proc.returncode == 0, proc.stderr
     proc = run("report", "q.tflite", "-o", "existing.html", cwd=work)
@@ -37,7 +41,7 @@ def _numbers(page: str, attribute: str, tag: str = "tr") -> list[int]:
 
 
 def test_report_is_self_contained(outputs):
-    for name in ("c.html", "q.html", "existing.html"):
+    for name in ("c.html", "q.html", "q16.html", "f.html", "existing.html"):
         page = (outputs / name).read_text()
         assert "<script" not in page and "http://" not in page.replace(
             'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
@@ -78,10 +82,11 @@ def test_report_renders_in_chromium(outputs, tmp_path):
     bad.write_text('<!DOCTYPE html><p>x</p><script>console.error("boom")</script>')
     _, console, _ = render(bad, tmp_path / "profile-bad")
     assert any("boom" in line for line in console), console
-    for name in ("c.html", "existing.html"):
+    for name in ("c.html", "existing.html", "q16.html"):
         dom, console, pixels = render(outputs / name, tmp_path / f"profile-{name}")
         assert console == [], console
         assert 'id="arena-chart"' in dom and "<table" in dom
+        assert ('id="sqnr-chart"' in dom) == (name != "existing.html"), name
         assert pixels.shape[0] >= 600 and pixels.shape[1] >= 800
         rgb = pixels[..., :3].reshape(-1, 3)
         colors = np.unique(rgb, axis=0)
@@ -94,3 +99,55 @@ def test_report_bad_arguments(outputs):
     assert proc.returncode == 2 and "compile ... --report" in proc.stderr
     proc = run("compile", LENET, "-o", "m.tflite", "--report", "r.txt", cwd=outputs)
     assert proc.returncode == 2 and "give an .html file" in proc.stderr
+
+
+def _sqnr_rows(page: str) -> dict[str, tuple[float, float]]:
+    rows = re.findall(r'<tr data-tensor="([^"]*)" data-sqnr="([^"]*)" '
+                      r'data-cumulative="([^"]*)"', page)
+    return {html.unescape(t): (float(a), float(b)) for t, a, b in rows}
+
+
+def test_report_sqnr_is_debugs(outputs):
+    """int8: the page's per-layer and cumulative SQNR are ``microlith debug``'s, per tensor."""
+    proc = run("debug", LENET, "--calibration-data", CALIB, "--json", "d.json", "-q",
+               cwd=outputs)
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads((outputs / "d.json").read_text())["layers"]
+    for name in ("q.html", "c.html"):
+        rows = _sqnr_rows((outputs / name).read_text())
+        assert sorted(rows) == sorted(r["tensor"] for r in layers)
+        for r in layers:
+            want = [float(r[k]["sqnr_db"]) for k in ("layer", "cumulative")]
+            assert rows[r["tensor"]] == pytest.approx(want, abs=1e-4), r["tensor"]
+        bars = re.findall(r'<rect class="sqnr" [^>]*data-tensor="([^"]*)" '
+                          r'data-sqnr="([^"]*)"', (outputs / name).read_text())
+        assert {html.unescape(t): float(v) for t, v in bars} == {
+            t: v[0] for t, v in rows.items()}
+    assert "Per-layer error" not in (outputs / "f.html").read_text()  # float: no table
+    assert 'id="sqnr"' not in (outputs / "existing.html").read_text()
+
+
+def _sqnr(reference: np.ndarray, approx: np.ndarray) -> float:
+    f = reference.astype(np.float64)
+    return float(10 * np.log10(np.sum(f * f) / np.sum((approx - f) ** 2)))
+
+
+@pytest.mark.parametrize("mode", ["q", "q16"])
+def test_report_output_sqnr_is_tflite_micros(outputs, mode):
+    """The logits' cumulative SQNR on the page is that of TFLite-Micro running the written
+    .tflite against onnxruntime's float model (int8 and 16x8); 16x8 is >= 5 dB better
+    (its int8 weights bound the gain)."""
+    from tools.runtimes import ort_outputs, ort_session, quantize_input, run_tflm
+
+    model = parse_model((outputs / f"{mode}.tflite").read_bytes())
+    inp, out = (model.tensors[model.inputs[0]], model.tensors[model.outputs[0]])
+    xs = np.load(CALIB)["input"]
+    feeds = quantize_input(xs.transpose(0, 2, 3, 1), inp.quant.scale[0],
+                           int(inp.quant.zero_point[0]), inp.dtype)
+    q = run_tflm((outputs / f"{mode}.tflite").read_bytes(), feeds).astype(np.float64)
+    q = (q - out.quant.zero_point[0]) * out.quant.scale[0]
+    f = ort_outputs(ort_session(LENET), xs)
+    rows = _sqnr_rows((outputs / f"{mode}.html").read_text())
+    assert rows["logits"][1] == pytest.approx(_sqnr(f, q), abs=0.05)
+    if mode == "q16":
+        assert rows["logits"][1] > _sqnr_rows((outputs / "q.html").read_text())["logits"][1] + 5

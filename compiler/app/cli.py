@@ -299,7 +299,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
-        flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip)
+        flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip,
+        keep_float_graph=bool(args.report))
     from microlith.app.inspect_model import _is_tflite
 
     if _is_tflite(args.model):
@@ -313,7 +314,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.report:
         from microlith.app.report import render_html, report_from_result
 
-        page = render_html(report_from_result(result, os.path.basename(args.model), args.target))
+        page = render_html(report_from_result(result, os.path.basename(args.model), args.target,
+                                              quiet=args.quiet))
         write_atomic(args.report, page.encode())
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:

@@ -83,6 +83,7 @@ class CompileOptions:
     optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
     integer_model: bool = False  # the input is already integer (an int8 .tflite)
+    keep_float_graph: bool = False  # keep the calibrated float graph (the report's errors)
 
 
 @dataclass
@@ -95,6 +96,11 @@ class CompileResult:
     seconds: dict[str, float]
     files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
+    # with keep_float_graph: the graph just before insert-qdq (calibrated, still float),
+    # the passes from insert-qdq up to the target's legalize-*, and the calibration data
+    float_graph: Graph | None = None
+    quantize_passes: list[Pass] = field(default_factory=list)
+    calibration: Any = None
 
 
 def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
@@ -250,6 +256,18 @@ class Preflight(Instrument):
             preflight(graph, self.passes[self.passes.index(pass_) + 1:])
 
 
+class FloatSnapshot(Instrument):
+    """Copies the graph just before ``insert-qdq`` (calibrated, still float): the reference
+    the report's per-layer error table compares the quantized graph with."""
+
+    def __init__(self) -> None:
+        self.graph: Graph | None = None
+
+    def before(self, pass_: Pass, graph: Graph) -> None:
+        if pass_.name == "insert-qdq" and self.graph is None:
+            self.graph = graph.copy()
+
+
 def compile_onnx(path: ModelSource, options: CompileOptions | None = None) -> CompileResult:
     """Import ``path`` (an .onnx path, serialized bytes or an ``onnx.ModelProto``), run the
     pipeline and emit for ``options.target``: ``Converter.from_onnx(path, options)``."""
@@ -285,6 +303,9 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     timing = Timing() if options.timing else None
     if timing is not None:
         instruments.append(timing)
+    snapshot = FloatSnapshot() if options.keep_float_graph else None
+    if snapshot is not None:
+        instruments.append(snapshot)
     manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
     seconds: dict[str, float] = {}
@@ -299,6 +320,13 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     seconds["passes"] = time.perf_counter() - start
     start = time.perf_counter()
     result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
+    if snapshot is not None and snapshot.graph is not None:
+        names = [p.name for p in passes]
+        first = names.index("insert-qdq")
+        last = next((i for i in range(first, len(names)) if names[i].startswith("legalize")),
+                    len(names))
+        result.float_graph, result.quantize_passes = snapshot.graph, passes[first:last]
+        result.calibration = ctx.options.get("calibration_data")
     emitted = target.emit(graph, emit_options)
     result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
     if result.sizes:
