@@ -33,6 +33,10 @@ def outputs(tmp_path_factory) -> Path:
         assert proc.returncode == 0, proc.stderr
     proc = run("report", "q.tflite", "-o", "existing.html", cwd=work)
     assert proc.returncode == 0, proc.stderr
+    proc = run("report", "c", "-o", "cdir.html", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("report", LENET, "-o", "onnx.html", "--target", "c", *quant, "-q", cwd=work)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
     return work
 
 
@@ -41,7 +45,8 @@ def _numbers(page: str, attribute: str, tag: str = "tr") -> list[int]:
 
 
 def test_report_is_self_contained(outputs):
-    for name in ("c.html", "q.html", "q16.html", "f.html", "existing.html"):
+    for name in ("c.html", "q.html", "q16.html", "f.html", "existing.html", "cdir.html",
+                 "onnx.html"):
         page = (outputs / name).read_text()
         assert "<script" not in page and "http://" not in page.replace(
             'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
@@ -82,11 +87,11 @@ def test_report_renders_in_chromium(outputs, tmp_path):
     bad.write_text('<!DOCTYPE html><p>x</p><script>console.error("boom")</script>')
     _, console, _ = render(bad, tmp_path / "profile-bad")
     assert any("boom" in line for line in console), console
-    for name in ("c.html", "existing.html", "q16.html"):
+    for name in ("c.html", "existing.html", "q16.html", "cdir.html"):
         dom, console, pixels = render(outputs / name, tmp_path / f"profile-{name}")
         assert console == [], console
         assert 'id="arena-chart"' in dom and "<table" in dom
-        assert ('id="sqnr-chart"' in dom) == (name != "existing.html"), name
+        assert ('id="sqnr-chart"' in dom) == (name not in ("existing.html", "cdir.html"))
         assert pixels.shape[0] >= 600 and pixels.shape[1] >= 800
         rgb = pixels[..., :3].reshape(-1, 3)
         colors = np.unique(rgb, axis=0)
@@ -95,10 +100,53 @@ def test_report_renders_in_chromium(outputs, tmp_path):
 
 
 def test_report_bad_arguments(outputs):
-    proc = run("report", LENET, "-o", "r.html", cwd=outputs)
-    assert proc.returncode == 2 and "compile ... --report" in proc.stderr
+    (outputs / "notes.txt").write_text("not a model\n")
+    (outputs / "empty").mkdir()
+    for args, message in (
+            (["notes.txt"], "notes.txt: microlith report reads a .tflite, an .onnx or a "
+             "--target c output directory"),
+            (["missing.onnx"], "missing.onnx: no such file or directory"),
+            (["empty"], "empty: not a microlith C output directory"),
+            (["q.tflite", "--quantize", "int8"], "--quantize applies to an .onnx model")):
+        proc = run("report", *args, "-o", "r.html", cwd=outputs)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert not (outputs / "r.html").exists()
     proc = run("compile", LENET, "-o", "m.tflite", "--report", "r.txt", cwd=outputs)
     assert proc.returncode == 2 and "give an .html file" in proc.stderr
+
+
+def _points(page: str) -> str:
+    return re.search(r'<polyline class="arena" points="([^"]*)"', page)[1]
+
+
+def test_report_of_a_c_directory_is_the_compiles(outputs):
+    """The C directory's page (memory plan, model.h, model.c) has the compile's op sequence,
+    live bytes per op, lower bound, planned arena and its high-water line; flash is the
+    emitter's weight bytes, by array."""
+    page, compiled = (outputs / "cdir.html").read_text(), (outputs / "c.html").read_text()
+    plan = json.loads((outputs / "c" / "model_memory_plan.json").read_text())
+    assert _numbers(page, "data-live", "rect") == _numbers(compiled, "data-live", "rect")
+    assert _points(page) == _points(compiled)
+    names = re.findall(r"<tr data-index=[^>]*><td class=n>\d+</td><td>[^<]*</td><td><code>"
+                       r"([^<]*)</code>", page)
+    assert names == re.findall(r"<tr data-index=[^>]*><td class=n>\d+</td><td>[^<]*</td>"
+                               r"<td><code>([^<]*)</code>", compiled) and names
+    bound = int(re.search(r'id="lower-bound" data-bytes="(\d+)"', page)[1])
+    assert bound == plan["lower_bound"] and f"planned arena {plan['arena_size']:,} B" in page
+    flash = int(re.search(r'id="flash-total" data-bytes="(\d+)"', page)[1])
+    assert flash == sum(plan["weight_bytes"].values())
+    assert "t_4_weight_bn_nhwc_q" in page and 'data-bytes="2400"' in page
+
+
+def test_report_of_an_onnx_compiles_it(outputs):
+    """``report model.onnx`` with compile options gives the page ``compile --report`` does:
+    same ops, MACs, live bytes, arena and per-layer errors."""
+    page, compiled = (outputs / "onnx.html").read_text(), (outputs / "c.html").read_text()
+    for attribute, tag in (("data-macs", "tr"), ("data-live", "rect")):
+        assert _numbers(page, attribute, tag) == _numbers(compiled, attribute, tag)
+    assert _points(page) == _points(compiled)
+    assert _sqnr_rows(page) == _sqnr_rows(compiled) and _sqnr_rows(page)
 
 
 def _sqnr_rows(page: str) -> dict[str, tuple[float, float]]:

@@ -157,9 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
 
-    rep = sub.add_parser("report", help="write the HTML report of an existing .tflite")
-    rep.add_argument("file", help="a .tflite file")
+    rep = sub.add_parser("report", help="write the HTML report of a .tflite, a --target c "
+                         "output directory, or an .onnx (compiled in memory)")
+    rep.add_argument("file", help="a .tflite file, a C output directory or an .onnx file")
     rep.add_argument("-o", "--output", required=True, metavar="HTML", help="the .html to write")
+    rep.add_argument("--target", default="tflite", choices=_target_names(),
+                     help=".onnx: the target to compile for (default: tflite)")
+    rep.add_argument("--pipeline", help=".onnx: pass pipeline overriding the default")
+    rep.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                     help=".onnx: pin an input's shape (repeatable)")
+    rep.add_argument("--optimize", choices=["speed", "size"], default=None,
+                     help=".onnx, C target: speed or size kernels")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    _add_quantize_arguments(rep)
 
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
                          "inputs from a .npy")

@@ -10,7 +10,8 @@ in a ``data-*`` attribute, so tests compare the page with the compile's own numb
 Model strings are HTML-escaped.
 
 Sources: a ``CompileResult`` (``report_from_result``), or an existing output: a
-``.tflite`` (``report_from_tflite``).
+``.tflite`` (``report_from_tflite``) or a C output directory
+(``microlith.app.report_sources``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class OpRow:
     macs: int
     param_bytes: int
     out_bytes: int
+    detail: str = ""  # C directory: the kernel call's comment (geometry, scratch)
 
 
 @dataclass
@@ -272,7 +274,8 @@ def render_html(data: ReportData) -> str:
     total_macs = sum(r.macs for r in data.ops)
     ops = "".join(
         f'<tr data-index="{i}" data-macs="{r.macs}" data-params="{r.param_bytes}">'
-        f"<td class=n>{i}</td><td>{_esc(r.op)}</td><td><code>{_esc(r.name)}</code></td>"
+        f"<td class=n>{i}</td><td>{_esc(r.op)}</td><td><code>{_esc(r.name)}</code>"
+        f"{'<br><small>' + _esc(r.detail) + '</small>' if r.detail else ''}</td>"
         f"<td>{io(r.inputs)}</td><td>{io(r.outputs)}</td><td class=n>{r.macs:,}</td>"
         f"<td class=n>{r.param_bytes:,}</td><td class=n>{r.out_bytes:,}</td>"
         f"<td class=n>{data.live[i] if i < len(data.live) else 0:,}</td></tr>"
