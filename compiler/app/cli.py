@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-v", "--verbose", action="store_true", help="per-pass timing and sizes")
     comp.add_argument("-q", "--quiet", action="store_true",
                       help="print nothing on success (and no progress bar)")
+    comp.add_argument("--progress-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="a progress line every SECONDS while a stage (import, a pass, "
+                      "emit) runs longer than that (default 5)")
     _add_quantize_arguments(comp)
 
     sub.add_parser("passes", help="list every pass with its options and the default pipeline")
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--optimize", choices=["speed", "size"], default=None,
                      help=".onnx, C target: speed or size kernels")
     rep.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    rep.add_argument("--progress-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                     help=".onnx: a progress line every SECONDS of a long stage (default 5)")
     _add_quantize_arguments(rep)
 
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
@@ -255,6 +260,16 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
                            "that TFLite's int8 spec needs, instead of remarking it")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
@@ -310,7 +325,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
         flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip,
-        keep_float_graph=bool(args.report))
+        keep_float_graph=bool(args.report), progress_interval=args.progress_interval)
     from microlith.app.inspect_model import _is_tflite
 
     if _is_tflite(args.model):

@@ -80,7 +80,8 @@ def _report_onnx(args: argparse.Namespace) -> Any:
         fallback=args.fallback, quiet=args.quiet, keep_float=args.keep_float,
         input_dtype=args.input_dtype, output_dtype=args.output_dtype,
         per_tensor=args.per_tensor, int16=args.int16, strict_qdq=args.strict_qdq,
-        optimize=args.optimize, keep_float_graph=True)
+        optimize=args.optimize, keep_float_graph=True,
+        progress_interval=args.progress_interval)
     result = Converter.from_onnx(args.file, options).compile()
     return report_from_result(result, os.path.basename(args.file), args.target,
                               quiet=args.quiet)

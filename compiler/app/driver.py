@@ -32,6 +32,7 @@ from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.pipeline.progress import Heartbeat, PassProgress
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class CompileOptions:
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
     integer_model: bool = False  # the input is already integer (an int8 .tflite)
     keep_float_graph: bool = False  # keep the calibrated float graph (the report's errors)
+    progress_interval: float = 5.0  # seconds between progress lines of a long stage
 
 
 @dataclass
@@ -306,15 +308,31 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     snapshot = FloatSnapshot() if options.keep_float_graph else None
     if snapshot is not None:
         instruments.append(snapshot)
+    heartbeat = Heartbeat(interval=options.progress_interval, enabled=not options.quiet)
+    instruments.append(PassProgress(heartbeat, len(passes)))
     manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
+    with heartbeat:
+        return _run_stages(load, name, options, target, manager, emit_options, heartbeat,
+                           snapshot, timing)
+
+
+def _run_stages(load: Callable[[], Graph], name: str, options: CompileOptions, target: Target,
+                manager: PassManager, emit_options: EmitOptions, heartbeat: Heartbeat,
+                snapshot: FloatSnapshot | None, timing: Timing | None) -> CompileResult:
+    """Import, passes, emit: each a progress stage (``microlith.pipeline.progress``)."""
+    passes = manager.passes
     seconds: dict[str, float] = {}
     start = time.perf_counter()
+    heartbeat.begin(f"import {name}")
     graph = load()
+    heartbeat.end()
     seconds["import"] = time.perf_counter() - start
     ctx = PassContext(warn=options.warn)
     if options.quantize is not None or any(p.name == "calibrate" for p in passes):
+        heartbeat.begin("load calibration data")
         ctx.options.update(calibration_context(graph, options))
+        heartbeat.end()
     start = time.perf_counter()
     manager.run(graph, ctx)
     seconds["passes"] = time.perf_counter() - start
@@ -327,7 +345,9 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
                     len(names))
         result.float_graph, result.quantize_passes = snapshot.graph, passes[first:last]
         result.calibration = ctx.options.get("calibration_data")
+    heartbeat.begin(f"emit {target.name}", f"{len(graph.nodes):,} nodes")
     emitted = target.emit(graph, emit_options)
+    heartbeat.end()
     result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
     if result.sizes:
         check_size_limits(result, options)
