@@ -179,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
                          "inputs from a .npy")
     run.add_argument("model", help="a --target c output directory or a .tflite file")
-    run.add_argument("--input", required=True, metavar="X.npy",
-                     help="one sample in the model's shape, or samples stacked on axis 0 "
-                     "(NCHW is transposed to the model's NHWC; float is quantized)")
+    run.add_argument("--input", required=True, action="append", metavar="[NAME=]X.npy",
+                     help="one sample in the input's shape, or samples stacked on axis 0 "
+                     "(NCHW is transposed to the model's NHWC; float is quantized); one per "
+                     "model input, in order or as NAME=X.npy, or one .npz keyed by input name")
     run.add_argument("--on", choices=["host", "cortex-m4"], default="host",
                      help="C directory: build with gcc and run here (host), or build for the "
                      "Cortex-M4 and run under qemu, counting instructions")

@@ -91,20 +91,23 @@ def run_command(args: argparse.Namespace) -> int:
     import numpy as np
 
     from microlith.app.driver import check_output_path, write_atomic
-    from microlith.app.run_model import load_input, run_c_directory, run_tflite
+    from microlith.app.run_model import load_inputs, run_c_directory, run_tflite
 
     if args.output:
         if os.path.splitext(args.output)[1] not in (".npy", ".npz"):
             raise UsageError(f"-o {args.output}: give a .npy (output 0) or .npz (every output)")
         check_output_path(args.output)
-    x = load_input(args.input)
+    x, wheres = load_inputs(args.input)
+    where = args.input[0] if len(args.input) == 1 else "--input"
+    if isinstance(x, list) and len(x) == 1:
+        x = x[0]
     if os.path.isdir(args.model):
-        result = run_c_directory(args.model, x, args.on, where=args.input)
+        result = run_c_directory(args.model, x, args.on, where=where, wheres=wheres)
     else:
         if args.on != "host":
             raise UsageError("--on cortex-m4 runs C: compile with --target c and run the "
                              "output directory")
-        result = run_tflite(args.model, x, args.runtime, where=args.input)
+        result = run_tflite(args.model, x, args.runtime, where=where, wheres=wheres)
     for j, y in enumerate(result.outputs):
         print(f"output {j}: {y.dtype} {list(y.shape)} ({result.runtime})")
     for r, count in enumerate(result.instructions):
