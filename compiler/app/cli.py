@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quantize_arguments(rep)
 
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
-                         "inputs from a .npy")
+                         "inputs from .npy files or an .npz")
     run.add_argument("model", help="a --target c output directory or a .tflite file")
     run.add_argument("--input", required=True, action="append", metavar="[NAME=]X.npy",
                      help="one sample in the input's shape, or samples stacked on axis 0 "

@@ -314,17 +314,18 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     check_pass_names(options.print_ir_after, "--print-ir-after")
     with heartbeat:
         return _run_stages(load, name, options, target, manager, emit_options, heartbeat,
-                           snapshot, timing)
+                           snapshot, timing, _file_size(onnx_file))
 
 
 def _run_stages(load: Callable[[], Graph], name: str, options: CompileOptions, target: Target,
                 manager: PassManager, emit_options: EmitOptions, heartbeat: Heartbeat,
-                snapshot: FloatSnapshot | None, timing: Timing | None) -> CompileResult:
+                snapshot: FloatSnapshot | None, timing: Timing | None,
+                import_note: str = "") -> CompileResult:
     """Import, passes, emit: each a progress stage (``microlith.pipeline.progress``)."""
     passes = manager.passes
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    heartbeat.begin(f"import {name}")
+    heartbeat.begin(f"import {name}", import_note)
     graph = load()
     heartbeat.end()
     seconds["import"] = time.perf_counter() - start
@@ -353,6 +354,14 @@ def _run_stages(load: Callable[[], Graph], name: str, options: CompileOptions, t
         check_size_limits(result, options)
     seconds["emit"] = time.perf_counter() - start
     return result
+
+
+def _file_size(path: str | os.PathLike[str] | None) -> str:
+    """The model file's size for the import's progress line ("" when not known)."""
+    try:
+        return "" if path is None else f"{os.path.getsize(path) / 1e6:,.1f} MB"
+    except (OSError, TypeError, ValueError):
+        return ""
 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:
