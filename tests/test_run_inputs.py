@@ -102,22 +102,30 @@ def test_several_inputs_give_tflite_micros_bytes(two, model):
     (["--input", "a=a.npy", "--input", "b=short.npy"],
      "every input must give the same number of samples (a.npy: 5, short.npy: 2)"),
 ])
-def test_input_errors_name_the_input(two, args, message):
-    _fails(two, "c", args, message)
+def test_input_errors_name_the_input(two, args, message, capsys, monkeypatch):
+    _fails(two, "c", args, message, capsys, monkeypatch)
 
 
-def test_tflite_input_errors_name_the_input(two):
-    _fails(two, "m.tflite", ["--input", "b=b.npy"], "no data for the model input 'a'")
-    _fails(two, "m.tflite", ["--input", "ab.npz", "--input", "a.npy"], "is the only")
+def test_tflite_input_errors_name_the_input(two, capsys, monkeypatch):
+    _fails(two, "m.tflite", ["--input", "b=b.npy"], "no data for the model input 'a'", capsys,
+           monkeypatch)
+    _fails(two, "m.tflite", ["--input", "ab.npz", "--input", "a.npy"], "is the only", capsys,
+           monkeypatch)
 
 
-def _fails(two, model, args, message):
+def _fails(two, model, args, message, capsys, monkeypatch):
+    """The CLI's ``main`` in this process (the subprocess path is covered above)."""
+    from microlith.app.cli import main
+
     work = two["work"]
     np.savez(work / "bad.npz", a=two["xa"], b=two["xb"], x=two["xa"])
     np.save(work / "short.npy", two["xb"][:2])
-    proc = run("run", model, *args, cwd=work)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    assert main(["run", model, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert message in err and "Traceback" not in err, err
 
 
 @pytest.mark.slow
