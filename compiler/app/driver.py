@@ -16,7 +16,6 @@ import stat
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,10 +26,11 @@ from microlith.app.pipeline_edits import (
     explicit_options,
     with_target_tail,
 )
+from microlith.app.stages import FloatSnapshot, file_size, run_stages
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
-from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
+from microlith.pipeline import Pass, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.pipeline.progress import Heartbeat, PassProgress
 from microlith.targets import EmitOptions, Target, all_targets, get_target
@@ -258,18 +258,6 @@ class Preflight(Instrument):
             preflight(graph, self.passes[self.passes.index(pass_) + 1:])
 
 
-class FloatSnapshot(Instrument):
-    """Copies the graph just before ``insert-qdq`` (calibrated, still float): the reference
-    the report's per-layer error table compares the quantized graph with."""
-
-    def __init__(self) -> None:
-        self.graph: Graph | None = None
-
-    def before(self, pass_: Pass, graph: Graph) -> None:
-        if pass_.name == "insert-qdq" and self.graph is None:
-            self.graph = graph.copy()
-
-
 def compile_onnx(path: ModelSource, options: CompileOptions | None = None) -> CompileResult:
     """Import ``path`` (an .onnx path, serialized bytes or an ``onnx.ModelProto``), run the
     pipeline and emit for ``options.target``: ``Converter.from_onnx(path, options)``."""
@@ -313,55 +301,8 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
     with heartbeat:
-        return _run_stages(load, name, options, target, manager, emit_options, heartbeat,
-                           snapshot, timing, _file_size(onnx_file))
-
-
-def _run_stages(load: Callable[[], Graph], name: str, options: CompileOptions, target: Target,
-                manager: PassManager, emit_options: EmitOptions, heartbeat: Heartbeat,
-                snapshot: FloatSnapshot | None, timing: Timing | None,
-                import_note: str = "") -> CompileResult:
-    """Import, passes, emit: each a progress stage (``microlith.pipeline.progress``)."""
-    passes = manager.passes
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    heartbeat.begin(f"import {name}", import_note)
-    graph = load()
-    heartbeat.end()
-    seconds["import"] = time.perf_counter() - start
-    ctx = PassContext(warn=options.warn)
-    if options.quantize is not None or any(p.name == "calibrate" for p in passes):
-        heartbeat.begin("load calibration data")
-        ctx.options.update(calibration_context(graph, options))
-        heartbeat.end()
-    start = time.perf_counter()
-    manager.run(graph, ctx)
-    seconds["passes"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
-    if snapshot is not None and snapshot.graph is not None:
-        names = [p.name for p in passes]
-        first = names.index("insert-qdq")
-        last = next((i for i in range(first, len(names)) if names[i].startswith("legalize")),
-                    len(names))
-        result.float_graph, result.quantize_passes = snapshot.graph, passes[first:last]
-        result.calibration = ctx.options.get("calibration_data")
-    heartbeat.begin(f"emit {target.name}", f"{len(graph.nodes):,} nodes")
-    emitted = target.emit(graph, emit_options)
-    heartbeat.end()
-    result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
-    if result.sizes:
-        check_size_limits(result, options)
-    seconds["emit"] = time.perf_counter() - start
-    return result
-
-
-def _file_size(path: str | os.PathLike[str] | None) -> str:
-    """The model file's size for the import's progress line ("" when not known)."""
-    try:
-        return "" if path is None else f"{os.path.getsize(path) / 1e6:,.1f} MB"
-    except (OSError, TypeError, ValueError):
-        return ""
+        return run_stages(load, name, options, target, manager, emit_options, heartbeat,
+                          snapshot, timing, file_size(onnx_file))
 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:
