@@ -16,7 +16,6 @@ import stat
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,11 +26,13 @@ from microlith.app.pipeline_edits import (
     explicit_options,
     with_target_tail,
 )
+from microlith.app.stages import FloatSnapshot, file_size, run_stages
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
-from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
+from microlith.pipeline import Pass, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.pipeline.progress import Heartbeat, PassProgress
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class CompileOptions:
     optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
     integer_model: bool = False  # the input is already integer (an int8 .tflite)
+    keep_float_graph: bool = False  # keep the calibrated float graph (the report's errors)
+    progress_interval: float = 5.0  # seconds between progress lines of a long stage
 
 
 @dataclass
@@ -95,6 +98,11 @@ class CompileResult:
     seconds: dict[str, float]
     files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
+    # with keep_float_graph: the graph just before insert-qdq (calibrated, still float),
+    # the passes from insert-qdq up to the target's legalize-*, and the calibration data
+    float_graph: Graph | None = None
+    quantize_passes: list[Pass] = field(default_factory=list)
+    calibration: Any = None
 
 
 def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
@@ -286,26 +294,16 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     timing = Timing() if options.timing else None
     if timing is not None:
         instruments.append(timing)
+    snapshot = FloatSnapshot() if options.keep_float_graph else None
+    if snapshot is not None:
+        instruments.append(snapshot)
+    heartbeat = Heartbeat(interval=options.progress_interval, enabled=not options.quiet)
+    instruments.append(PassProgress(heartbeat, len(passes)))
     manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    graph = load()
-    seconds["import"] = time.perf_counter() - start
-    ctx = PassContext(warn=options.warn)
-    if options.quantize is not None or any(p.name == "calibrate" for p in passes):
-        ctx.options.update(calibration_context(graph, options))
-    start = time.perf_counter()
-    manager.run(graph, ctx)
-    seconds["passes"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
-    emitted = target.emit(graph, emit_options)
-    result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
-    if result.sizes:
-        check_size_limits(result, options)
-    seconds["emit"] = time.perf_counter() - start
-    return result
+    with heartbeat:
+        return run_stages(load, name, options, target, manager, emit_options, heartbeat,
+                          snapshot, timing, file_size(onnx_file))
 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:
