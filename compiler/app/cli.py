@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True,
                       help="output .tflite file (tflite), or directory (c, c-array)")
     comp.add_argument("--target", default="tflite", choices=_target_names(),
-                      help="tflite: flatbuffer; c: standalone C99 (int8); c-array: the "
+                      help="tflite: flatbuffer; c: standalone C99 (integer or float); c-array: the "
                       ".tflite as a C array + TFLite-Micro op resolver")
     comp.add_argument("--c-prefix", default="model", metavar="NAME",
                       help="C target: file and symbol prefix (default: model)")
