@@ -9,8 +9,8 @@ mlp_sigmoid; 300 digits to calibrate, held-out digits as inputs) and the MLPerf-
 networks of ``tools/make_mlperf.py`` (random weights, random calibration and inputs) -- the
 int8 C is built for the Cortex-M4 (mps2-an386 under qemu ``-icount``, ``tools/mcu/run.py``)
 six ways: ``--optimize speed`` with the DSP kernels and with ``-DMLK_PORTABLE``, each at
-``-O2`` and ``-Os``, and ``--optimize size`` (portable convolutions, no scratch; DSP fully
-connected and depthwise) at ``-O2`` and ``-Os``. Reported: instructions per inference (mean
+``-O2`` and ``-Os``, and ``--optimize size`` (the portable kernels everywhere, no scratch)
+at ``-O2`` and ``-Os``. Reported: instructions per inference (mean
 over the inputs) and per MAC, flash of the model object (``text + data`` of ``model.o``:
 code, weights, tables), arena bytes (and the kernel scratch inside it), and whether every
 output equals TFLite-Micro's bytes on the same int8 ``.tflite``. The reference column is
