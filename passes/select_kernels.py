@@ -6,9 +6,13 @@ pixels, ``4 * k_h * k_w * in_c`` bytes (``MLK_CONV_SCRATCH_BYTES``), recorded as
 record's ``scratch_bytes`` for ``plan-memory`` to place. On a core with the DSP extension
 the kernel then builds the columns (im2col) and runs a blocked matrix product with SMLAD;
 elsewhere the portable kernel runs and the scratch is unused. ``optimize=size`` gives no
-scratch: the portable convolution runs everywhere (less code, a smaller arena); fully
-connected and depthwise layers use their DSP kernels in both modes (they need no
-scratch). Grouped convolutions always run the portable kernel.
+scratch and records ``graph.meta["kernel_optimize"] = "size"``, for which the C renderer
+writes ``#define MLK_PORTABLE`` into ``model.c``: the portable kernels run on every core
+(the flash of the portable build, a smaller arena; the outputs are the same bytes).
+Measured on the Cortex-M4 (``tools/bench_mcu.py``): keeping the DSP fully connected and
+depthwise kernels at size cost 1.47-1.55x the portable build's flash, and calling each
+kernel once out of line (generic, unspecialised copies) was larger still (1.8-1.9x), so
+the size mode is the portable build. Grouped convolutions always run the portable kernel.
 
 Runs after ``prepare`` (it rewrites the prepared records) and before ``plan-memory``.
 """
@@ -58,4 +62,5 @@ class SelectKernels(Pass):
             nbytes = conv_scratch_bytes(p) if self.optimize == "speed" else 0
             node.params = dataclasses.replace(p, scratch_bytes=nbytes)
             total += nbytes
+        graph.meta["kernel_optimize"] = self.optimize  # read by the C renderer (size: portable)
         ctx.remark(graph.name, f"optimize={self.optimize}: {total} bytes of kernel scratch")

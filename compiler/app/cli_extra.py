@@ -105,7 +105,7 @@ def run_command(args: argparse.Namespace) -> int:
         result = run_c_directory(args.model, x, args.on, where=where, wheres=wheres)
     else:
         if args.on != "host":
-            raise UsageError("--on cortex-m4 runs C: compile with --target c and run the "
+            raise UsageError(f"--on {args.on} runs C: compile with --target c and run the "
                              "output directory")
         result = run_tflite(args.model, x, args.runtime, where=where, wheres=wheres)
     for j, y in enumerate(result.outputs):
@@ -114,7 +114,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"inference {r}: {count:,} instructions in model_invoke()")
     if result.instructions:
         mean = sum(result.instructions) / len(result.instructions)
-        print(f"Cortex-M4: {mean:,.0f} instructions per inference (mean of "
+        print(f"{result.runtime.split(' (')[0]}: {mean:,.0f} instructions per inference (mean of "
               f"{len(result.instructions)})")
     if args.output:
         import io

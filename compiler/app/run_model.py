@@ -1,9 +1,10 @@
-"""``microlith run``: run a compiled model on inputs from ``.npy`` files, on the host or the M4.
+"""``microlith run``: run a compiled model on inputs from ``.npy`` files, on the host or a Cortex-M.
 
 * A C output directory (``--target c``): the model's interface is read from its header
   (``PREFIX_INPUTi_{TYPE,SHAPE,SCALE,ZERO_POINT}``). ``--on host`` builds the C with the
-  host's ``gcc`` and a small file-based ``main.c``; ``--on cortex-m4`` builds it with
-  arm-none-eabi-gcc for the board shipped in this package and runs it under qemu
+  host's ``gcc`` and a small file-based ``main.c``; ``--on cortex-m4`` (or ``cortex-m7``,
+  ``cortex-m3``, ``cortex-m33``, ``cortex-m55``) builds it with arm-none-eabi-gcc for
+  that core's board shipped in this package and runs it under qemu
   (``microlith.app.board``), reporting the instructions of every ``model_invoke()``.
 * A ``.tflite``: runs it in TFLite-Micro (``tflite_micro``), else LiteRT
   (``ai_edge_litert``), whichever is installed (``pip install 'microlith[runtimes]'``).
@@ -51,7 +52,7 @@ class TensorInfo:
 @dataclass
 class RunOutput:
     outputs: list[np.ndarray]  # one array per model output, samples stacked
-    instructions: list[int] = field(default_factory=list)  # cortex-m4: per inference
+    instructions: list[int] = field(default_factory=list)  # on a Cortex-M: per inference
     runtime: str = ""  # what ran it
 
 
@@ -278,23 +279,26 @@ def run_host(directory: Path, prefix: str, samples: list[list[np.ndarray]],
 
 
 def run_board(directory: Path, prefix: str, samples: list[list[np.ndarray]],
-              outputs: list[TensorInfo]) -> RunOutput:
+              outputs: list[TensorInfo], cpu: str = "cortex-m4") -> RunOutput:
+    from microlith.app.board.cpus import cpu_named
     from microlith.app.board.errors import BoardError, ToolchainMissing
     from microlith.app.board.run import build_and_run
 
+    core = cpu_named(cpu)
+    title = "Cortex-" + cpu.split("-", 1)[1].upper()
     try:
         result = build_and_run(directory, [[x.tobytes() for x in run] for run in samples],
-                               prefix=prefix)
+                               prefix=prefix, cpu=cpu)
     except ToolchainMissing as exc:
-        raise UsageError(f"--on cortex-m4: {exc}") from None
+        raise UsageError(f"--on {cpu}: {exc}") from None
     except BoardError as exc:
-        raise UsageError(f"{directory}: on the Cortex-M4: "
+        raise UsageError(f"{directory}: on the {title}: "
                          f"{(str(exc).strip().splitlines() or ['?'])[0]}") from None
     results = [np.concatenate([np.frombuffer(run[j], info.dtype).reshape(info.shape)
                                for run in result.all_outputs])
                for j, info in enumerate(outputs)]
     return RunOutput(results, instructions=list(result.instructions),
-                     runtime="Cortex-M4 (qemu mps2-an386)")
+                     runtime=f"{title} (qemu {core.machine})")
 
 
 def run_c_directory(directory: str | os.PathLike[str], x: Inputs, on: str = "host",
@@ -305,9 +309,11 @@ def run_c_directory(directory: str | os.PathLike[str], x: Inputs, on: str = "hos
     samples = match_inputs(x, inputs, where, wheres)
     if on == "host":
         return run_host(path, prefix, samples, outputs)
-    if on == "cortex-m4":
-        return run_board(path, prefix, samples, outputs)
-    raise UsageError(f"--on {on!r}: choose host or cortex-m4")
+    from microlith.app.board.cpus import CPUS
+
+    if on in CPUS:
+        return run_board(path, prefix, samples, outputs, on)
+    raise UsageError(f"--on {on!r}: choose host or one of {', '.join(CPUS)}")
 
 
 # --------------------------------------------------------------------------- .tflite

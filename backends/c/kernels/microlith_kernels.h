@@ -27,7 +27,11 @@
  * is not defined) CONV_2D with one group and a planned scratch (select-kernels
  * {optimize=speed}: MLK_CONV_SCRATCH_BYTES in the arena), DEPTHWISE_CONV_2D with depth
  * multiplier 1 and FULLY_CONNECTED run SMLAD / SXTB16 kernels; the outputs are the same
- * bytes (only the summation order of exact int32 products differs).
+ * bytes (only the summation order of exact int32 products differs). Also on those cores:
+ * the 16x8 CONV_2D (one group) and FULLY_CONNECTED (microlith_kernels_dsp_wide.h; a filter
+ * of at most MLK_DSP16_GATHER = 256 elements is gathered into 512 bytes of stack), int8
+ * ADD / SUB / MUL (microlith_kernels_dsp_elementwise.h) and MAX_POOL_2D
+ * (microlith_kernels_dsp_pool.h). --optimize size writes #define MLK_PORTABLE into model.c.
  *
  * Notation: MBQM(x, m, s) = RDBP(SRDHM(x * 2^max(s,0), m), max(-s,0)) is TFLite's
  * MultiplyByQuantizedMultiplier with double rounding; SRDHM is the saturating rounding
