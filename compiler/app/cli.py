@@ -180,24 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
                          "inputs from .npy files or an .npz")
     run.add_argument("model", help="a --target c output directory or a .tflite file")
-<<<<<<< HEAD
     run.add_argument("--input", required=True, action="append", metavar="[NAME=]X.npy",
                      help="one sample in the input's shape, or samples stacked on axis 0 "
                      "(NCHW is transposed to the model's NHWC; float is quantized); one per "
                      "model input, in order or as NAME=X.npy, or one .npz keyed by input name")
-    run.add_argument("--on", choices=["host", "cortex-m4"], default="host",
-                     help="C directory: build with gcc and run here (host), or build for the "
-                     "Cortex-M4 and run under qemu, counting instructions")
-=======
-    run.add_argument("--input", required=True, metavar="X.npy",
-                     help="one sample in the model's shape, or samples stacked on axis 0 "
-                     "(NCHW is transposed to the model's NHWC; float is quantized)")
     run.add_argument("--on", choices=["host", *CPUS], default="host",
                      help="C directory: build with gcc and run here (host), or build for a "
                      "Cortex-M (cortex-m4: qemu mps2-an386, cortex-m7: mps2-an500, "
                      "cortex-m3: mps2-an385, cortex-m33: mps2-an505, cortex-m55: "
                      "mps3-an547) and run under qemu, counting instructions")
->>>>>>> h/boards
     run.add_argument("--runtime", choices=["auto", "tflite-micro", "litert"], default="auto",
                      help=".tflite: TFLite-Micro when installed, else LiteRT (auto)")
     run.add_argument("-o", "--output", metavar="Y.npy",
