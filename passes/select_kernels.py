@@ -35,6 +35,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType
 from microlith.pipeline import Pass, PassContext, register_pass
@@ -69,6 +71,16 @@ def hybrid_eligible(node: Node) -> bool:
     return (x is not None and w is not None and w.is_constant and w.dtype == DType.INT8
             and x.dtype == DType.FLOAT32 and w.quant is not None
             and not any(w.quant.zero_point))
+
+
+def accumulator_bound(node: Node) -> int:
+    """The largest ``255 sum|w[c]| + 128 |sum w[c]|`` over output channels: a bound on the
+    hybrid kernel's int32 accumulator (|q - zp| <= 255, the folded term |zp| <= 128)."""
+    w = np.asarray(node.arg(1).data, np.int64)
+    axis = 3 if node.op == "c.depthwise_conv_2d" else 0
+    rows = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    bound = 255 * np.abs(rows).sum(axis=1) + 128 * np.abs(rows.sum(axis=1))
+    return int(bound.max(initial=0))
 
 
 def hybrid_params(node: Node, optimize: str, symmetric: bool) -> HybridParams:
@@ -118,6 +130,10 @@ class SelectKernels(Pass):
         total = 0
         for node in graph.nodes:
             if self.hybrid == "integer" and hybrid_eligible(node):
+                if accumulator_bound(node) >= 1 << 31:
+                    ctx.remark(node.name, "hybrid=integer: the int32 accumulator could "
+                               "overflow; the int8 weights are dequantized in the kernel")
+                    continue
                 node.params = hybrid_params(node, self.optimize,
                                             self.hybrid_inputs == "symmetric")
                 total += node.params.scratch_bytes

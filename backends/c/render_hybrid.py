@@ -7,8 +7,8 @@ batch into the planned scratch and compute
 
 so the renderer writes the int8 weights, the float scales and biases and ``w_sum[c]``, the
 sum of the weights of output channel ``c`` (over the whole filter; depthwise: over the
-taps). It refuses a layer whose int32 accumulator could wrap:
-``255 sum |w[c]| + 128 |w_sum[c]| >= 2^31``.
+taps). A layer whose int32 accumulator could wrap (``255 sum |w[c]| + 128 |w_sum[c]| >=
+2^31``) is never given a ``HybridParams`` by select-kernels; the renderer checks again.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from microlith.backends.c.render_base import Call, Plan, Scratch, Table, numel
 from microlith.backends.c.render_float import _act, _f, _out, _window, weight_fields
 from microlith.ir.core import Node
-from microlith.passes.select_kernels import HybridParams
+from microlith.passes.select_kernels import HybridParams, accumulator_bound
 
 HybridRenderer = Callable[[Node, HybridParams], Plan]
 HYBRID_RENDERERS: dict[str, HybridRenderer] = {}
@@ -41,12 +41,11 @@ def _hybrid_fields(node: Node, axis: int, p: HybridParams) -> list:
     if suffix != "_w8":
         raise ValueError("the hybrid kernel needs int8 per-channel weights")
     w = np.moveaxis(np.asarray(node.arg(1).data, np.int64), axis, 0)
-    w = w.reshape(w.shape[0], -1)
-    sums = w.sum(axis=1)
-    worst = 255 * np.abs(w).sum(axis=1) + 128 * np.abs(sums)
-    if worst.max(initial=0) >= INT32_LIMIT:
-        raise ValueError("the int32 accumulator of the hybrid kernel could overflow "
-                         f"(bound {int(worst.max())})")
+    sums = w.reshape(w.shape[0], -1).sum(axis=1)
+    bound = accumulator_bound(node)
+    if bound >= INT32_LIMIT:
+        raise ValueError(f"the int32 accumulator of the hybrid kernel could overflow (bound "
+                         f"{bound})")
     return [*fields, ("w_sum", Table(f"{node.arg(1).name}_sum", sums.astype(np.int32)))]
 
 

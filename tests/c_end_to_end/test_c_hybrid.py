@@ -161,3 +161,35 @@ def test_symmetric_inputs_and_dequantize_choice(tmp_path: Path) -> None:
         assert "_hybrid(" not in plain.files["model.c"]
     with pytest.raises(MicrolithError, match="hybrid"):
         compile_onnx(path, _quiet(target="c", quantize="dynamic", hybrid="fast"))
+
+
+def test_accumulator_overflow_keeps_the_dequantizing_kernel(tmp_path: Path) -> None:
+    """Must not fire: 70,000 weights of 127 per unit could wrap the int32 accumulator
+    (255 * 127 * 70000 > 2^31), so that layer runs the dequantizing kernel, with a remark."""
+    depth = 70_000
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, depth])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    w = np.full((depth, 2), 0.01, np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "wide", [x],
+                              [y], [numpy_helper.from_array(w, "w")])
+    path = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    result = compile_onnx(path, _quiet(target="c", quantize="dynamic"))
+    text = result.files["model.c"]
+    assert "mlk_fully_connected_f32_w8(" in text and "_hybrid(" not in text
+    assert any("overflow" in str(r) for r in result.remarks)
+
+
+def test_cli_hybrid_flag(tmp_path: Path) -> None:
+    from tests.cli.clikit import ZOO as CLI_ZOO
+    from tests.cli.clikit import run
+
+    out = tmp_path / "out"
+    proc = run("compile", CLI_ZOO / "lenet.onnx", "--target", "c", "--quantize", "dynamic",
+               "--hybrid", "dequantize", "-o", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "model.c").read_text()
+    assert "mlk_conv2d_f32_w8(" in text and "_hybrid(" not in text
+    bad = run("compile", CLI_ZOO / "lenet.onnx", "--target", "c", "--quantize", "dynamic",
+              "--hybrid", "fast", "-o", tmp_path / "bad", cwd=tmp_path)
+    assert bad.returncode == 2 and "--hybrid" in bad.stderr and "Traceback" not in bad.stderr
