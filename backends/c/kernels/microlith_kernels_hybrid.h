@@ -307,6 +307,97 @@ typedef struct {
     int8_t *scratch;        /* in_h * in_w * in_c bytes of quantized input */
 } mlk_depthwise_conv2d_h_params;
 
+#if MLK_DSP
+/* Channels c..c+3 of one output pixel, depth multiplier 1, on the DSP extension: one input
+ * word and one weight word per tap, widened (SXTB16), four 16x16 multiply-accumulates
+ * (SMLABB / SMLATT); `border` windows offset the input by -zp (SADD16, off2 in both lanes)
+ * on the clipped taps, interior windows start from -zp * w_sum. */
+MLK_HOT void mlk_dw_h_dsp_group(const mlk_depthwise_conv2d_h_params *p, const int8_t *q,
+                                ptrdiff_t xw, float *yp, int c, int ky0, int ky1, int kx0,
+                                int kx1, int border, int32_t zp, int32_t off2, float s)
+{
+    const int c_n = p->in_c;
+    const size_t row = (size_t)p->dil_h * p->in_w * c_n, col = (size_t)p->dil_w * c_n;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int ky, kx;
+    if (!border) {
+        a0 = -zp * p->w_sum[c];
+        a1 = -zp * p->w_sum[c + 1];
+        a2 = -zp * p->w_sum[c + 2];
+        a3 = -zp * p->w_sum[c + 3];
+    }
+    for (ky = ky0; ky < ky1; ++ky) {
+        const ptrdiff_t xr = xw + (ptrdiff_t)(ky * row) + c;
+        const int8_t *wr = p->w + (size_t)ky * p->k_w * c_n + c;
+        for (kx = kx0; kx < kx1; ++kx) {
+            int32_t xl, xh, wl, wh;
+            MLK_WIDEN(q + (xr + (ptrdiff_t)(kx * col)), xl, xh);
+            MLK_WIDEN(wr + (size_t)kx * c_n, wl, wh);
+            if (border) {
+                xl = __sadd16(xl, off2);
+                xh = __sadd16(xh, off2);
+            }
+            a0 = __smlabb(xl, wl, a0);
+            a2 = __smlatt(xl, wl, a2);
+            a1 = __smlabb(xh, wh, a1);
+            a3 = __smlatt(xh, wh, a3);
+        }
+    }
+    yp[c] = mlk_hybrid_out(a0, s, p->w_scale[c], p->bias, c, p->act_min, p->act_max);
+    yp[c + 1] = mlk_hybrid_out(a1, s, p->w_scale[c + 1], p->bias, c + 1, p->act_min,
+                               p->act_max);
+    yp[c + 2] = mlk_hybrid_out(a2, s, p->w_scale[c + 2], p->bias, c + 2, p->act_min,
+                               p->act_max);
+    yp[c + 3] = mlk_hybrid_out(a3, s, p->w_scale[c + 3], p->bias, c + 3, p->act_min,
+                               p->act_max);
+}
+
+/* DEPTHWISE_CONV_2D with depth multiplier 1 on the DSP extension: four channels at a time
+ * (mlk_dw_h_dsp_group), the channels beyond a multiple of four one by one. */
+MLK_HOT void mlk_dw_h_dsp(const mlk_depthwise_conv2d_h_params *p, const int8_t *q, float *yb,
+                          float s, int32_t zp)
+{
+    const int c_n = p->in_c, c4 = c_n & ~3;
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)-zp << 16) | (uint16_t)-zp);
+    int oy, ox, c, ky, kx;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int iy0 = oy * p->stride_h - p->pad_top;
+        int ky0, ky1;
+        mlk_window(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int ix0 = ox * p->stride_w - p->pad_left;
+            float *yp = yb + ((size_t)oy * p->out_w + ox) * c_n;
+            const ptrdiff_t xw = ((ptrdiff_t)iy0 * p->in_w + ix0) * c_n;
+            int kx0, kx1, border;
+            mlk_window(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
+            border = !(ky1 - ky0 == p->k_h && kx1 - kx0 == p->k_w);
+            if (!border) {
+                for (c = 0; c < c4; c += 4) {
+                    mlk_dw_h_dsp_group(p, q, xw, yp, c, 0, p->k_h, 0, p->k_w, 0, zp, off2, s);
+                }
+            } else {
+                for (c = 0; c < c4; c += 4) {
+                    mlk_dw_h_dsp_group(p, q, xw, yp, c, ky0, ky1, kx0, kx1, 1, zp, off2, s);
+                }
+            }
+            for (c = c4; c < c_n; ++c) {
+                int32_t a = 0;
+                for (ky = ky0; ky < ky1; ++ky) {
+                    for (kx = kx0; kx < kx1; ++kx) {
+                        const int8_t *xq = q + ((size_t)(iy0 + ky * p->dil_h) * p->in_w +
+                                                (size_t)(ix0 + kx * p->dil_w)) * c_n;
+                        a += ((int32_t)xq[c] - zp) *
+                             (int32_t)p->w[((size_t)ky * p->k_w + kx) * c_n + c];
+                    }
+                }
+                yp[c] = mlk_hybrid_out(a, s, p->w_scale[c], p->bias, c, p->act_min,
+                                       p->act_max);
+            }
+        }
+    }
+}
+#endif
+
 MLK_HOT void mlk_depthwise_conv2d_f32_hybrid(const mlk_depthwise_conv2d_h_params *p,
                                              const float *x, float *y)
 {
@@ -318,6 +409,12 @@ MLK_HOT void mlk_depthwise_conv2d_f32_hybrid(const mlk_depthwise_conv2d_h_params
         float s;
         int32_t zp;
         mlk_quantize_input_f32(x + (size_t)b * image, image, p->symmetric, q, &s, &zp);
+#if MLK_DSP
+        if (p->depth_mult == 1) {
+            mlk_dw_h_dsp(p, q, y + (size_t)b * p->out_h * p->out_w * out_c, s, zp);
+            continue;
+        }
+#endif
         for (oy = 0; oy < p->out_h; ++oy) {
             const int iy0 = oy * p->stride_h - p->pad_top;
             int ky0, ky1;
