@@ -32,7 +32,13 @@ from microlith.interpreter import run_graph
 from microlith.passes.pipelines import mode_passes
 from microlith.passes.select_kernels import HybridParams
 from microlith.pipeline import format_pipeline
-from tests.c_end_to_end.c_models import MODELS, host_outputs, samples, write_files
+from tests.c_end_to_end.c_models import (
+    MODELS,
+    host_build,
+    host_outputs,
+    samples,
+    write_files,
+)
 from tests.c_end_to_end.test_c_float import _compile, _host_exe
 from tools.runtimes import input_perm, litert_interpreter, litert_invoke, run_litert, to_physical
 
@@ -94,6 +100,11 @@ def test_one_hybrid_layer_equals_litert(tmp_path: Path, kind: str) -> None:
     # its own slice of the input; the C kernel quantizes the whole input once (measured 0.8%)
     bound = 0.02 if kind == "grouped" else LAYER_TOLERANCE
     assert np.abs(got - want).max() <= bound * float(np.abs(want).max())
+    if kind in ("fc", "conv", "dw"):  # ASan + UBSan (the arena poisoned): the same values
+        sanitized = host_build(directory, result.graph.inputs[0].name, "sanitize",
+                               tmp_path / "san")
+        assert np.array_equal(np.stack([host_outputs(sanitized, f[None], np.float32)[0]
+                                        for f in feeds]), got)
     ours = np.stack([run_graph(result.graph, {result.graph.inputs[0].name: f})[
         result.graph.outputs[0].name] for f in feeds]).reshape(got.shape)
     # against the float interpreter (weights dequantized, inputs not quantized): within
@@ -101,7 +112,11 @@ def test_one_hybrid_layer_equals_litert(tmp_path: Path, kind: str) -> None:
     assert np.abs(got - ours).max() <= 0.05 * float(np.abs(ours).max())
 
 
-@pytest.mark.parametrize("name", MODELS)
+FAST = ("lenet", "mlp_sigmoid")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in MODELS])
 def test_hybrid_zoo_model_agrees_with_litert(tmp_path: Path, name: str) -> None:
     result = _compile(name, "dynamic")
     text = result.files["model.c"]
@@ -120,7 +135,8 @@ def test_hybrid_zoo_model_agrees_with_litert(tmp_path: Path, name: str) -> None:
     assert result.sizes["scratch"] == sum(size for _, size in plan.scratch.values()) > 0
 
 
-@pytest.mark.parametrize("name", ["lenet", "mobilenet_v1"])
+@pytest.mark.parametrize("name", ["lenet", pytest.param("mobilenet_v1",
+                                                          marks=pytest.mark.slow)])
 def test_hybrid_on_cortex_m4_equals_host(tmp_path: Path, name: str) -> None:
     """The M4 build runs the SMLAD dot products (DSP im2col for convolutions)."""
     from tools.mcu import run as board
