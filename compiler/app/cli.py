@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--optimize", choices=["speed", "size"], default=None,
                       help="C target: speed (Cortex-M DSP convolutions with arena scratch, "
                       "the default) or size (no scratch, less code)")
+    comp.add_argument("--hybrid", choices=["integer", "dequantize"], default=None,
+                      help="C target, --quantize dynamic: integer (quantize each layer's "
+                      "input, int8 dot product; the default) or dequantize (int8 weights "
+                      "widened to float in the kernel, no scratch)")
     comp.add_argument("--report", metavar="HTML",
                       help="also write a self-contained HTML report (ops, MACs, arena over "
                       "time, flash, pass timings)")
@@ -330,8 +334,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
-        flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip,
-        keep_float_graph=bool(args.report), progress_interval=args.progress_interval)
+        flash_limit=args.flash_limit, optimize=args.optimize, hybrid=args.hybrid,
+        strip=args.strip, keep_float_graph=bool(args.report),
+        progress_interval=args.progress_interval)
     from microlith.app.inspect_model import _is_tflite
 
     if _is_tflite(args.model):

@@ -82,6 +82,7 @@ class CompileOptions:
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
     optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
+    hybrid: str | None = None  # C target, int8 weights: select-kernels{hybrid=integer|dequantize}
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
     integer_model: bool = False  # the input is already integer (an int8 .tflite)
     keep_float_graph: bool = False  # keep the calibrated float graph (the report's errors)
@@ -119,6 +120,8 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     passes = with_target_tail(passes, target)
     if options.optimize is not None:
         passes = apply_flags(passes, {"--optimize": options.optimize}, explicit)
+    if options.hybrid is not None:
+        passes = apply_flags(passes, {"--hybrid": options.hybrid}, explicit)
     check_for_target(PassManager(passes), target)
     return passes
 
@@ -174,6 +177,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
             raise UsageError(f"unknown {flag} {dtype!r} (choices: {', '.join(IO_DTYPES)})")
     if options.optimize not in (None, "speed", "size"):
         raise UsageError(f"unknown --optimize {options.optimize!r} (choices: speed, size)")
+    if options.hybrid not in (None, "integer", "dequantize"):
+        raise UsageError(f"unknown --hybrid {options.hybrid!r} (choices: integer, dequantize)")
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None

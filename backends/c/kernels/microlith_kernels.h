@@ -14,7 +14,8 @@
  * SOFTMAX), quantize (QUANTIZE, requantize, DEQUANTIZE), data (PAD, CONCATENATION,
  * TRANSPOSE, RESHAPE copies), wide (the 16x8 kernels: int16 activations, int8 weights),
  * float (the float32 kernels of the float C target, with float32, float16 or int8
- * per-channel weights),
+ * per-channel weights), hybrid (dynamic range with an integer dot product: the float input
+ * quantized to int8 per batch, int8 weights, int32 accumulation, float output),
  * select (DIV, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM, RESIZE_*, BATCH_MATMUL,
  * TRANSPOSE_CONV).
  *
@@ -58,5 +59,6 @@
 #include "microlith_kernels_wide.h"
 #include "microlith_kernels_wide_activation.h"
 #include "microlith_kernels_float.h"
+#include "microlith_kernels_hybrid.h"
 
 #endif /* MICROLITH_KERNELS_H */
