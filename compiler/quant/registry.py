@@ -34,7 +34,8 @@ INTEGER_OPS: dict[str, IntegerOp] = {}
 #: are int16 (``is_16x8``); data-movement ops in ``DTYPE_GENERIC`` share the int8 kernel
 INTEGER_OPS_16X8: dict[str, IntegerOp] = {}
 DTYPE_GENERIC = ("tfl.reshape", "tfl.pad", "tfl.padv2", "tfl.concatenation", "tfl.transpose",
-                 "tfl.squeeze", "tfl.split", "c.pad", "c.concatenation", "c.transpose")
+                 "tfl.squeeze", "tfl.split", "tfl.split_v", "c.pad", "c.concatenation",
+                 "c.transpose")
 _LOADED = False
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "tfl.quantize", "tfl.dequantize")
 
