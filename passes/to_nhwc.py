@@ -255,6 +255,13 @@ class LayoutRewriter:
         x = node.arg(0)
         logical_in = tuple(x.shape[i] for i in inverse(p))
         logical_out = node.output.shape
+        q = unit_reshape_perm(logical_in, p, logical_out)
+        if q is not None and (p != identity(len(p)) or (q == NHWC and self.feeds_spatial(node))):
+            # only size-1 axes come or go: the output keeps the input's bytes in a
+            # permutation of its own (NHWC for the 2-D form of a 1-D op, NLC back)
+            self.to_reshape(node, tuple(logical_out[a] for a in q))
+            self.set_perm(node.output, q)
+            return
         if p == identity(len(p)):
             self.retype(node, identity(len(logical_out)))
             return
@@ -277,6 +284,12 @@ class LayoutRewriter:
         self.use(node, 0, identity(len(p)))
         self.retype(node, identity(len(logical_out)))
 
+    def feeds_spatial(self, node: Node) -> bool:
+        users = node.output.users()
+        return bool(users) and node.output not in self.graph.outputs and all(
+            get_op(u.op).layout is Layout.SPATIAL and u.inputs[0] is node.output
+            for u in users)
+
     def to_reshape(self, node: Node, shape: tuple[int, ...]) -> None:
         """Turn ``node`` into ``Reshape(x, shape)`` on the physical data."""
         target = self.graph.add_constant(np.array(shape, np.int64), node.name + "_shape")
@@ -288,6 +301,36 @@ class LayoutRewriter:
         node.inputs.append(None)
         node.set_input(1, target)
         self.retype(node, identity(len(shape)))
+
+
+def unit_reshape_perm(logical_in: tuple[int, ...], p: Perm, logical_out: tuple[int, ...]
+                      ) -> Perm | None:
+    """A permutation ``q`` of the output of a reshape that only inserts or removes size-1
+    axes, such that ``logical_out`` stored by ``q`` has the bytes of ``logical_in`` stored
+    by ``p``; None for any other reshape. Preferred: NHWC (rank 4), ``(0, 2, 1)`` (rank 3,
+    the channels-last form of ``[N, C, L]``), the identity."""
+    if [d for d in logical_in if d != 1] != [d for d in logical_out if d != 1]:
+        return None
+    in_axes = [a for a in range(len(logical_in)) if logical_in[a] != 1]
+    out_axes = [a for a in range(len(logical_out)) if logical_out[a] != 1]
+    order = [out_axes[in_axes.index(a)] for a in p if logical_in[a] != 1]
+    rank = len(logical_out)
+    candidates = [NHWC] if rank == 4 else [(0, 2, 1)] if rank == 3 else []
+    for q in [*candidates, identity(rank)]:
+        if [a for a in q if logical_out[a] != 1] == order:
+            return q
+    units = [a for a in range(rank) if logical_out[a] == 1]
+    return tuple(units + order)
+
+
+def already_nlc(value: Value) -> bool:
+    """A 3-D graph input ``[N, C, L]`` read only by the 2-D form of 1-D ops
+    (``Unsqueeze(x, 2)`` into a spatial op): stored ``[N, L, C]``, it is their NHWC input."""
+    users = value.users()
+    return value.type.rank == 3 and bool(users) and all(
+        u.op == "Unsqueeze" and tuple(a % 4 for a in u.attr("axes") or ()) == (2,)
+        and all(get_op(v.op).layout is Layout.SPATIAL for v in u.output.users())
+        for u in users)
 
 
 def already_nhwc(value: Value) -> bool:
@@ -321,6 +364,11 @@ class ToNHWC(Pass):
                     value.set_type(value.type.with_shape([shape[a] for a in NHWC]))
                     rewriter.set_perm(value, NHWC)
                     io_perms[value.name] = list(NHWC)
+                elif already_nlc(value):
+                    shape = value.shape
+                    value.set_type(value.type.with_shape([shape[0], shape[2], shape[1]]))
+                    rewriter.set_perm(value, (0, 2, 1))
+                    io_perms[value.name] = [0, 2, 1]
         for node in list(graph.nodes):
             if node.graph is graph:
                 try:
