@@ -1,9 +1,9 @@
 """1-D Conv / MaxPool / AveragePool / ConvTranspose (a 3-D ``[N, C, L]`` input) as the 2-D
-ops with H = 1 in one NHWC layout (``widen-1d`` + ``to-nhwc``), end to end (``tests/ops_harness.py``): float ``.tflite`` in LiteRT vs
-onnxruntime, int8 in TFLite-Micro vs our integer interpreter, C vs our interpreter
-and the int8 TRANSPOSE_CONV (2-D; TFLite-Micro == interpreter == C). The depthwise
-convolution has a bias: an int8 one without is the bias-free-convolution item of issue 9,
-handled elsewhere."""
+ops with H = 1 in one NHWC layout (``widen-1d`` + ``to-nhwc``), end to end
+(``tests/ops_harness.py``): float ``.tflite`` in LiteRT vs onnxruntime, int8 in TFLite-Micro
+vs our integer interpreter, C vs our interpreter and the int8 TRANSPOSE_CONV (2-D;
+TFLite-Micro == interpreter == C). The depthwise convolution has a bias: an int8 one
+without is the bias-free-convolution item of issue 9, handled elsewhere."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_conv1d_torch_stack(tmp_path: Path) -> None:
             self.c2, self.pool = nn.Conv1d(8, 8, 3, padding=1), nn.MaxPool1d(2)
             self.c3, self.fc = nn.Conv1d(8, 6, 3, stride=2), nn.Linear(6, 4)
 
-        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = torch.relu(self.bn(self.c1(x)))
             h = self.pool(h + torch.relu(self.c2(h)))
             return self.fc(torch.relu(self.c3(h)).mean(dim=2))
