@@ -233,8 +233,13 @@ class LayoutRewriter:
         """Remap the axis attribute named by the op's ``axis_attr`` trait through ``p``."""
         rank = len(p)
         if attr == "axis":
-            node.attrs["axis"] = p.index(node.attr("axis") % rank)
-            self.retype(node, p)
+            axis = node.attr("axis") % rank
+            node.attrs["axis"] = p.index(axis)
+            if node.attr("keepdims", 1) == 0:  # ArgMax / ArgMin dropping the axis
+                kept = [a for a in p if a != axis]
+                self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+            else:
+                self.retype(node, p)
         elif attr == "pads":
             pads = node.attr("pads")
             node.attrs["pads"] = tuple(pads[a] for a in p) + tuple(pads[rank + a] for a in p)

@@ -151,4 +151,26 @@ def test_arg(tmp_path: Path, op: str, axis: int, keepdims: int) -> None:
     path = _model(tmp_path, [helper.make_node(op, ["h"], ["y"], name="arg", axis=axis,
                                               keepdims=keepdims)], y_type=TensorProto.INT64)
     ops = builtins(check_float(path, _xs(6), tol=0).output)
-    assert op.upper().replace("ARG", "ARG_") in ops
+    builtin = op.upper().replace("ARG", "ARG_")
+    assert builtin in ops
+    # int8: coarse inputs make ties (the first index wins in TFLite-Micro, ours and C);
+    # the index is int32, the only type TFLite-Micro's int8 kernels write
+    coarse = np.round(_xs(12) * 2) / 2
+    int8 = check_int8(path, _xs(64), coarse, tmp_path)
+    assert builtin in builtins(int8.output)
+    assert int8.graph.outputs[0].dtype.value == "i32"
+    assert "mlk_arg_i8(" in (tmp_path / "model.c").read_text()
+
+
+def test_arg_channels_nchw(tmp_path: Path) -> None:
+    """ArgMax over the channels of a convolution's output (NHWC inside: axis 3)."""
+    w = (RNG.standard_normal((5, 4, 1, 1)) * 0.5).astype(np.float32)
+    path = save_model(tmp_path / "argc.onnx", [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("ArgMax", ["c"], ["y"], name="arg", axis=1, keepdims=0)],
+        (1, 4, 3, 3), {"w": w}, y_type=TensorProto.INT64)
+    xs = RNG.uniform(-1, 1, (12, 4, 3, 3)).astype(np.float32)
+    check_float(path, xs[:4], tol=0)
+    int8 = check_int8(path, RNG.uniform(-1, 1, (64, 4, 3, 3)).astype(np.float32), xs,
+                      tmp_path)
+    assert "TRANSPOSE" not in builtins(int8.output)

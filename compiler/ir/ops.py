@@ -79,6 +79,7 @@ class Int8Rule(enum.Enum):
     FIXED = "fixed"  # the result's parameters are fixed by the op (``fixed_output``)
     WEIGHTED = "weighted"  # per-channel symmetric weights (input 1), int32 bias (input 2)
     RESCALE = "rescale"  # the result gets its own calibrated parameters
+    INDEX = "index"  # int8 input, integer (index) result with no quantization (ArgMax)
 
 
 class Memory(enum.Enum):

@@ -82,7 +82,15 @@ def is_integer_node(node: Node) -> bool:
     if node.op in QUANTIZE_OPS:  # float16 -> float32 (the float16 weight form) is float
         source = node.input(0)
         return source is None or source.dtype != DType.FLOAT16
-    return any(out.quant is not None and not out.dtype.is_float for out in node.outputs)
+    if any(out.quant is not None and not out.dtype.is_float for out in node.outputs):
+        return True
+    # an integer result of integer operands (ARG_MAX's index of int8 values, its RESHAPE)
+    if not node.outputs or any(v is not None and v.dtype.is_float
+                               for v in [*node.inputs, *node.outputs]):
+        return False
+    return any(v is not None and not v.is_constant and (
+        v.quant is not None or (v.producer is not None and is_integer_node(v.producer)))
+        for v in node.inputs)
 
 
 def params_of(node: Node) -> Any:
