@@ -330,9 +330,20 @@ def _clip(graph: Graph, node: Node) -> None:
 
 @rule("HardSigmoid")
 def _hard_sigmoid(graph: Graph, node: Node) -> None:
-    """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6."""
+    """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6; when 6a or 6b is beyond float32
+    (inf * 0 would be NaN), min(relu(a*x + b), 1) -- one op more, the same values."""
     x, out = node.arg(0), node.output
     alpha, beta = float(node.attr("alpha")), float(node.attr("beta"))
+    if not all(abs(6 * v) <= float(np.finfo(np.float32).max) for v in (alpha, beta)):
+        a = const(graph, np.array(alpha, np.float32), f"{node.name}_a")
+        scaled = insert(graph, node, "tfl.mul", [x, a], out, f"{node.name}_scaled",
+                        {"fused_activation_function": "NONE"})
+        b = const(graph, np.array(beta, np.float32), f"{node.name}_b")
+        shifted = insert(graph, node, "tfl.add", [scaled, b], out, f"{node.name}_relu",
+                         {"fused_activation_function": "RELU"})
+        one = const(graph, np.array(1, np.float32), f"{node.name}_one")
+        graph.rewrite_node(node, "tfl.minimum", [shifted, one])
+        return
     a = const(graph, np.array(6 * alpha, np.float32), f"{node.name}_a")
     scaled = insert(graph, node, "tfl.mul", [x, a], out, f"{node.name}_scaled",
                     {"fused_activation_function": "NONE"})
