@@ -54,7 +54,7 @@ FLOAT_C_OPS = frozenset({
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,
-                                    "Elu": 1, "Gelu": 1}
+                                    "Elu": 1, "Gelu": 1, "Rsqrt": 1}
 
 
 def _window_check(node: Node) -> str | None:

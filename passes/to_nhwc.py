@@ -11,15 +11,20 @@ ONNX (logical) array transposed by ``p`` (``phys = logical.transpose(p)``);
   get ``layout="NHWC"`` and OHWI weights, and produce NHWC;
 * elementwise ops keep their input's permutation; constant operands are
   broadcast to the full rank and transposed once, at compile time;
-* axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose) are
-  remapped through ``p``; a Transpose that becomes the identity disappears; one whose
-  result can simply be labelled with a permutation (an NHWC -> NCHW layout Transpose,
-  or one read only by Transposes) moves no data either, so inverse pairs cancel and a
-  Transpose(0, 2, 3, 1) in front of a graph output leaves it NHWC as the model says;
+* axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose, ArgMax, and
+  Slice's constant ``axes`` input) are remapped through ``p``; a Transpose that becomes
+  the identity disappears; one whose result can simply be labelled with a permutation
+  (an NHWC -> NCHW layout Transpose, or one read only by Transposes) moves no data
+  either, so inverse pairs cancel and a Transpose(0, 2, 3, 1) in front of a graph output
+  leaves it NHWC as the model says;
 * Flatten/Reshape/Squeeze/Unsqueeze become a plain ``Reshape`` when the
   permutation does not change the order of non-unit dims in memory; a Flatten
   (or Reshape to [1, K]) whose users are all FullyConnected is handled by
-  permuting the FC weight columns instead of the data;
+  permuting the FC weight columns instead of the data; a reshape that only adds or
+  drops size-1 axes keeps the input's bytes, its output labelled with a matching
+  permutation (NHWC for the 2-D form ``[N, C, 1, L]`` of a 1-D op, ``(0, 2, 1)`` for
+  ``[N, C, L]``: see ``widen-1d``); a 3-D graph input read only by such 1-D ops is stored
+  ``[N, L, C]``;
 * anything else gets its input transposed back to the logical layout.
 
 The inserted Transposes are the only runtime cost; for convolutional nets
@@ -253,6 +258,22 @@ class LayoutRewriter:
             else:
                 kept = [a for a in p if a not in axes]
                 self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+        elif attr == "axes_input":  # Slice: constant axes (input 3, default 0..k-1)
+            starts = node.const_input(1)
+            axes = node.const_input(3) if node.input(3) is not None else (
+                None if starts is None else np.arange(np.asarray(starts).size))
+            if starts is None or axes is None or any(
+                    node.input(i) is not None and node.const_input(i) is None
+                    for i in range(1, len(node.inputs))):
+                self.use(node, 0, identity(rank))  # run-time bounds: the logical layout
+                self.retype(node, identity(rank))
+                return
+            moved = [p.index(int(a) % rank) for a in np.asarray(axes).reshape(-1)]
+            while len(node.inputs) < 4:
+                node.inputs.append(None)
+            node.set_input(3, self.graph.add_constant(np.array(moved, np.int64),
+                                                      node.name + "_axes_nhwc"))
+            self.retype(node, p)
         else:
             raise ShapeError(f"op {node.op} has Layout.AXIS but no axis_attr")
 

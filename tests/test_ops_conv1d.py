@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from microlith.diagnostics import MicrolithError
 from tests.ops_harness import builtins, check_float, check_int8, save_model
 
 pytest.importorskip("tflite_micro")
@@ -122,3 +123,50 @@ def test_conv_transpose_int8(tmp_path: Path, kernel: tuple, strides: tuple, bias
     assert "TRANSPOSE_CONV" in builtins(check_float(path, xs[:4]).output)
     int8 = check_int8(path, RNG.uniform(-1, 1, (64, 2, 5, 4)).astype(np.float32), xs, tmp_path)
     assert "TRANSPOSE_CONV" in builtins(int8.output)
+
+
+@pytest.mark.parametrize("group, kernel, stride, pads, output_padding", [
+    (1, 3, 2, (1, 1, 1, 1), (1, 1)),  # PyTorch's ConvTranspose2d(3, stride 2, padding 1, out 1)
+    (1, 4, 2, (1, 1, 1, 1), (0, 0)),
+    (1, 3, 1, (0, 2, 1, 0), (0, 0)),  # asymmetric
+    (2, 3, 2, (1, 1, 1, 1), (1, 1)),
+    (4, 2, 2, (0, 0, 0, 0), (0, 0)),
+])
+def test_conv_transpose_pads_groups(tmp_path: Path, group: int, kernel: int, stride: int,
+                                    pads: tuple, output_padding: tuple) -> None:
+    """Pads (and an output_padding within the end pads) crop a VALID TRANSPOSE_CONV with a
+    STRIDED_SLICE; groups become SPLIT + one TRANSPOSE_CONV per group + CONCATENATION (no
+    TRANSPOSE). Float: LiteRT vs onnxruntime; int8: TFLite-Micro == interpreter == C."""
+    inits = {"w0": (RNG.standard_normal((4, 2, 3, 3)) * 0.4).astype(np.float32),
+             "w": (RNG.standard_normal((4, 3, kernel, kernel)) * 0.4).astype(np.float32),
+             "b": RNG.uniform(-0.3, 0.3, 3 * group).astype(np.float32)}
+    path = save_model(tmp_path / "deconv.onnx", [
+        helper.make_node("Conv", ["x", "w0"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["c", "w", "b"], ["y"], name="deconv",
+                         strides=[stride, stride], kernel_shape=[kernel, kernel],
+                         pads=list(pads), output_padding=list(output_padding), group=group)],
+        (1, 2, 5, 4), inits)
+    xs = RNG.uniform(-1, 1, (12, 2, 5, 4)).astype(np.float32)
+    ops = builtins(check_float(path, xs[:4]).output)
+    assert ops.count("TRANSPOSE_CONV") == group and "TRANSPOSE" not in ops
+    assert ("STRIDED_SLICE" in ops) == any(pads)
+    assert ("SPLIT" in ops) == (group > 1)
+    check_int8(path, RNG.uniform(-1, 1, (64, 2, 5, 4)).astype(np.float32), xs, tmp_path)
+
+
+def test_conv_transpose_bad_forms(tmp_path: Path) -> None:
+    """output_padding past the end pads (rows of bias only) and a group that does not
+    divide the channels (ONNX shape inference finds it first): one-line errors naming the
+    node."""
+    w = (RNG.standard_normal((2, 3, 3, 3)) * 0.4).astype(np.float32)
+    bias_rows = save_model(tmp_path / "rows.onnx", [
+        helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv", strides=[2, 2],
+                         output_padding=[1, 1])], (1, 2, 5, 4), {"w": w})
+    with pytest.raises(MicrolithError, match=r"deconv \(ConvTranspose\): output_padding "
+                                             r"\[1, 1\] beyond the end pads"):
+        check_float(bias_rows, RNG.uniform(-1, 1, (2, 2, 5, 4)).astype(np.float32))
+    odd = save_model(tmp_path / "odd.onnx", [
+        helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv3", group=3)],
+        (1, 2, 5, 4), {"w": w})
+    with pytest.raises(MicrolithError, match="deconv3.*divisible by group"):  # onnx says so
+        check_float(odd, RNG.uniform(-1, 1, (2, 2, 5, 4)).astype(np.float32))

@@ -174,3 +174,31 @@ def test_arg_channels_nchw(tmp_path: Path) -> None:
     int8 = check_int8(path, RNG.uniform(-1, 1, (64, 4, 3, 3)).astype(np.float32), xs,
                       tmp_path)
     assert "TRANSPOSE" not in builtins(int8.output)
+
+
+@pytest.mark.slow  # the dynamo export takes seconds
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_split_torch_export(tmp_path: Path) -> None:
+    """PyTorch's default exporter: ``torch.chunk`` is an opset-18 Split with
+    ``num_outputs``, ``torch.split`` one with sizes; both channel splits of a convolution
+    become SPLIT, with no TRANSPOSE (the slices' axes follow to-nhwc's layout)."""
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 6, 3, padding=1)
+
+        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+            a, b, c = torch.chunk(self.conv(x), 3, dim=1)
+            d, e = torch.split(c, [1, 1], dim=1)
+            return torch.cat([a * torch.sigmoid(b), d, e * 2], dim=1)
+
+    path = tmp_path / "split.onnx"
+    torch.manual_seed(0)
+    torch.onnx.export(Net().eval(), (torch.zeros(1, 2, 5, 5),), str(path), dynamo=True)
+    xs = RNG.uniform(-1, 1, (8, 2, 5, 5)).astype(np.float32)
+    want = ["CONV_2D", "SPLIT", "SPLIT", "LOGISTIC", "MUL", "MUL", "CONCATENATION"]
+    assert builtins(check_float(path, xs).output) == want
+    int8 = check_int8(path, RNG.uniform(-1, 1, (32, 2, 5, 5)).astype(np.float32), xs, tmp_path)
+    assert builtins(int8.output) == want

@@ -1,5 +1,5 @@
 """C renderers: DIV, EXP / ELU tables, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM,
-ARG_MAX / ARG_MIN,
+ARG_MAX / ARG_MIN, RSQRT (a table),
 RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (the maths is in ``microlith.quant.elementwise``
 / ``activation`` / ``select`` / ``resize``)."""
 
@@ -28,6 +28,7 @@ from microlith.ir.types import DType
 from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
 from microlith.quant.resize import ResizeParams
+from microlith.quant.rsqrt import RsqrtParams, rsqrt_table
 from microlith.quant.select import (
     ArgParams,
     BatchMatMulParams,
@@ -55,6 +56,17 @@ def _table(node: Node, p: TableParams) -> Plan:
     int8_values(x, y)
     fields = (("n", numel(y)), ("table", Table(f"{node.name}_table",
                                                 np.asarray(p.table, np.int8))))
+    return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields,
+                                         (In(x), Out(y))),))
+
+
+@renders("tfl.rsqrt")
+def _rsqrt(node: Node, p: RsqrtParams) -> Plan:
+    """The 256 outputs of the integer RSQRT kernel (``legalize-c`` usually makes it a
+    ``c.lut`` already)."""
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = (("n", numel(y)), ("table", Table(f"{node.name}_table", rsqrt_table(p))))
     return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields,
                                          (In(x), Out(y))),))
 

@@ -395,4 +395,5 @@ define_op("Cast", "convert element type",
           infer=lambda node: [TensorType(DType(node.attr("to")), operand(node, 0).shape)],
           kernel=_cast_kernel, attrs={"to": None}, layout=Layout.ELEMENTWISE)
 define_op("Slice", "ONNX Slice with constant starts/ends/axes/steps", infer=_slice_infer,
-          kernel=_slice_kernel, inputs=(3, 5), int8=Int8Rule.SAME)
+          kernel=_slice_kernel, inputs=(3, 5), int8=Int8Rule.SAME, layout=Layout.AXIS,
+          axis_attr="axes_input")

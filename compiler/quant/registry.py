@@ -66,6 +66,7 @@ def _ensure_loaded() -> None:
         import microlith.quant.elementwise  # noqa: F401
         import microlith.quant.pool  # noqa: F401
         import microlith.quant.resize  # noqa: F401
+        import microlith.quant.rsqrt  # noqa: F401
         import microlith.quant.select  # noqa: F401
         import microlith.quant.transpose_conv  # noqa: F401
         import microlith.quant.wide  # noqa: F401
