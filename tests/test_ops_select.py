@@ -189,7 +189,7 @@ def test_split_torch_export(tmp_path: Path) -> None:
             super().__init__()
             self.conv = torch.nn.Conv2d(2, 6, 3, padding=1)
 
-        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             a, b, c = torch.chunk(self.conv(x), 3, dim=1)
             d, e = torch.split(c, [1, 1], dim=1)
             return torch.cat([a * torch.sigmoid(b), d, e * 2], dim=1)
