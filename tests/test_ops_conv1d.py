@@ -170,3 +170,22 @@ def test_conv_transpose_bad_forms(tmp_path: Path) -> None:
         (1, 2, 5, 4), {"w": w})
     with pytest.raises(MicrolithError, match="deconv3.*divisible by group"):  # onnx says so
         check_float(odd, RNG.uniform(-1, 1, (2, 2, 5, 4)).astype(np.float32))
+
+
+def test_conv_transpose1d_pads_groups(tmp_path: Path) -> None:
+    """A 1-D grouped ConvTranspose with pads and output_padding after a Conv1d: one NHWC
+    layout (RESHAPE at each end only), float and int8 exact."""
+    inits = {"w0": (RNG.standard_normal((4, 2, 3)) * 0.4).astype(np.float32),
+             "w": (RNG.standard_normal((4, 3, 3)) * 0.4).astype(np.float32),
+             "b": RNG.uniform(-0.3, 0.3, 6).astype(np.float32)}
+    path = save_model(tmp_path / "deconv1d.onnx", [
+        helper.make_node("Conv", ["x", "w0"], ["c"], name="conv", pads=[1, 1]),
+        helper.make_node("ConvTranspose", ["c", "w", "b"], ["y"], name="deconv", strides=[2],
+                         kernel_shape=[3], pads=[1, 1], output_padding=[1], group=2)],
+        (1, 2, 9), inits)
+    xs = RNG.uniform(-1, 1, (12, 2, 9)).astype(np.float32)
+    want = ["RESHAPE", "CONV_2D", "SPLIT", "TRANSPOSE_CONV", "STRIDED_SLICE", "TRANSPOSE_CONV",
+            "STRIDED_SLICE", "CONCATENATION", "RESHAPE"]
+    assert builtins(check_float(path, xs[:4]).output) == want
+    int8 = check_int8(path, RNG.uniform(-1, 1, (64, 2, 9)).astype(np.float32), xs, tmp_path)
+    assert builtins(int8.output) == want
