@@ -176,9 +176,16 @@ MLK_HOT void mlk_dsp_fully_connected_i8(const mlk_fully_connected_params *p,
  * word and one weight word, widened (SXTB16), and four 16x16 multiply-accumulates
  * (SMLABB / SMLATT: lanes (c, c+2) and (c+1, c+3)). Per output row the pixels split into a
  * left border, an interior and a right border (bounds computed once from the record, so the
- * interior loop tests no taps); interior pixels run two at a time (ox, ox + 1), sharing each
- * widened weight word, with the zero-point-folded bias; border windows are clipped to the
- * image and offset the input by -x_zp (SADD16) against the plain bias. */
+ * interior loop tests no taps); interior windows use the zero-point-folded bias, each tap one
+ * asm block (below); border windows are clipped to the image and offset the input by -x_zp
+ * (SADD16) against the plain bias. mlk_dsp_dw_interior also takes two pixels (np = 2,
+ * sharing each widened weight word), which measured slower on the M4: with eight
+ * accumulators GCC spills. */
+
+#if defined(__GNUC__)
+/* A 32-bit word read through any pointer (an asm memory operand; unaligned is allowed). */
+typedef uint32_t mlk_word __attribute__((may_alias, aligned(1)));
+#endif
 
 /* Channels c..c+3 of np (1 or 2) interior pixels whose first window's top-left tap is xw
  * (channel 0); the tap loops have the record's constant bounds and unroll. */
@@ -196,20 +203,46 @@ MLK_HOT void mlk_dsp_dw_interior(const mlk_depthwise_conv2d_params *p, const int
     for (ky = 0; ky < p->k_h; ++ky) {
         MLK_UNROLL
         for (kx = 0; kx < p->k_w; ++kx) {
-            const int8_t *xq = xw + (ky * row + kx * col + c);
-            int32_t xl, xh, wl, wh;
-            MLK_WIDEN(p->w + ((size_t)(ky * p->k_w + kx) * c_n + c), wl, wh);
-            MLK_WIDEN(xq, xl, xh);
-            a0 = __smlabb(xl, wl, a0);
-            a2 = __smlatt(xl, wl, a2);
-            a1 = __smlabb(xh, wh, a1);
-            a3 = __smlatt(xh, wh, a3);
-            if (np == 2) {
-                MLK_WIDEN(xq + step, xl, xh);
-                b0 = __smlabb(xl, wl, b0);
-                b2 = __smlatt(xl, wl, b2);
-                b1 = __smlabb(xh, wh, b1);
-                b3 = __smlatt(xh, wh, b3);
+            const ptrdiff_t xo = ky * row + kx * col;
+            const ptrdiff_t wo = (ptrdiff_t)(ky * p->k_w + kx) * c_n;
+#if defined(__GNUC__)
+            /* One tap as one asm block: the loads stay at the tap (GCC otherwise hoists the
+             * pixel-invariant weight words out of the pixel loop and spills them). */
+            int32_t t0, t1, t2, t3;
+            if (np == 1) {
+                __asm__("ldr %[t1], %[wm]\n\t"
+                        "ldr %[t0], %[xm]\n\t"
+                        "sxtb16 %[t2], %[t1], ror #8\n\t"
+                        "sxtb16 %[t1], %[t1]\n\t"
+                        "sxtb16 %[t3], %[t0]\n\t"
+                        "sxtb16 %[t0], %[t0], ror #8\n\t"
+                        "smlabb %[a0], %[t3], %[t1], %[a0]\n\t"
+                        "smlatt %[a2], %[t3], %[t1], %[a2]\n\t"
+                        "smlabb %[a1], %[t0], %[t2], %[a1]\n\t"
+                        "smlatt %[a3], %[t0], %[t2], %[a3]"
+                        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                          [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+                        : [xm] "m"(*(const mlk_word *)(xw + (xo + c))),
+                          [wm] "m"(*(const mlk_word *)(p->w + (wo + c))));
+                continue;
+            }
+#endif
+            {
+                const int8_t *xq = xw + (xo + c);
+                int32_t xl, xh, wl, wh;
+                MLK_WIDEN(p->w + (wo + c), wl, wh);
+                MLK_WIDEN(xq, xl, xh);
+                a0 = __smlabb(xl, wl, a0);
+                a2 = __smlatt(xl, wl, a2);
+                a1 = __smlabb(xh, wh, a1);
+                a3 = __smlatt(xh, wh, a3);
+                if (np == 2) {
+                    MLK_WIDEN(xq + step, xl, xh);
+                    b0 = __smlabb(xl, wl, b0);
+                    b2 = __smlatt(xl, wl, b2);
+                    b1 = __smlabb(xh, wh, b1);
+                    b3 = __smlatt(xh, wh, b3);
+                }
             }
         }
     }
@@ -323,27 +356,16 @@ MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const in
                 mlk_dsp_dw_pixel(p, xb, yr + (size_t)ox * c_n, iy0,
                                  ox * p->stride_w - p->pad_left, 0, p->k_h, off2, 0);
             }
-            for (ox = ox_lo; ox < ox_hi; ox += 2) {
-                const int np = ox + 1 < ox_hi ? 2 : 1;
+            for (ox = ox_lo; ox < ox_hi; ox += 1) {
                 const int8_t *xw = xb + ((size_t)iy0 * p->in_w +
                                          (size_t)(ox * p->stride_w - p->pad_left)) * c_n;
                 int8_t *yp = yr + (size_t)ox * c_n;
-                if (np == 2) {
-                    for (c = 0; c < c4; c += 4) {
-                        mlk_dsp_dw_interior(p, xw, yp, c, 2);
-                    }
-                } else {
-                    for (c = 0; c < c4; c += 4) {
-                        mlk_dsp_dw_interior(p, xw, yp, c, 1);
-                    }
+                for (c = 0; c < c4; c += 4) {
+                    mlk_dsp_dw_interior(p, xw, yp, c, 1);
                 }
-                if (c4 < c_n) { /* the last channels of these pixels, one by one */
-                    int j;
-                    for (j = 0; j < np; ++j) {
-                        mlk_dsp_dw_pixel(p, xb, yp + (size_t)j * c_n, iy0,
-                                         (ox + j) * p->stride_w - p->pad_left, 0, p->k_h,
-                                         off2, c4);
-                    }
+                if (c4 < c_n) { /* the last channels, one by one */
+                    mlk_dsp_dw_pixel(p, xb, yp, iy0, ox * p->stride_w - p->pad_left, 0, p->k_h,
+                                     off2, c4);
                 }
             }
             for (ox = ox_hi; ox < out_w; ++ox) {
