@@ -93,11 +93,11 @@ MLK_HOT int32_t mlk_sxtb16_ror8(int32_t v)
 #endif
 }
 
-/* MBQM(a, m, -r) from the renderer's constants q = [m2, half, r] (render_nn.requant_table:
- * m2 = 2m - 2^32, half = 2^(r-1), r >= 1): one SMLAL of a * m2 onto the 64-bit value
- * (hi = a + half + (a >> 31), lo = 2^31), then hi >> r. The exact 64-bit sum is
- * 2 a m + 2^31 + (half + (a >> 31)) 2^32, whose floor over 2^(32+r) is SRDHM then
- * round-half-away RDBP in one rounding (proof in requant_table). */
+/* y_zp + MBQM(a, m, -r) from the renderer's constants q = [m2, half, r]
+ * (render_nn.requant_table: m2 = 2m - 2^32, half = 2^(r-1) + y_zp 2^r, r >= 1): one SMLAL
+ * of a * m2 onto the 64-bit value (hi = a + half + (a >> 31), lo = 2^31), then hi >> r. The
+ * exact 64-bit sum is 2 a m + 2^31 + (half + (a >> 31)) 2^32, whose floor over 2^(32+r) is
+ * SRDHM then round-half-away RDBP in one rounding, plus y_zp (proof in requant_table). */
 MLK_HOT int32_t mlk_rq(int32_t a, const int32_t *q)
 {
     int32_t lo = (int32_t)0x80000000u;
@@ -117,9 +117,9 @@ MLK_HOT int32_t mlk_rq(int32_t a, const int32_t *q)
 /* clamp(y_zp + MBQM(a), lo, hi) as int8, from the constants q (mlk_rq): SSAT to int8 first
  * (act_min >= -128, act_max <= 127, so the clamp is unchanged); the bounds tests fold away
  * at the call sites where the record gives the full int8 range. */
-MLK_HOT int8_t mlk_rq_out(int32_t a, const int32_t *q, int32_t zp, int32_t lo, int32_t hi)
+MLK_HOT int8_t mlk_rq_out(int32_t a, const int32_t *q, int32_t lo, int32_t hi)
 {
-    int32_t v = __ssat(mlk_rq(a, q) + zp, 8);
+    int32_t v = __ssat(mlk_rq(a, q), 8);
     if (lo > -128 && v < lo) {
         v = lo;
     }
@@ -135,7 +135,7 @@ MLK_HOT int8_t mlk_dsp_out(const int32_t *rq, const int32_t *mult, const int32_t
                            int32_t a, int32_t zp, int32_t lo, int32_t hi)
 {
     if (rq != NULL) {
-        return mlk_rq_out(a, rq + 3 * (size_t)c, zp, lo, hi);
+        return mlk_rq_out(a, rq + 3 * (size_t)c, lo, hi);
     }
     return mlk_out_i8(mlk_mbqm_pos(a, mult[c], shift[c]), zp, lo, hi);
 }
@@ -146,8 +146,8 @@ MLK_HOT void mlk_dsp_out2(const int32_t *rq, const int32_t *mult, const int32_t 
                           int8_t *y1)
 {
     if (rq != NULL) {
-        *y0 = mlk_rq_out(a0, rq + 3 * (size_t)c, zp, lo, hi);
-        *y1 = mlk_rq_out(a1, rq + 3 * (size_t)c, zp, lo, hi);
+        *y0 = mlk_rq_out(a0, rq + 3 * (size_t)c, lo, hi);
+        *y1 = mlk_rq_out(a1, rq + 3 * (size_t)c, lo, hi);
         return;
     }
     mlk_out2_i8(a0, a1, mult[c], shift[c], zp, lo, hi, y0, y1);
