@@ -331,7 +331,7 @@ MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const in
     const int ox_lo = (p->pad_left + p->stride_w - 1) / p->stride_w < out_w
                           ? (p->pad_left + p->stride_w - 1) / p->stride_w : out_w;
     int ox_hi = last < 0 ? 0 : last / p->stride_w + 1;
-    int b, oy, ox, c;
+    int b, oy, ox, c, full;
     if (ox_hi > out_w) {
         ox_hi = out_w;
     }
@@ -345,32 +345,22 @@ MLK_HOT void mlk_dsp_depthwise_i8(const mlk_depthwise_conv2d_params *p, const in
             int8_t *yr = y + ((size_t)b * p->out_h + oy) * out_w * c_n;
             int ky0, ky1;
             mlk_window(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
-            if (ky0 != 0 || ky1 != p->k_h) { /* a border row: every window clipped */
-                for (ox = 0; ox < out_w; ++ox) {
-                    mlk_dsp_dw_pixel(p, xb, yr + (size_t)ox * c_n, iy0,
-                                     ox * p->stride_w - p->pad_left, ky0, ky1, off2, 0);
-                }
-                continue;
-            }
-            for (ox = 0; ox < ox_lo; ++ox) {
-                mlk_dsp_dw_pixel(p, xb, yr + (size_t)ox * c_n, iy0,
-                                 ox * p->stride_w - p->pad_left, 0, p->k_h, off2, 0);
-            }
-            for (ox = ox_lo; ox < ox_hi; ox += 1) {
-                const int8_t *xw = xb + ((size_t)iy0 * p->in_w +
-                                         (size_t)(ox * p->stride_w - p->pad_left)) * c_n;
+            full = ky0 == 0 && ky1 == p->k_h;
+            for (ox = 0; ox < out_w; ++ox) {
+                const int ix0 = ox * p->stride_w - p->pad_left;
+                const int interior = full && ox >= ox_lo && ox < ox_hi;
                 int8_t *yp = yr + (size_t)ox * c_n;
-                for (c = 0; c < c4; c += 4) {
-                    mlk_dsp_dw_interior(p, xw, yp, c, 1);
+                if (interior) {
+                    const int8_t *xw = xb + ((size_t)iy0 * p->in_w + (size_t)ix0) * c_n;
+                    for (c = 0; c < c4; c += 4) {
+                        mlk_dsp_dw_interior(p, xw, yp, c, 1);
+                    }
                 }
-                if (c4 < c_n) { /* the last channels, one by one */
-                    mlk_dsp_dw_pixel(p, xb, yp, iy0, ox * p->stride_w - p->pad_left, 0, p->k_h,
-                                     off2, c4);
+                /* border windows (clipped), and the last c_n % 4 channels of interior ones:
+                 * one call site, so the border code is inlined once per layer */
+                if (!interior || c4 < c_n) {
+                    mlk_dsp_dw_pixel(p, xb, yp, iy0, ix0, ky0, ky1, off2, interior ? c4 : 0);
                 }
-            }
-            for (ox = ox_hi; ox < out_w; ++ox) {
-                mlk_dsp_dw_pixel(p, xb, yr + (size_t)ox * c_n, iy0,
-                                 ox * p->stride_w - p->pad_left, 0, p->k_h, off2, 0);
             }
         }
     }
