@@ -39,15 +39,56 @@ def _accumulator_fits(bound: int) -> None:
         raise ValueError("the int32 accumulator could overflow (|bias| + 256 sum|w| >= 2**31)")
 
 
+def requant_table(mult: np.ndarray, shift: np.ndarray, acc_bound: int, y_zp: int = 0
+                  ) -> np.ndarray | None:
+    """The DSP kernels' one-SMLAL requantization constants ``[m2, half, r]`` per channel, or
+    None when a channel does not fit it (the kernels then use the general MBQM); the result
+    is ``y_zp + MBQM(a)``.
+
+    For a multiplier ``m`` in ``[2^30, 2^31)`` and a right shift ``r = -shift >= 1``,
+    ``MBQM(a) = RDBP(floor((a m + 2^30) / 2^31), r)`` (SRDHM for ``m >= 0``) and RDBP rounds
+    half away from zero: ``floor((h + 2^(r-1) - [a < 0]) / 2^r)`` (``[h < 0]`` may be
+    replaced by ``[a < 0]``: they differ only where ``h = 0``, and there both give 0). The two
+    floors nest into one: ``floor((2 a m + 2^31 + d 2^32) / 2^(32+r))`` with
+    ``d = 2^(r-1) + (a >> 31)``. With ``m2 = 2m - 2^32`` (an int32, as ``m >= 2^30``),
+    ``2 a m = a m2 + a 2^32``, so the 64-bit value is one SMLAL of ``a * m2`` onto
+    ``hi = a + d, lo = 2^31``, and the result is ``hi >> r``. Exact while ``h + d`` fits in
+    int32: ``|h| <= |a| + 1 <= acc_bound + 1``. The output zero point rides in ``half``:
+    ``(hi + y_zp 2^r) >> r = (hi >> r) + y_zp``, so ``half = 2^(r-1) + y_zp 2^r`` (the bound
+    then has ``|y_zp| 2^r`` more). A multiplier of 0 (output ``y_zp``) is written as
+    ``m = 2^30, r = 31`` when ``y_zp = 0``: ``|h| <= 2^29 + 1``, so the result is 0 too.
+    """
+    m = np.asarray(mult, np.int64).reshape(-1)
+    s = np.asarray(shift, np.int64).reshape(-1)
+    if m.size != s.size:
+        m, s = np.broadcast_arrays(m, s)
+    zero = m == 0
+    m = np.where(zero, 1 << 30, m)
+    r = np.where(zero, 31, -s)
+    if np.any(m < 1 << 30) or np.any(m >= 1 << 31) or np.any(r < 1) or np.any(r > 31):
+        return None
+    if (zero.any() and y_zp) or abs(y_zp) > 128:
+        return None
+    half = (np.int64(1) << (r - 1)) + np.int64(y_zp) * (np.int64(1) << r)
+    if acc_bound + 2 + int(np.abs(half).max()) >= INT32_LIMIT:
+        return None
+    rows = np.stack([m * 2 - (1 << 32), half, r], axis=1)
+    return rows.astype(np.int32).reshape(-1)
+
+
 def _tables(node: Node, p: ConvParams | FullyConnectedParams, with_bias: bool
             ) -> list[tuple[str, FieldValue]]:
     w = node.arg(1)
     tables: list[tuple[str, FieldValue]] = [("w", Table(w.name, np.asarray(w.data)))]
     if with_bias:
         tables.append(("bias", Table(f"{node.name}_bias", p.bias)))
-    return tables + [("bias_folded", Table(f"{node.name}_bias_folded", p.bias_folded)),
-                     ("mult", Table(f"{node.name}_mult", p.mult)),
-                     ("shift", Table(f"{node.name}_shift", shifts_in_range(p.shift)))]
+    tables += [("bias_folded", Table(f"{node.name}_bias_folded", p.bias_folded)),
+               ("mult", Table(f"{node.name}_mult", p.mult)),
+               ("shift", Table(f"{node.name}_shift", shifts_in_range(p.shift)))]
+    rq = requant_table(p.mult, p.shift, p.acc_bound, p.y_zp)
+    if rq is not None:  # read only by the DSP kernels (NULL: the general MBQM)
+        tables.append(("rq", Table(f"{node.name}_rq", rq)))
+    return tables
 
 
 @renders("c.conv_2d", "c.depthwise_conv_2d", "tfl.conv_2d", "tfl.depthwise_conv_2d")

@@ -53,6 +53,9 @@ CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...],
                                                 "strides": [2, 2]}, (7, 1, 3, 3), False),
     "dw5x5_c8_pad2": ((1, 8, 7, 7), "Conv", {"pads": [2, 2, 2, 2], "group": 8}, (8, 1, 5, 5),
                       False),
+    "dw3x3_c6_valid_odd_width": ((1, 6, 5, 9), "Conv", {"group": 6}, (6, 1, 3, 3), False),
+    "dw3x3_c8_dilated": ((1, 8, 9, 9), "Conv", {"pads": [2, 2, 2, 2], "group": 8,
+                                                "dilations": [2, 2]}, (8, 1, 3, 3), True),
     "dw3x3_multiplier2": ((1, 3, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 3},
                           (6, 1, 3, 3), True),
     "fc_odd_units_depth_tail": ((1, 37), "Gemm", {"transB": 1}, (11, 37), True),
@@ -194,6 +197,40 @@ def test_the_dsp_requantization_equals_mbqm(tmp_path: Path) -> None:
                     str(tmp_path / "check.c"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["6300000", "0"]
+
+
+def test_the_smlal_requantization_table_equals_mbqm() -> None:
+    """``requant_table``'s constants, evaluated as ``mlk_rq`` does (hi = a + half + (a >> 31),
+    lo = 2^31, one 64-bit a * m2 added, then hi >> r), give y_zp + MBQM for multipliers in
+    [2^30, 2^31) and 0, right shifts 1..31, accumulators up to the bound; layers outside
+    (a left shift, a too large bound, a zero multiplier with a zero point) get no table."""
+    from microlith.backends.c.render_nn import requant_table
+    from microlith.quant.fixed_point import multiply_by_quantized_multiplier as mbqm
+
+    rng = np.random.default_rng(5)
+    bound = 1 << 20
+    acc = np.concatenate([[0, 1, -1, 2, -2, bound - 1, 1 - bound],
+                          rng.integers(-bound, bound, 4000), rng.integers(-512, 512, 2000)])
+    cases = (  # (multipliers, right shifts, y_zp)
+        (np.concatenate([[0, 1 << 30, (1 << 31) - 1], rng.integers(1 << 30, 1 << 31, 40)]),
+         np.concatenate([[1, 31, 7], rng.integers(1, 32, 40)]), 0),
+        (np.concatenate([[1 << 30, (1 << 31) - 1], rng.integers(1 << 30, 1 << 31, 30)]),
+         np.concatenate([[1, 22], rng.integers(1, 23, 30)]), -128),
+        (rng.integers(1 << 30, 1 << 31, 20), rng.integers(1, 20, 20), 37))
+    for mult, right, y_zp in cases:
+        table = requant_table(mult, -right, bound, y_zp)
+        assert table is not None
+        m2, half, r = (table.reshape(-1, 3)[:, i].astype(np.int64) for i in range(3))
+        for c in range(mult.size):
+            hi = acc + half[c] + (acc >> 31)
+            v = (hi << 32) + (1 << 31) + acc * m2[c]  # exact in int64: |acc m2| < 2^52
+            want = mbqm(acc, int(mult[c]), -int(right[c])) + y_zp
+            assert np.array_equal((v >> 32) >> r[c], want), (y_zp, c)
+    mult, right = cases[0][0], cases[0][1]
+    assert requant_table(mult, np.zeros_like(right), bound) is None  # no right shift
+    assert requant_table(mult, -right, (1 << 31) - 3) is None  # h + half could wrap
+    assert requant_table(mult, -right, bound, 3) is None  # a zero multiplier, y_zp != 0
+    assert requant_table(mult[1:], -right[1:], bound, -128) is None  # r = 31: y_zp 2^r wraps
 
 
 @pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m3"])

@@ -32,6 +32,7 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     int16_t *scratch; /* MLK_CONV_SCRATCH_BYTES planned in the arena, or NULL (portable) */
+    const int32_t *rq; /* DSP requantization [m2, half, r] per channel, or NULL */
 } mlk_conv2d_params;
 
 typedef struct {
@@ -59,6 +60,7 @@ typedef struct {
     int32_t y_zp;
     int32_t act_min;
     int32_t act_max;
+    const int32_t *rq; /* DSP requantization [m2, half, r] per channel, or NULL */
 } mlk_depthwise_conv2d_params;
 
 typedef struct {
@@ -72,6 +74,7 @@ typedef struct {
     int32_t y_zp;
     int32_t act_min;
     int32_t act_max;
+    const int32_t *rq; /* DSP requantization [m2, half, r] per channel, or NULL */
 } mlk_fully_connected_params;
 
 /* ==================================================================== convolutions */

@@ -93,6 +93,66 @@ MLK_HOT int32_t mlk_sxtb16_ror8(int32_t v)
 #endif
 }
 
+/* y_zp + MBQM(a, m, -r) from the renderer's constants q = [m2, half, r]
+ * (render_nn.requant_table: m2 = 2m - 2^32, half = 2^(r-1) + y_zp 2^r, r >= 1): one SMLAL
+ * of a * m2 onto the 64-bit value (hi = a + half + (a >> 31), lo = 2^31), then hi >> r. The
+ * exact 64-bit sum is 2 a m + 2^31 + (half + (a >> 31)) 2^32, whose floor over 2^(32+r) is
+ * SRDHM then round-half-away RDBP in one rounding, plus y_zp (proof in requant_table). */
+MLK_HOT int32_t mlk_rq(int32_t a, const int32_t *q)
+{
+    int32_t lo = (int32_t)0x80000000u;
+    int32_t hi = a + q[1] + (a >> 31);
+#if defined(__GNUC__)
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(q[0]));
+#else
+    {
+        const uint64_t v = (((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo) +
+                           (uint64_t)((int64_t)a * q[0]);
+        hi = (int32_t)(uint32_t)(v >> 32);
+    }
+#endif
+    return hi >> q[2];
+}
+
+/* clamp(y_zp + MBQM(a), lo, hi) as int8, from the constants q (mlk_rq): SSAT to int8 first
+ * (act_min >= -128, act_max <= 127, so the clamp is unchanged); the bounds tests fold away
+ * at the call sites where the record gives the full int8 range. */
+MLK_HOT int8_t mlk_rq_out(int32_t a, const int32_t *q, int32_t lo, int32_t hi)
+{
+    int32_t v = __ssat(mlk_rq(a, q), 8);
+    if (lo > -128 && v < lo) {
+        v = lo;
+    }
+    if (hi < 127 && v > hi) {
+        v = hi;
+    }
+    return (int8_t)v;
+}
+
+/* Output channel c of one pixel: the renderer's SMLAL constants when it wrote them (rq), else
+ * the general MBQM (the test folds where the record is a constant). */
+MLK_HOT int8_t mlk_dsp_out(const int32_t *rq, const int32_t *mult, const int32_t *shift, int c,
+                           int32_t a, int32_t zp, int32_t lo, int32_t hi)
+{
+    if (rq != NULL) {
+        return mlk_rq_out(a, rq + 3 * (size_t)c, lo, hi);
+    }
+    return mlk_out_i8(mlk_mbqm_pos(a, mult[c], shift[c]), zp, lo, hi);
+}
+
+/* Two accumulators of output channel c (two pixels or rows) to y0, y1 (mlk_dsp_out). */
+MLK_HOT void mlk_dsp_out2(const int32_t *rq, const int32_t *mult, const int32_t *shift, int c,
+                          int32_t a0, int32_t a1, int32_t zp, int32_t lo, int32_t hi, int8_t *y0,
+                          int8_t *y1)
+{
+    if (rq != NULL) {
+        *y0 = mlk_rq_out(a0, rq + 3 * (size_t)c, lo, hi);
+        *y1 = mlk_rq_out(a1, rq + 3 * (size_t)c, lo, hi);
+        return;
+    }
+    mlk_out2_i8(a0, a1, mult[c], shift[c], zp, lo, hi, y0, y1);
+}
+
 /* (b0, b2) and (b1, b3) of the int8 word at p. */
 #define MLK_WIDEN(p, lo, hi)                     \
     do {                                         \
@@ -151,6 +211,14 @@ MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int16_t *tmp, int j, 
         }
     }
 }
+
+/* Unroll the next loop completely when its trip count is a constant of the record (GCC at
+ * -O2 does not peel a 3x3 tap nest by itself); nothing elsewhere. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MLK_UNROLL _Pragma("GCC unroll 16")
+#else
+#define MLK_UNROLL
+#endif
 
 /* The 2x2 dot products are written once (always inlined, ..._body) and also called out of
  * line: long loops run out of line, where they have every register to themselves (no
@@ -243,7 +311,7 @@ MLK_INLINE int32_t mlk_dsp_dot1x1(const int8_t *w0, const int16_t *col, int j, i
 /* Output channels of `pixels` (1 or 2) output pixels from their columns. */
 MLK_HOT void mlk_dsp_conv_pixels(const int16_t *col, int pixels, const int8_t *w,
                                     const int32_t *bias_folded, const int32_t *mult,
-                                    const int32_t *shift, int8_t *y0, int8_t *y1, int n,
+                                    const int32_t *shift, const int32_t *rq, int8_t *y0, int8_t *y1, int n,
                                     int out_c, int32_t y_zp, int32_t act_min, int32_t act_max)
 {
     const int pairs = pixels == 2 ? out_c >> 1 : 0;
@@ -255,17 +323,18 @@ MLK_HOT void mlk_dsp_conv_pixels(const int16_t *col, int pixels, const int8_t *w
         acc[0] = acc[2] = bias_folded[oc];
         acc[1] = acc[3] = bias_folded[oc + 1];
         mlk_dsp_dot2x2(w0, w0 + n, col, n, acc);
-        mlk_out2_i8(acc[0], acc[2], mult[oc], shift[oc], y_zp, act_min, act_max, y0 + oc,
-                    y1 + oc);
-        mlk_out2_i8(acc[1], acc[3], mult[oc + 1], shift[oc + 1], y_zp, act_min, act_max,
-                    y0 + oc + 1, y1 + oc + 1);
+        mlk_dsp_out2(rq, mult, shift, oc, acc[0], acc[2], y_zp, act_min, act_max, y0 + oc,
+                     y1 + oc);
+        mlk_dsp_out2(rq, mult, shift, oc + 1, acc[1], acc[3], y_zp, act_min, act_max,
+                     y0 + oc + 1, y1 + oc + 1);
     }
     for (oc = 2 * pairs; oc < out_c; ++oc, w0 += n) {
-        y0[oc] = mlk_out_i8(mlk_mbqm_pos(mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]), mult[oc],
-                                     shift[oc]), y_zp, act_min, act_max);
+        y0[oc] = mlk_dsp_out(rq, mult, shift, oc, mlk_dsp_dot1x1(w0, col, 0, n, bias_folded[oc]),
+                             y_zp, act_min, act_max);
         if (pixels == 2) {
-            y1[oc] = mlk_out_i8(mlk_mbqm_pos(mlk_dsp_dot1x1(w0, col, 1, n, bias_folded[oc]),
-                                         mult[oc], shift[oc]), y_zp, act_min, act_max);
+            y1[oc] = mlk_dsp_out(rq, mult, shift, oc,
+                                 mlk_dsp_dot1x1(w0, col, 1, n, bias_folded[oc]), y_zp, act_min,
+                                 act_max);
         }
     }
 }
@@ -291,7 +360,7 @@ MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8
                               p->k_w, p->dil_h, p->dil_w, oy * p->stride_h - p->pad_top,
                               ox * p->stride_w - p->pad_left, p->x_zp);
             }
-            mlk_dsp_conv_pixels(col, count, p->w, p->bias_folded, p->mult, p->shift,
+            mlk_dsp_conv_pixels(col, count, p->w, p->bias_folded, p->mult, p->shift, p->rq,
                                 yb + (size_t)i * p->out_c, yb + (size_t)(i + 1) * p->out_c, n,
                                 p->out_c, p->y_zp, p->act_min, p->act_max);
         }
