@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -29,6 +29,7 @@ from microlith.app.pipeline_edits import (
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph
+from microlith.streamed_text import StreamedText
 from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
@@ -93,7 +94,8 @@ class CompileResult:
     remarks: list[tuple[str, str, str]]
     timing: Timing | None
     seconds: dict[str, float]
-    files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
+    # directory targets: name -> text (a large model.c: a StreamedText, written in chunks)
+    files: dict[str, str | StreamedText] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
 
 
@@ -369,7 +371,8 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None:
+def write_directory(path: str | os.PathLike[str],
+                    files: Mapping[str, str | StreamedText]) -> None:
     """Write ``files`` into ``path``: a new directory appears whole (renamed into place);
     in an existing one every file is written to a temporary first and the temporaries are
     renamed over the old files only once all are written (no mix of old and new files
@@ -379,7 +382,8 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
     if os.path.isdir(path):
         for name in sorted(files):  # refuse before replacing any of them
             check_replaceable(os.path.join(path, name))
-        _replace_files(path, {name: text.encode() for name, text in files.items()})
+        _replace_files(path, {name: text if isinstance(text, StreamedText) else text.encode()
+                              for name, text in files.items()})
         return
     parent = os.path.dirname(os.path.abspath(path))
     tmp: str | None = None
@@ -388,7 +392,10 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
             tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
         for name, text in sorted(files.items()):
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
-                handle.write(text)
+                if isinstance(text, StreamedText):  # a large model.c: chunk by chunk
+                    text.write_to(handle)
+                else:
+                    handle.write(text)
         os.chmod(tmp, 0o777 & ~_umask())
         os.rename(tmp, path)
     except BaseException as exc:
@@ -401,7 +408,7 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
         raise
 
 
-def _replace_files(directory: str, blobs: dict[str, bytes]) -> None:
+def _replace_files(directory: str, blobs: dict[str, bytes | StreamedText]) -> None:
     """Each blob to a temporary in ``directory``, then all renamed into place at once."""
     temps: dict[str, str] = {}
     try:
@@ -421,7 +428,7 @@ def _replace_files(directory: str, blobs: dict[str, bytes]) -> None:
         raise
 
 
-def _write_temporary(path: str, data: bytes) -> str:
+def _write_temporary(path: str, data: bytes | StreamedText) -> str:
     """``data`` in a new ``.microlith-*`` file beside ``path`` with a new file's usual mode;
     removed again if anything (an error or a signal) interrupts the write."""
     tmp: str | None = None
@@ -430,7 +437,10 @@ def _write_temporary(path: str, data: bytes) -> str:
             fd, tmp = tempfile.mkstemp(prefix=".microlith-",
                                        dir=os.path.dirname(os.path.abspath(path)))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, StreamedText):
+                data.write_bytes_to(handle)
+            else:
+                handle.write(data)
         os.chmod(tmp, _new_file_mode())
         return tmp
     except BaseException:

@@ -67,7 +67,9 @@ class TflTensor:
     name: str
     shape: list[int]
     dtype: str  # a key of schema.DTYPE_TO_TENSOR_TYPE, e.g. 'float32', 'int8'
-    data: bytes | None = None  # constant contents (little-endian); None for activations
+    # constant contents (little-endian; bytes or a byte memoryview of the weights, which is
+    # never copied); None for activations
+    data: bytes | memoryview | None = None
     quant: TflQuant | None = None
     is_variable: bool = False
 
@@ -166,6 +168,12 @@ def normalize_options(op: str, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def copy_model(model: TflModel) -> TflModel:
+    """A deep copy of ``model`` that shares the tensors' data (read-only weights)."""
+    shared = {id(t.data): t.data for t in model.tensors if t.data is not None}
+    return copy.deepcopy(model, memo=shared)
+
+
 def normalize_model(model: TflModel) -> TflModel:
     """A copy of ``model`` as ``parse_model(serialize_model(model))`` returns it.
 
@@ -176,10 +184,10 @@ def normalize_model(model: TflModel) -> TflModel:
     def f32(values: list[float] | None) -> list[float] | None:
         return None if values is None else [_to_float32(float(v)) for v in values]
 
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     for t in out.tensors:
         t.shape = [int(d) for d in t.shape]
-        if t.data is not None:
+        if t.data is not None and not isinstance(t.data, bytes | memoryview):
             t.data = bytes(t.data)
         if not _has_quant(t.quant):
             t.quant = None
@@ -214,7 +222,8 @@ def _offset_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
     return b.EndVector()
 
 
-def _aligned_bytes(b: flatbuffers.Builder, data: bytes, alignment: int = 16) -> int:
+def _aligned_bytes(b: flatbuffers.Builder, data: bytes | memoryview,
+                   alignment: int = 16) -> int:
     b.StartVector(1, len(data), alignment)
     b.head -= len(data)
     b.Bytes[b.head : b.head + len(data)] = data
@@ -393,12 +402,27 @@ def _write_opcode(b: flatbuffers.Builder, op: str, version: int) -> int:
     return offset
 
 
-def _write_buffer(b: flatbuffers.Builder, data: bytes | None) -> int:
-    vec = _aligned_bytes(b, bytes(data)) if data is not None else None
+def _write_buffer(b: flatbuffers.Builder, data: bytes | memoryview | None) -> int:
+    vec = _aligned_bytes(b, data) if data is not None else None
     b.StartObject(1)
     if vec is not None:
         b.PrependUOffsetTRelativeSlot(0, vec, 0)
     return b.EndObject()
+
+
+def _builder_size(model: TflModel) -> int:
+    """An upper bound of the file size: every data buffer (16-aligned) plus generous room
+    for the tables. The builder then never grows by doubling and copying (a large
+    model's weights would be held two and three times over)."""
+    payload = sum(len(t.data) + 32 for t in model.tensors if t.data is not None)
+    payload += sum(len(v) + 32 for v in model.metadata.values())
+    tables = sum(256 + 2 * len(t.name.encode()) + 8 * len(t.shape)
+                 + (24 * len(t.quant.scale) if t.quant is not None else 0)
+                 for t in model.tensors)
+    tables += sum(512 + 8 * (len(op.inputs) + len(op.outputs)) for op in model.operators)
+    names = sum(len(name.encode()) + 64 for sig in model.signatures
+                for name, _ in (*sig.inputs, *sig.outputs))
+    return 4096 + payload + tables + names + 2 * len(model.description.encode())
 
 
 def serialize_model(model: TflModel) -> bytes:
@@ -406,11 +430,10 @@ def serialize_model(model: TflModel) -> bytes:
     _check_model(model)
     # Room for every data buffer (16-aligned) up front: the builder then never grows by
     # doubling and copying (a large model's weights would be copied several times).
-    payload = sum(len(t.data) + 16 for t in model.tensors if t.data is not None)
-    b = flatbuffers.Builder(1024 + payload + 64 * len(model.tensors))
+    b = flatbuffers.Builder(_builder_size(model))
 
     # Buffers: sentinel, one per constant tensor, then metadata.
-    buffer_data: list[bytes | None] = [None]
+    buffer_data: list[bytes | memoryview | None] = [None]
     tensor_buffer: list[int] = []
     for t in model.tensors:
         if t.data is None:
@@ -478,7 +501,11 @@ def serialize_model(model: TflModel) -> bytes:
         b.PrependUOffsetTRelativeSlot(7, signatures_vec, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=FILE_IDENTIFIER)
-    return bytes(memoryview(b.Bytes)[b.Head():])  # one copy (Output() would add another)
+    # The builder's own buffer, its unused head cut off in place (CPython moves the
+    # start of a bytearray without copying): the weights are never held twice here.
+    out = b.Bytes
+    del out[:b.Head()]
+    return out  # type: ignore[return-value]  # a bytearray, bytes-like
 
 
 def parse_model(data: bytes) -> TflModel:
