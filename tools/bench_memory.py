@@ -86,8 +86,7 @@ def child(path: str, mode: str, out: str) -> None:
     """Compile ``path`` in ``mode``, write the result under ``out``, print JSON stats."""
     import numpy as np
 
-    from microlith.app.driver import CompileOptions, compile_onnx, write_atomic, \
-        write_directory
+    from microlith.app.driver import CompileOptions, compile_onnx, write_atomic, write_directory
 
     target = "c" if mode.startswith("c") else "tflite"
     quantize = "int8" if mode.endswith("int8") else None

@@ -90,7 +90,7 @@ class RenderContext:
 
 
 def _raw_bytes(array: np.ndarray) -> memoryview:
-    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
 
 
 #: elements rendered per chunk of a streamed array

@@ -40,7 +40,7 @@ def _quant(quant: QuantParams | None) -> TflQuant | None:
 def _byte_view(array: np.ndarray) -> memoryview:
     """The bytes of ``array`` without a copy when it is C-contiguous (constants are)."""
     flat = np.ascontiguousarray(array).reshape(-1)
-    return memoryview(flat.view(np.uint8))
+    return flat.view(np.uint8).data
 
 
 class _Tensors:

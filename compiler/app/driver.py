@@ -29,10 +29,10 @@ from microlith.app.pipeline_edits import (
 )
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph
-from microlith.streamed_text import StreamedText
 from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.streamed_text import StreamedText
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:

@@ -505,7 +505,7 @@ def serialize_model(model: TflModel) -> bytes:
     # start of a bytearray without copying): the weights are never held twice here.
     out = b.Bytes
     del out[:b.Head()]
-    return out  # type: ignore[return-value]  # a bytearray, bytes-like
+    return out  # a bytearray (bytes-like)
 
 
 def parse_model(data: bytes) -> TflModel:
