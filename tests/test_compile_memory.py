@@ -127,3 +127,17 @@ def test_streamed_text_writes_the_same_bytes(tmp_path):
     write_directory(tmp_path / "new", {"f.c": StreamedText(["z"]), "g.h": "y"})  # replace
     assert (tmp_path / "new" / "f.c").read_bytes() == b"z"
     assert (tmp_path / "new" / "g.h").read_text() == "y"
+
+
+def test_tflite_bytes_do_not_depend_on_the_builder_buffer(monkeypatch):
+    """The writer leaves data vectors as holes filled at assembly; a builder that has to
+    grow (too small a first guess) or writes every vector in place gives the same file."""
+    import microlith.formats.tflite.flatbuffer as flatbuffer
+
+    path = os.path.join(ROOT, "tests", "zoo", "dscnn.onnx")
+    data = compile_onnx(path, CompileOptions(quiet=True)).output
+    assert isinstance(data, bytes)
+    monkeypatch.setattr(flatbuffer, "_builder_size", lambda model: 64)
+    assert compile_onnx(path, CompileOptions(quiet=True)).output == data
+    monkeypatch.setattr(flatbuffer, "_HOLE_MIN_BYTES", 1 << 60)
+    assert compile_onnx(path, CompileOptions(quiet=True)).output == data

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import mmap
 import struct
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -49,6 +50,7 @@ _DTYPE_ITEMSIZE = {
     "complex64": 8,
 }  # fmt: skip
 _MAX_MODEL_BYTES = 2**31 - 2**20  # flatbuffers' 2 GB limit, minus headroom for tables
+_HOLE_MIN_BYTES = 4096  # data vectors at least this long are copied once, at assembly
 
 
 @dataclass
@@ -222,11 +224,54 @@ def _offset_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
     return b.EndVector()
 
 
+class _Builder(flatbuffers.Builder):
+    """A ``flatbuffers.Builder`` whose large byte vectors are holes, filled only when the
+    file is assembled (``assemble``).
+
+    Everything a builder computes (alignment, offsets, vtables) depends on positions
+    relative to the end of its buffer, never on the bytes of a data vector, so a data
+    vector can be left as a gap of its length and its bytes copied once, straight into
+    the final ``bytes``. The buffer is an anonymous mmap: the gaps are never touched, so
+    they take no memory.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__(0)
+        self.Bytes = mmap.mmap(-1, max(size, 1))
+        self.head = len(self.Bytes)
+        self.holes: list[tuple[int, bytes | memoryview]] = []  # (offset from the end, data)
+
+    def hole(self, data: bytes | memoryview) -> None:
+        """Reserve ``len(data)`` bytes at the head for ``data`` (copied by ``assemble``)."""
+        self.head -= len(data)
+        self.holes.append((self.Offset(), data))
+
+    def assemble(self) -> bytes:
+        """The finished file: the written bytes with every hole filled, one copy."""
+        view = memoryview(self.Bytes)
+        end = len(self.Bytes)
+        pieces: list[bytes | memoryview] = []
+        position = self.head
+        for offset, data in sorted(self.holes, key=lambda h: -h[0]):  # file order
+            start = end - offset
+            pieces += [view[position:start], data]
+            position = start + len(data)
+        pieces.append(view[position:])
+        out = b"".join(pieces)
+        del pieces, view
+        if isinstance(self.Bytes, mmap.mmap):  # (a builder that grew holds a bytearray)
+            self.Bytes.close()
+        return out
+
+
 def _aligned_bytes(b: flatbuffers.Builder, data: bytes | memoryview,
                    alignment: int = 16) -> int:
     b.StartVector(1, len(data), alignment)
-    b.head -= len(data)
-    b.Bytes[b.head : b.head + len(data)] = data
+    if isinstance(b, _Builder) and len(data) >= _HOLE_MIN_BYTES:
+        b.hole(data)
+    else:
+        b.head -= len(data)
+        b.Bytes[b.head : b.head + len(data)] = data
     return b.EndVector()
 
 
@@ -412,8 +457,7 @@ def _write_buffer(b: flatbuffers.Builder, data: bytes | memoryview | None) -> in
 
 def _builder_size(model: TflModel) -> int:
     """An upper bound of the file size: every data buffer (16-aligned) plus generous room
-    for the tables. The builder then never grows by doubling and copying (a large
-    model's weights would be held two and three times over)."""
+    for the tables. The builder then never grows (growing copies the buffer)."""
     payload = sum(len(t.data) + 32 for t in model.tensors if t.data is not None)
     payload += sum(len(v) + 32 for v in model.metadata.values())
     tables = sum(256 + 2 * len(t.name.encode()) + 8 * len(t.shape)
@@ -430,7 +474,7 @@ def serialize_model(model: TflModel) -> bytes:
     _check_model(model)
     # Room for every data buffer (16-aligned) up front: the builder then never grows by
     # doubling and copying (a large model's weights would be copied several times).
-    b = flatbuffers.Builder(_builder_size(model))
+    b = _Builder(_builder_size(model))
 
     # Buffers: sentinel, one per constant tensor, then metadata.
     buffer_data: list[bytes | memoryview | None] = [None]
@@ -501,11 +545,7 @@ def serialize_model(model: TflModel) -> bytes:
         b.PrependUOffsetTRelativeSlot(7, signatures_vec, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=FILE_IDENTIFIER)
-    # The builder's own buffer, its unused head cut off in place (CPython moves the
-    # start of a bytearray without copying): the weights are never held twice here.
-    out = b.Bytes
-    del out[:b.Head()]
-    return out  # a bytearray (bytes-like)
+    return b.assemble()  # the weights are copied once, into the file's bytes
 
 
 def parse_model(data: bytes) -> TflModel:
