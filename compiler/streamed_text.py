@@ -59,3 +59,12 @@ class StreamedText:
 
     def __repr__(self) -> str:
         return f"StreamedText({len(self.pieces)} pieces)"
+
+
+def write_encoded(handle: IO[bytes], data: str | bytes | StreamedText) -> None:
+    """Write ``data`` to a binary file: bytes as they are, text as UTF-8 (a
+    ``StreamedText`` one chunk at a time)."""
+    if isinstance(data, StreamedText):
+        data.write_bytes_to(handle)
+    else:
+        handle.write(data.encode() if isinstance(data, str) else data)

@@ -137,7 +137,7 @@ def test_tflite_bytes_do_not_depend_on_the_builder_buffer(monkeypatch):
     path = os.path.join(ROOT, "tests", "zoo", "dscnn.onnx")
     data = compile_onnx(path, CompileOptions(quiet=True)).output
     assert isinstance(data, bytes)
-    monkeypatch.setattr(flatbuffer, "_builder_size", lambda model: 64)
+    monkeypatch.setattr(flatbuffer, "builder_size", lambda model: 64)
     assert compile_onnx(path, CompileOptions(quiet=True)).output == data
     monkeypatch.setattr(flatbuffer, "_HOLE_MIN_BYTES", 1 << 60)
     assert compile_onnx(path, CompileOptions(quiet=True)).output == data

@@ -32,7 +32,7 @@ from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
-from microlith.streamed_text import StreamedText
+from microlith.streamed_text import StreamedText, write_encoded
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ class CompileResult:
     remarks: list[tuple[str, str, str]]
     timing: Timing | None
     seconds: dict[str, float]
-    # directory targets: name -> text (a large model.c: a StreamedText, written in chunks)
-    files: dict[str, str | StreamedText] = field(default_factory=dict)
+    files: dict[str, str | StreamedText] = field(default_factory=dict)  # name -> text
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
 
 
@@ -382,8 +381,7 @@ def write_directory(path: str | os.PathLike[str],
     if os.path.isdir(path):
         for name in sorted(files):  # refuse before replacing any of them
             check_replaceable(os.path.join(path, name))
-        _replace_files(path, {name: text if isinstance(text, StreamedText) else text.encode()
-                              for name, text in files.items()})
+        _replace_files(path, dict(files))
         return
     parent = os.path.dirname(os.path.abspath(path))
     tmp: str | None = None
@@ -391,11 +389,8 @@ def write_directory(path: str | os.PathLike[str],
         with signals_deferred():
             tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
         for name, text in sorted(files.items()):
-            with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
-                if isinstance(text, StreamedText):  # a large model.c: chunk by chunk
-                    text.write_to(handle)
-                else:
-                    handle.write(text)
+            with open(os.path.join(tmp, name), "wb") as handle:
+                write_encoded(handle, text)  # a large model.c: chunk by chunk
         os.chmod(tmp, 0o777 & ~_umask())
         os.rename(tmp, path)
     except BaseException as exc:
@@ -408,7 +403,7 @@ def write_directory(path: str | os.PathLike[str],
         raise
 
 
-def _replace_files(directory: str, blobs: dict[str, bytes | StreamedText]) -> None:
+def _replace_files(directory: str, blobs: dict[str, str | bytes | StreamedText]) -> None:
     """Each blob to a temporary in ``directory``, then all renamed into place at once."""
     temps: dict[str, str] = {}
     try:
@@ -428,7 +423,7 @@ def _replace_files(directory: str, blobs: dict[str, bytes | StreamedText]) -> No
         raise
 
 
-def _write_temporary(path: str, data: bytes | StreamedText) -> str:
+def _write_temporary(path: str, data: str | bytes | StreamedText) -> str:
     """``data`` in a new ``.microlith-*`` file beside ``path`` with a new file's usual mode;
     removed again if anything (an error or a signal) interrupts the write."""
     tmp: str | None = None
@@ -437,10 +432,7 @@ def _write_temporary(path: str, data: bytes | StreamedText) -> str:
             fd, tmp = tempfile.mkstemp(prefix=".microlith-",
                                        dir=os.path.dirname(os.path.abspath(path)))
         with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, StreamedText):
-                data.write_bytes_to(handle)
-            else:
-                handle.write(data)
+            write_encoded(handle, data)
         os.chmod(tmp, _new_file_mode())
         return tmp
     except BaseException:

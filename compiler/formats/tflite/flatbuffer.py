@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-import mmap
 import struct
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -32,6 +31,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
+from .builder import HoleBuilder, builder_size
 from .schema import (
     BUILTIN_CODES,
     DTYPE_TO_TENSOR_TYPE,
@@ -69,9 +69,7 @@ class TflTensor:
     name: str
     shape: list[int]
     dtype: str  # a key of schema.DTYPE_TO_TENSOR_TYPE, e.g. 'float32', 'int8'
-    # constant contents (little-endian; bytes or a byte memoryview of the weights, which is
-    # never copied); None for activations
-    data: bytes | memoryview | None = None
+    data: bytes | memoryview | None = None  # constant contents (a view: never copied)
     quant: TflQuant | None = None
     is_variable: bool = False
 
@@ -224,50 +222,10 @@ def _offset_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
     return b.EndVector()
 
 
-class _Builder(flatbuffers.Builder):
-    """A ``flatbuffers.Builder`` whose large byte vectors are holes, filled only when the
-    file is assembled (``assemble``).
-
-    Everything a builder computes (alignment, offsets, vtables) depends on positions
-    relative to the end of its buffer, never on the bytes of a data vector, so a data
-    vector can be left as a gap of its length and its bytes copied once, straight into
-    the final ``bytes``. The buffer is an anonymous mmap: the gaps are never touched, so
-    they take no memory.
-    """
-
-    def __init__(self, size: int) -> None:
-        super().__init__(0)
-        self.Bytes = mmap.mmap(-1, max(size, 1))
-        self.head = len(self.Bytes)
-        self.holes: list[tuple[int, bytes | memoryview]] = []  # (offset from the end, data)
-
-    def hole(self, data: bytes | memoryview) -> None:
-        """Reserve ``len(data)`` bytes at the head for ``data`` (copied by ``assemble``)."""
-        self.head -= len(data)
-        self.holes.append((self.Offset(), data))
-
-    def assemble(self) -> bytes:
-        """The finished file: the written bytes with every hole filled, one copy."""
-        view = memoryview(self.Bytes)
-        end = len(self.Bytes)
-        pieces: list[bytes | memoryview] = []
-        position = self.head
-        for offset, data in sorted(self.holes, key=lambda h: -h[0]):  # file order
-            start = end - offset
-            pieces += [view[position:start], data]
-            position = start + len(data)
-        pieces.append(view[position:])
-        out = b"".join(pieces)
-        del pieces, view
-        if isinstance(self.Bytes, mmap.mmap):  # (a builder that grew holds a bytearray)
-            self.Bytes.close()
-        return out
-
-
 def _aligned_bytes(b: flatbuffers.Builder, data: bytes | memoryview,
                    alignment: int = 16) -> int:
     b.StartVector(1, len(data), alignment)
-    if isinstance(b, _Builder) and len(data) >= _HOLE_MIN_BYTES:
+    if isinstance(b, HoleBuilder) and len(data) >= _HOLE_MIN_BYTES:
         b.hole(data)
     else:
         b.head -= len(data)
@@ -455,26 +413,12 @@ def _write_buffer(b: flatbuffers.Builder, data: bytes | memoryview | None) -> in
     return b.EndObject()
 
 
-def _builder_size(model: TflModel) -> int:
-    """An upper bound of the file size: every data buffer (16-aligned) plus generous room
-    for the tables. The builder then never grows (growing copies the buffer)."""
-    payload = sum(len(t.data) + 32 for t in model.tensors if t.data is not None)
-    payload += sum(len(v) + 32 for v in model.metadata.values())
-    tables = sum(256 + 2 * len(t.name.encode()) + 8 * len(t.shape)
-                 + (24 * len(t.quant.scale) if t.quant is not None else 0)
-                 for t in model.tensors)
-    tables += sum(512 + 8 * (len(op.inputs) + len(op.outputs)) for op in model.operators)
-    names = sum(len(name.encode()) + 64 for sig in model.signatures
-                for name, _ in (*sig.inputs, *sig.outputs))
-    return 4096 + payload + tables + names + 2 * len(model.description.encode())
-
-
 def serialize_model(model: TflModel) -> bytes:
     """Serialize ``model`` to a ``.tflite`` flatbuffer (see module docstring)."""
     _check_model(model)
     # Room for every data buffer (16-aligned) up front: the builder then never grows by
     # doubling and copying (a large model's weights would be copied several times).
-    b = _Builder(_builder_size(model))
+    b = HoleBuilder(builder_size(model))
 
     # Buffers: sentinel, one per constant tensor, then metadata.
     buffer_data: list[bytes | memoryview | None] = [None]
