@@ -50,6 +50,9 @@ class StreamedText:
     def __str__(self) -> str:
         return "".join(self.chunks())
 
+    def __contains__(self, text: str) -> bool:
+        return text in str(self)
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, StreamedText | str):
             return str(self) == str(other)

@@ -32,7 +32,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # whole string (fullmatch), ASCI
 MAX_PREFIX = 63
 #: ``model.c`` becomes a ``StreamedText`` (written chunk by chunk, never one string) when
 #: its weight arrays hold at least this many bytes; below, it is a plain ``str``
-STREAM_MIN_BYTES = 32 << 20
+STREAM_MIN_BYTES = 8 << 20
 
 
 @dataclass
