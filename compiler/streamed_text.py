@@ -64,6 +64,10 @@ class StreamedText:
         return f"StreamedText({len(self.pieces)} pieces)"
 
 
+#: a generated file's text: a string, or a ``StreamedText`` for a large one
+FileText = str | StreamedText
+
+
 def write_encoded(handle: IO[bytes], data: str | bytes | StreamedText) -> None:
     """Write ``data`` to a binary file: bytes as they are, text as UTF-8 (a
     ``StreamedText`` one chunk at a time)."""

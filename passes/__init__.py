@@ -25,4 +25,5 @@ from microlith.passes import (  # noqa: F401
     quantize_weights,
     select_kernels,
     to_nhwc,
+    widen_1d,
 )

@@ -10,9 +10,11 @@ multiplier and shift (``QuantizeMultiplier``, Jacob et al. 2018), plus ``zp_y``,
 clamped to the fused activation's quantized range. Multipliers are derived from
 the scales in the value types (as TFLite-Micro derives them from the
 flatbuffer), so nothing here can disagree with the emitted model.
-Nodes left in float (``insert-qdq{fallback=float}``) keep their DQ/Q, which
-become DEQUANTIZE/QUANTIZE ops. A ``Q(DQ(x))`` of an integer ``x`` (the int8 <-> int16
-border of a mixed model, ``insert-qdq{int16=...}``) becomes one requantizing QUANTIZE.
+An index op (``Int8Rule.INDEX``: ArgMax / ArgMin) reads the int8 values the same way; its
+integer output has no QUANTIZE. Nodes left in float (``insert-qdq{fallback=float}``) keep
+their DQ/Q, which become DEQUANTIZE/QUANTIZE ops. A ``Q(DQ(x))`` of an integer ``x`` (the
+int8 <-> int16 border of a mixed model, ``insert-qdq{int16=...}``) becomes one requantizing
+QUANTIZE.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from microlith.ir.core import Graph, Node
-from microlith.ir.ops import all_ops
+from microlith.ir.ops import Int8Rule, all_ops, get_op
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import INTEGER, QDQ
 from microlith.rewriter import Match, Reject, RewriteRule, apply_rules, sole_user
@@ -49,6 +51,10 @@ class FuseIsland(RewriteRule):
             if dq is None or dq.op != "DequantizeLinear":
                 return Reject(f"input {value.name!r} is not dequantized")
             sources.append(dq.arg(0))
+        if get_op(node.op).int8 is Int8Rule.INDEX:  # an index of int8 values: no output Q
+            if any(out.dtype.is_float for out in node.outputs):
+                return Reject("an index op with a float output")
+            return Match(node, {}, {"sources": sources})
         q = sole_user(node.output, node.owner)
         if q is None or q.op != "QuantizeLinear" or q.output.dtype.value not in ("i8", "i16"):
             return Reject("output is not quantized to int8/int16 by a single QuantizeLinear")
@@ -59,10 +65,13 @@ class FuseIsland(RewriteRule):
         return Match(node, {"q": q}, {"sources": sources})
 
     def rewrite(self, graph: Graph, match: Match) -> None:
-        node, q = match.root, match.nodes["q"]
+        node, q = match.root, match.nodes.get("q")
         dequantizes = [v.producer for v in node.inputs if v is not None and v.producer is not None]
         for index, source in enumerate(match.data["sources"]):
             node.set_input(index, source)
+        if q is None:  # an index op (Int8Rule.INDEX): its output stays
+            _remove_dead_dequantize(graph, dequantizes)
+            return
         quantized = q.output
         # a graph output keeps its interface name; otherwise the op keeps its own
         name = quantized.name if quantized in graph.outputs else node.output.name

@@ -15,7 +15,9 @@ the integer kernels, ``tests/backends/c`` checks both sets agree) is refused:
 * an int8 -> int8 element-wise op with at least ``LUT_MIN_ELEMENTS[op]`` output elements
   becomes ``c.lut``: a 256-entry table made by the op's own integer kernel (always for
   the fixed-point transcendental ones -- a load instead of ~100 instructions per
-  element -- and from the table's own size for the cheap ones).
+  element -- and from the table's own size for the cheap ones);
+* the strided slices of an ONNX ``Split`` become one ``tfl.split`` / ``tfl.split_v``
+  (``microlith.passes.split_fusion``; C: one row copy per output).
 
 A graph is either integer (``--quantize int8``: every op an integer kernel; QUANTIZE /
 DEQUANTIZE at float interface edges are fine) or float (no ``--quantize``, or ``dynamic`` /
@@ -34,6 +36,7 @@ from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph, Node
 from microlith.ir.types import DType, QuantParams
 from microlith.passes.reshape_elision import drop_redundant_reshapes
+from microlith.passes.split_fusion import fuse_splits
 from microlith.passes.tflite_rules import RULES as TFLITE_RULES
 from microlith.passes.tflite_rules import activation, claim_names, const
 from microlith.pipeline import Pass, PassContext, register_pass
@@ -51,7 +54,7 @@ FLOAT_C_OPS = frozenset({
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,
-                                    "Elu": 1, "Gelu": 1}
+                                    "Elu": 1, "Gelu": 1, "Rsqrt": 1}
 
 
 def _window_check(node: Node) -> str | None:
@@ -182,6 +185,7 @@ class LegalizeC(Pass):
                 ctx.remark(node, f"{source_op} as a 256-entry lookup table")
         if unsupported:
             raise BackendError("C target cannot emit: " + capped(unsupported, "; "))
+        fuse_splits(graph, ctx)
         drop_redundant_reshapes(graph, ctx)
         for value in list(graph.values.values()):
             if value.is_constant and not value.uses and value not in graph.outputs:

@@ -16,8 +16,9 @@ become int32 constants. Float convolutions without bias get explicit zeros (int8
 got a zero bias from ``insert-qdq``). A float16 constant (the float16 weight mode) gets a
 ``tfl.dequantize`` in front of its users; a FullyConnected with int8 weights and float
 input (dynamic range) quantizes its input asymmetrically (``asymmetric_quantize_inputs``,
-the converter's default). Last, reshapes that FULLY_CONNECTED or MEAN make redundant are
-removed (``microlith.passes.reshape_elision``).
+the converter's default). Last, the strided slices of an ONNX ``Split`` become one
+``tfl.split`` / ``tfl.split_v`` (``microlith.passes.split_fusion``) and reshapes that
+FULLY_CONNECTED or MEAN make redundant are removed (``microlith.passes.reshape_elision``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from microlith.diagnostics import BackendError, capped
 from microlith.ir.core import Graph
 from microlith.ir.types import DType, TensorType
 from microlith.passes.reshape_elision import drop_redundant_reshapes
+from microlith.passes.split_fusion import fuse_splits
 from microlith.passes.tflite_rules import RULES, claim_names, hint
 from microlith.pipeline import Pass, PassContext, register_pass
 from microlith.pipeline.facts import TARGET_OPS, TFLITE_OPS
@@ -65,6 +67,7 @@ class LegalizeTFLite(Pass):
         for node in list(graph.nodes):
             if not node.op.startswith("tfl."):
                 RULES[node.op].rewrite(graph, node)
+        fuse_splits(graph, ctx)
         drop_redundant_reshapes(graph, ctx)
         for value in list(graph.values.values()):  # operands replaced by new constants
             if value.is_constant and not value.uses and value not in graph.outputs:

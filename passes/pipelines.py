@@ -1,8 +1,8 @@
 """The default pipelines, built from pass objects and printed with the pipeline formatter.
 
-``canonicalize()``: shapes, constants, dead code, FullyConnected, BatchNorm folding,
-activation fusion, one global NHWC conversion, pad folding. ``int8()``: the TFLite
-converter's full-integer post-training mode on top of it: calibration on representative
+``canonicalize()``: shapes, constants, dead code, FullyConnected, 1-D ops kept 2-D,
+BatchNorm folding, activation fusion, one global NHWC conversion, pad folding. ``int8()``:
+the TFLite converter's full-integer post-training mode on top of it: calibration on representative
 data, Q/DQ per the TFLite int8 spec, integer kernels. A target then appends its own tail
 (``legalize-tflite``; for C ``legalize-c,prepare,select-kernels,plan-memory``), which is how the
 strings in ``PIPELINES`` end. A user can print any of them (``microlith passes``), edit
@@ -31,13 +31,14 @@ from microlith.passes.insert_qdq import InsertQDQ
 from microlith.passes.lower_fc import LowerFC
 from microlith.passes.quantize_weights import QuantizeWeights
 from microlith.passes.to_nhwc import ToNHWC
+from microlith.passes.widen_1d import Widen1D
 from microlith.pipeline import Pass, format_pipeline
 
 TAILS = {"tflite": "legalize-tflite", "c": "legalize-c,prepare,select-kernels,plan-memory"}
 
 
 def canonicalize() -> list[Pass]:
-    return [InferShapes(), FoldConstants(), EliminateDead(), FuseGelu(), LowerFC(),
+    return [InferShapes(), FoldConstants(), EliminateDead(), FuseGelu(), LowerFC(), Widen1D(),
             FoldBatchNorm(), FuseActivation(), ToNHWC(), FoldPad(), EliminateDead()]
 
 

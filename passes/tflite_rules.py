@@ -213,19 +213,39 @@ def _grouped_conv(graph: Graph, node: Node, x_t: Value, padding: str, group: int
 def _conv_transpose_check(node: Node) -> str | None:
     if _nhwc(node):
         return _nhwc(node)
-    if any(node.attr("pads", (0, 0, 0, 0))) or any(node.attr("output_padding", (0, 0))):
-        return "only VALID transposed convolution (no pads, no output_padding) is supported"
+    top, left, bottom, right = node.attr("pads", (0, 0, 0, 0))
+    out_h, out_w = node.attr("output_padding", (0, 0))
+    if out_h > bottom or out_w > right:
+        return (f"output_padding {[out_h, out_w]} beyond the end pads {[bottom, right]} "
+                "(rows of bias only) has no TRANSPOSE_CONV form")
     return None
 
 
 @rule("ConvTranspose", check=_conv_transpose_check)
 def _conv_transpose(graph: Graph, node: Node) -> None:
+    """VALID TRANSPOSE_CONV of the full size ``s (n - 1) + k``; ONNX's pads (and an
+    output_padding within the end pads) crop it: ``y = full[b : b + out]``, a STRIDED_SLICE."""
     x, w, out = node.arg(0), node.arg(1), node.output
-    shape = const(graph, np.array(out.shape, np.int32), f"{node.name}_output_shape")
     sh, sw = node.attr("strides")
-    graph.rewrite_node(node, "tfl.transpose_conv", [shape, w, x, bias_of(graph, node, w.shape[0])],
-                       {"padding": "VALID", "stride_h": sh, "stride_w": sw,
-                        "fused_activation_function": activation(node)})
+    full = (out.shape[0], sh * (x.shape[1] - 1) + w.shape[1], sw * (x.shape[2] - 1) + w.shape[2],
+            out.shape[3])
+    shape = const(graph, np.array(full, np.int32), f"{node.name}_output_shape")
+    inputs = [shape, w, x, bias_of(graph, node, w.shape[0])]
+    options = {"padding": "VALID", "stride_h": sh, "stride_w": sw,
+               "fused_activation_function": activation(node)}
+    if full == out.shape:
+        graph.rewrite_node(node, "tfl.transpose_conv", inputs, options)
+        return
+    top, left = node.attr("pads", (0, 0, 0, 0))[:2]
+    y = insert(graph, node, "tfl.transpose_conv", inputs, out, f"{node.name}_full", options,
+               shape=full)
+    begin = [0, top, left, 0]
+    end = [b + n for b, n in zip(begin, out.shape, strict=True)]
+    tensors = [const(graph, np.array(v, np.int32), f"{node.name}_{what}")
+               for what, v in (("begin", begin), ("end", end), ("strides", [1, 1, 1, 1]))]
+    graph.rewrite_node(node, "tfl.strided_slice", [y, *tensors],
+                       {"begin_mask": 0, "end_mask": 0, "ellipsis_mask": 0,
+                        "new_axis_mask": 0, "shrink_axis_mask": 0, "offset": False})
 
 
 def _pool_check(node: Node) -> str | None:
@@ -279,7 +299,7 @@ BINARY = {"Add": "tfl.add", "Sub": "tfl.sub", "Mul": "tfl.mul", "Div": "tfl.div"
           "Max": "tfl.maximum", "Min": "tfl.minimum", "PRelu": "tfl.prelu"}
 UNARY = {"Relu": "tfl.relu", "Sigmoid": "tfl.logistic", "Tanh": "tfl.tanh",
          "HardSwish": "tfl.hard_swish", "Exp": "tfl.exp", "Sqrt": "tfl.sqrt", "Neg": "tfl.neg",
-         "Abs": "tfl.abs"}
+         "Abs": "tfl.abs", "Rsqrt": "tfl.rsqrt"}
 
 
 @rule(*BINARY)
@@ -330,9 +350,20 @@ def _clip(graph: Graph, node: Node) -> None:
 
 @rule("HardSigmoid")
 def _hard_sigmoid(graph: Graph, node: Node) -> None:
-    """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6."""
+    """max(0, min(1, a*x + b)) = relu6(6a*x + 6b) / 6; when 6a or 6b is beyond float32
+    (inf * 0 would be NaN), min(relu(a*x + b), 1) -- one op more, the same values."""
     x, out = node.arg(0), node.output
     alpha, beta = float(node.attr("alpha")), float(node.attr("beta"))
+    if not all(abs(6 * v) <= float(np.finfo(np.float32).max) for v in (alpha, beta)):
+        a = const(graph, np.array(alpha, np.float32), f"{node.name}_a")
+        scaled = insert(graph, node, "tfl.mul", [x, a], out, f"{node.name}_scaled",
+                        {"fused_activation_function": "NONE"})
+        b = const(graph, np.array(beta, np.float32), f"{node.name}_b")
+        shifted = insert(graph, node, "tfl.add", [scaled, b], out, f"{node.name}_relu",
+                         {"fused_activation_function": "RELU"})
+        one = const(graph, np.array(1, np.float32), f"{node.name}_one")
+        graph.rewrite_node(node, "tfl.minimum", [shifted, one])
+        return
     a = const(graph, np.array(6 * alpha, np.float32), f"{node.name}_a")
     scaled = insert(graph, node, "tfl.mul", [x, a], out, f"{node.name}_scaled",
                     {"fused_activation_function": "NONE"})

@@ -8,8 +8,9 @@
 * ``Gather`` (constant indices): ``GATHER``, negative indices made positive.
 * ``ReduceMax`` / ``ReduceMin`` / ``ReduceSum`` / ``ReduceProd``: ``REDUCE_MAX`` /
   ``REDUCE_MIN`` / ``SUM`` / ``REDUCE_PROD`` with int32 axes.
-* ``ArgMax`` / ``ArgMin``: ``ARG_MAX`` / ``ARG_MIN`` (int64 output), then a ``RESHAPE``
-  when ``keepdims`` keeps the reduced axis.
+* ``ArgMax`` / ``ArgMin``: ``ARG_MAX`` / ``ARG_MIN`` (int64 output; int32 on an int8 input,
+  the only index type of TFLite-Micro's int8 kernels), then a ``RESHAPE`` when
+  ``keepdims`` keeps the reduced axis.
 * ``Resize``: ``RESIZE_NEAREST_NEIGHBOR`` / ``RESIZE_BILINEAR`` with the ``align_corners`` /
   ``half_pixel_centers`` pair whose sampling equals the ONNX node's on both axes (checked
   index by index; no such pair is an error naming the mode and scales).
@@ -117,13 +118,16 @@ def _arg(graph: Graph, node: Node) -> None:
     axis = int(node.attr("axis", 0)) % x.type.rank
     axis_t = const(graph, np.array([axis], np.int32), f"{node.name}_axis")
     op = "tfl.arg_max" if node.op == "ArgMax" else "tfl.arg_min"
-    options = {"output_type": "int64"}
+    # TFLite-Micro's int8 ARG_MAX / ARG_MIN write int32 only ("Only int32_t are supported")
+    dtype = DType.INT32 if x.quant is not None else DType.INT64
+    options = {"output_type": "int32" if dtype == DType.INT32 else "int64"}
+    out.set_type(TensorType(dtype, out.shape))
     if not node.attr("keepdims", 1):
         graph.rewrite_node(node, op, [x, axis_t], options)
         return
     dropped = tuple(d for i, d in enumerate(x.shape) if i != axis)
     indices = graph.add_node(op, [x, axis_t], options, name=f"{node.name}_arg",
-                             output_types=[TensorType(DType.INT64, dropped)],
+                             output_types=[TensorType(dtype, dropped)],
                              output_names=[f"{node.name}_arg"], before=node)
     indices.output.meta["wanted_name"] = f"{node.name}_arg"
     shape = const(graph, np.array(out.shape, np.int32), f"{node.name}_shape")

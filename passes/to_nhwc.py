@@ -11,15 +11,20 @@ ONNX (logical) array transposed by ``p`` (``phys = logical.transpose(p)``);
   get ``layout="NHWC"`` and OHWI weights, and produce NHWC;
 * elementwise ops keep their input's permutation; constant operands are
   broadcast to the full rank and transposed once, at compile time;
-* axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose) are
-  remapped through ``p``; a Transpose that becomes the identity disappears; one whose
-  result can simply be labelled with a permutation (an NHWC -> NCHW layout Transpose,
-  or one read only by Transposes) moves no data either, so inverse pairs cancel and a
-  Transpose(0, 2, 3, 1) in front of a graph output leaves it NHWC as the model says;
+* axis attributes (Concat, Softmax, ReduceMean, Squeeze, Pad, Transpose, ArgMax, and
+  Slice's constant ``axes`` input) are remapped through ``p``; a Transpose that becomes
+  the identity disappears; one whose result can simply be labelled with a permutation
+  (an NHWC -> NCHW layout Transpose, or one read only by Transposes) moves no data
+  either, so inverse pairs cancel and a Transpose(0, 2, 3, 1) in front of a graph output
+  leaves it NHWC as the model says;
 * Flatten/Reshape/Squeeze/Unsqueeze become a plain ``Reshape`` when the
   permutation does not change the order of non-unit dims in memory; a Flatten
   (or Reshape to [1, K]) whose users are all FullyConnected is handled by
-  permuting the FC weight columns instead of the data;
+  permuting the FC weight columns instead of the data; a reshape that only adds or
+  drops size-1 axes keeps the input's bytes, its output labelled with a matching
+  permutation (NHWC for the 2-D form ``[N, C, 1, L]`` of a 1-D op, ``(0, 2, 1)`` for
+  ``[N, C, L]``: see ``widen-1d``); a 3-D graph input read only by such 1-D ops is stored
+  ``[N, L, C]``;
 * anything else gets its input transposed back to the logical layout.
 
 The inserted Transposes are the only runtime cost; for convolutional nets
@@ -235,8 +240,13 @@ class LayoutRewriter:
         """Remap the axis attribute named by the op's ``axis_attr`` trait through ``p``."""
         rank = len(p)
         if attr == "axis":
-            node.attrs["axis"] = p.index(node.attr("axis") % rank)
-            self.retype(node, p)
+            axis = node.attr("axis") % rank
+            node.attrs["axis"] = p.index(axis)
+            if node.attr("keepdims", 1) == 0:  # ArgMax / ArgMin dropping the axis
+                kept = [a for a in p if a != axis]
+                self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+            else:
+                self.retype(node, p)
         elif attr == "pads":
             pads = node.attr("pads")
             node.attrs["pads"] = tuple(pads[a] for a in p) + tuple(pads[rank + a] for a in p)
@@ -250,6 +260,22 @@ class LayoutRewriter:
             else:
                 kept = [a for a in p if a not in axes]
                 self.retype(node, tuple(int(i) for i in np.argsort(np.argsort(kept))))
+        elif attr == "axes_input":  # Slice: constant axes (input 3, default 0..k-1)
+            starts = node.const_input(1)
+            axes = node.const_input(3) if node.input(3) is not None else (
+                None if starts is None else np.arange(np.asarray(starts).size))
+            if starts is None or axes is None or any(
+                    node.input(i) is not None and node.const_input(i) is None
+                    for i in range(1, len(node.inputs))):
+                self.use(node, 0, identity(rank))  # run-time bounds: the logical layout
+                self.retype(node, identity(rank))
+                return
+            moved = [p.index(int(a) % rank) for a in np.asarray(axes).reshape(-1)]
+            while len(node.inputs) < 4:
+                node.inputs.append(None)
+            node.set_input(3, self.graph.add_constant(np.array(moved, np.int64),
+                                                      node.name + "_axes_nhwc"))
+            self.retype(node, p)
         else:
             raise ShapeError(f"op {node.op} has Layout.AXIS but no axis_attr")
 
@@ -257,6 +283,13 @@ class LayoutRewriter:
         x = node.arg(0)
         logical_in = tuple(x.shape[i] for i in inverse(p))
         logical_out = node.output.shape
+        q = unit_reshape_perm(logical_in, p, logical_out)
+        if q is not None and (p != identity(len(p)) or (q == NHWC and self.feeds_spatial(node))):
+            # only size-1 axes come or go: the output keeps the input's bytes in a
+            # permutation of its own (NHWC for the 2-D form of a 1-D op, NLC back)
+            self.to_reshape(node, tuple(logical_out[a] for a in q))
+            self.set_perm(node.output, q)
+            return
         if p == identity(len(p)):
             self.retype(node, identity(len(logical_out)))
             return
@@ -281,6 +314,12 @@ class LayoutRewriter:
         self.use(node, 0, identity(len(p)))
         self.retype(node, identity(len(logical_out)))
 
+    def feeds_spatial(self, node: Node) -> bool:
+        users = node.output.users()
+        return bool(users) and node.output not in self.graph.outputs and all(
+            get_op(u.op).layout is Layout.SPATIAL and u.inputs[0] is node.output
+            for u in users)
+
     def to_reshape(self, node: Node, shape: tuple[int, ...]) -> None:
         """Turn ``node`` into ``Reshape(x, shape)`` on the physical data."""
         target = self.graph.add_constant(np.array(shape, np.int64), node.name + "_shape")
@@ -292,6 +331,36 @@ class LayoutRewriter:
         node.inputs.append(None)
         node.set_input(1, target)
         self.retype(node, identity(len(shape)))
+
+
+def unit_reshape_perm(logical_in: tuple[int, ...], p: Perm, logical_out: tuple[int, ...]
+                      ) -> Perm | None:
+    """A permutation ``q`` of the output of a reshape that only inserts or removes size-1
+    axes, such that ``logical_out`` stored by ``q`` has the bytes of ``logical_in`` stored
+    by ``p``; None for any other reshape. Preferred: NHWC (rank 4), ``(0, 2, 1)`` (rank 3,
+    the channels-last form of ``[N, C, L]``), the identity."""
+    if [d for d in logical_in if d != 1] != [d for d in logical_out if d != 1]:
+        return None
+    in_axes = [a for a in range(len(logical_in)) if logical_in[a] != 1]
+    out_axes = [a for a in range(len(logical_out)) if logical_out[a] != 1]
+    order = [out_axes[in_axes.index(a)] for a in p if logical_in[a] != 1]
+    rank = len(logical_out)
+    candidates = [NHWC] if rank == 4 else [(0, 2, 1)] if rank == 3 else []
+    for q in [*candidates, identity(rank)]:
+        if [a for a in q if logical_out[a] != 1] == order:
+            return q
+    units = [a for a in range(rank) if logical_out[a] == 1]
+    return tuple(units + order)
+
+
+def already_nlc(value: Value) -> bool:
+    """A 3-D graph input ``[N, C, L]`` read only by the 2-D form of 1-D ops
+    (``Unsqueeze(x, 2)`` into a spatial op): stored ``[N, L, C]``, it is their NHWC input."""
+    users = value.users()
+    return value.type.rank == 3 and bool(users) and all(
+        u.op == "Unsqueeze" and tuple(a % 4 for a in u.attr("axes") or ()) == (2,)
+        and all(get_op(v.op).layout is Layout.SPATIAL for v in u.output.users())
+        for u in users)
 
 
 def already_nhwc(value: Value) -> bool:
@@ -325,6 +394,11 @@ class ToNHWC(Pass):
                     value.set_type(value.type.with_shape([shape[a] for a in NHWC]))
                     rewriter.set_perm(value, NHWC)
                     io_perms[value.name] = list(NHWC)
+                elif already_nlc(value):
+                    shape = value.shape
+                    value.set_type(value.type.with_shape([shape[0], shape[2], shape[1]]))
+                    rewriter.set_perm(value, (0, 2, 1))
+                    io_perms[value.name] = [0, 2, 1]
         for node in list(graph.nodes):
             if node.graph is graph:
                 try:

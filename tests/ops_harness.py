@@ -97,8 +97,8 @@ def _ours(result: CompileResult, xq: np.ndarray, lowered: bool = False) -> np.nd
     return np.stack([np.asarray(run_graph(graph, {name: x[None]})[out])[0] for x in xq])
 
 
-def _run_c(c: CompileResult, xq: np.ndarray, out_shape: tuple[int, ...], where: Path
-           ) -> np.ndarray:
+def _run_c(c: CompileResult, xq: np.ndarray, out_shape: tuple[int, ...], where: Path,
+           dtype: np.dtype | type = np.int8) -> np.ndarray:
     for name, text in c.files.items():
         (where / name).write_text(text)
     (where / "main.c").write_text(_MAIN_C)
@@ -107,7 +107,7 @@ def _run_c(c: CompileResult, xq: np.ndarray, out_shape: tuple[int, ...], where: 
                     str(where / "model.c"), str(where / "main.c"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], input=xq.tobytes(), capture_output=True,
                          check=True).stdout
-    return np.frombuffer(out, np.int8).reshape(len(xq), *out_shape)
+    return np.frombuffer(out, dtype).reshape(len(xq), *out_shape)
 
 
 def check_int8(path: Path, calib: np.ndarray, xs: np.ndarray, where: Path, *,
@@ -130,7 +130,7 @@ def check_int8(path: Path, calib: np.ndarray, xs: np.ndarray, where: Path, *,
     if c:
         compiled = compile_onnx(path, CompileOptions(quantize="int8", calibration_data=calib,
                                                      target="c", quiet=True))
-        got = _run_c(compiled, xq, ours.shape[1:], where)
+        got = _run_c(compiled, xq, ours.shape[1:], where, ours.dtype)
         assert np.array_equal(got, _ours(compiled, xq, lowered=True).reshape(got.shape))
         if c_as_tflite:
             assert np.array_equal(got, ours)

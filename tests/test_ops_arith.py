@@ -131,3 +131,21 @@ def test_one_op_matches_tflm(op: str) -> None:
             interp.set_input(feed, k)
         interp.invoke()
         assert np.array_equal(interp.get_output(0), ours), (op, trial)
+
+
+@pytest.mark.parametrize("alpha, beta", [(1e38, 0.5), (-3e38, 0.25), (0.2, 1e38)])
+def test_hard_sigmoid_huge_parameters(tmp_path: Path, alpha: float, beta: float) -> None:
+    """``6 alpha`` (or ``6 beta``) beyond float32 would make RELU6's constant inf and
+    ``inf * 0`` NaN: such a HardSigmoid is MUL, ADD(RELU), MINIMUM(1), equal to onnxruntime
+    to the last bit (zeros and denormals included); int8 is refused naming the node."""
+    path = save_model(tmp_path / "hs.onnx", [
+        helper.make_node("HardSigmoid", ["x"], ["y"], name="hs", alpha=alpha, beta=beta)],
+        (1, 16))
+    xs = _xs(6)
+    xs[0, :4] = 0.0
+    xs[1, 0] = 1e-39
+    with np.errstate(over="raise"):
+        result = check_float(path, xs, tol=0)
+    assert builtins(result.output) == ["MUL", "ADD", "MINIMUM"]
+    with pytest.raises(CompileError, match=r"no int8 kernel for: hs \(HardSigmoid\)"):
+        check_int8(path, _xs(8), _xs(2), tmp_path)

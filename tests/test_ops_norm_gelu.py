@@ -1,4 +1,4 @@
-"""LayerNormalization (decomposed; float, int8 refused on its Sqrt), Gelu (GELU; int8 as a
+"""LayerNormalization (decomposed, RSQRT; float and int8 TFLite-Micro-exact), Gelu (GELU; int8 as a
 float table: LiteRT within 1 LSB, TFLite-Micro has no GELU; C), and PyTorch's erf form of
 GELU folded by ``fuse-gelu`` -- end to end (``tests/ops_harness.py``)."""
 
@@ -36,9 +36,45 @@ def test_layer_norm(tmp_path: Path) -> None:
     path = _model(tmp_path, [helper.make_node("LayerNormalization", ["h", "g", "b"], ["y"],
                                               name="ln", axis=-1, epsilon=1e-5)], extra)
     ops = builtins(check_float(path, _xs(8)).output)
-    assert ops.count("MEAN") == 2 and "SQRT" in ops and "DIV" in ops, ops
-    with pytest.raises(MicrolithError, match="no int8 kernel"):
-        check_int8(path, _xs(16), _xs(2), tmp_path)
+    assert ops == ["FULLY_CONNECTED", "MEAN", "SUB", "MUL", "MEAN", "ADD", "RSQRT", "MUL",
+                   "MUL", "ADD"], ops
+    # int8: every piece is a TFLite-Micro int8 kernel, RSQRT included (bytes == ours == C)
+    _xs(18)  # the module RNG's later draws stay as before (the GELU tests' data)
+    local = np.random.default_rng(1)
+    int8 = check_int8(path, local.uniform(-1, 1, (64, 3, 8)).astype(np.float32),
+                      local.uniform(-1, 1, (16, 3, 8)).astype(np.float32), tmp_path)
+    assert "RSQRT" in builtins(int8.output)
+    assert "DEQUANTIZE" not in builtins(int8.output)
+
+
+def test_rsqrt_one_op_matches_tflm() -> None:
+    """int8 RSQRT on all 256 inputs against TFLite-Micro, random scales and zero points
+    (inputs below the zero point are refused by TFLite-Micro at run time: left out)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from microlith.formats.tflite.flatbuffer import (
+        TflModel,
+        TflOperator,
+        TflQuant,
+        TflTensor,
+        serialize_model,
+    )
+    from microlith.quant.rsqrt import rsqrt_params, run_rsqrt
+
+    for trial in range(16):
+        rng = np.random.default_rng(trial)
+        sx, sy = (float(np.float32(10.0 ** rng.uniform(-4, 0))) for _ in range(2))
+        zx, zy = int(rng.integers(-128, 100)), int(rng.integers(-128, 127))
+        x = np.arange(zx, 128, dtype=np.int8)
+        tensors = [TflTensor(n, [x.size], "int8", None, TflQuant([s], [z]))
+                   for n, s, z in (("x", sx, zx), ("y", sy, zy))]
+        data = serialize_model(TflModel(tensors, [TflOperator("RSQRT", [0], [1], {}, 2)],
+                                        [0], [1]))
+        interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 16)
+        interp.set_input(x, 0)
+        interp.invoke()
+        ours = run_rsqrt(rsqrt_params(x_scale=sx, x_zp=zx, y_scale=sy, y_zp=zy), [x])[0]
+        assert np.array_equal(interp.get_output(0), ours), trial
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])

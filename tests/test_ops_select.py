@@ -1,8 +1,7 @@
-"""Slice, Split, Gather (constant indices), ReduceMax / ReduceMin / ReduceSum / ReduceProd and
-ArgMax / ArgMin end to end (``tests/ops_harness.py``): float ``.tflite`` in LiteRT vs
-onnxruntime; int8 ``.tflite`` in TFLite-Micro vs our integer interpreter and C (REDUCE_PROD
-and ARG_MAX / ARG_MIN: float only -- TFLite-Micro has no int8 REDUCE_PROD, and an int8
-arg-max has no quantized output to keep)."""
+"""Slice, Split (SPLIT / SPLIT_V), Gather (constant indices), ReduceMax / ReduceMin /
+ReduceSum / ReduceProd and ArgMax / ArgMin end to end (``tests/ops_harness.py``): float
+``.tflite`` in LiteRT vs onnxruntime; int8 ``.tflite`` in TFLite-Micro vs our integer
+interpreter and C (REDUCE_PROD: float only -- TFLite-Micro has no int8 REDUCE_PROD)."""
 
 from __future__ import annotations
 
@@ -57,8 +56,50 @@ def test_split(tmp_path: Path, opset: int, split: tuple | None) -> None:
         helper.make_node("Neg", ["p0"], ["n0"], name="neg"),
         helper.make_node("Concat", ["p1", "n0"], ["y"], name="join", axis=2)],
         {"sizes": _i64(*split)} if split else {}, opset=opset)
-    assert builtins(check_float(path, _xs(6)).output).count("STRIDED_SLICE") == 2
-    check_int8(path, _xs(64), _xs(12), tmp_path)
+    want = "SPLIT_V" if split else "SPLIT"  # (2, 4) unequal; num_outputs=2 of 6: 3 + 3
+    ops = builtins(check_float(path, _xs(6)).output)
+    assert want in ops and "STRIDED_SLICE" not in ops
+    assert want in builtins(check_int8(path, _xs(64), _xs(12), tmp_path).output)
+
+
+def test_split_channels_nchw(tmp_path: Path) -> None:
+    """A channel Split after a convolution: to-nhwc moves it to axis 3, one SPLIT_V of three
+    parts (the int8 outputs keep the input's scale), C copies slices (``mlk_split_i8``)."""
+    inits = {"w": (RNG.standard_normal((7, 2, 3, 3)) * 0.4).astype(np.float32),
+             "sizes": _i64(2, 4, 1)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Split", ["c", "sizes"], ["p0", "p1", "p2"], name="split",
+                              axis=1),
+             helper.make_node("ReduceMax", ["p1"], ["m"], name="max", axes=[1], keepdims=1),
+             helper.make_node("Mul", ["p0", "m"], ["q"], name="mul"),
+             helper.make_node("Concat", ["q", "p2", "p0"], ["y"], name="join", axis=1)]
+    path = save_model(tmp_path / "chan.onnx", nodes, (1, 2, 5, 4), inits)
+    xs = RNG.uniform(-1, 1, (12, 2, 5, 4)).astype(np.float32)
+    ops = builtins(check_float(path, xs[:4]).output)
+    assert ops.count("SPLIT_V") == 1 and "STRIDED_SLICE" not in ops
+    int8 = check_int8(path, RNG.uniform(-1, 1, (64, 2, 5, 4)).astype(np.float32), xs, tmp_path)
+    split = next(n for n in int8.graph.nodes if n.op == "tfl.split_v")
+    assert {v.quant for v in split.outputs} == {split.arg(0).quant}
+    assert "mlk_split_i8(" in (tmp_path / "model.c").read_text()
+
+
+def test_split_not_fused(tmp_path: Path) -> None:
+    """Must not fire: a Split output nobody reads leaves a gap, overlapping Slices are no
+    split -- both stay STRIDED_SLICE (and still run exactly)."""
+    gap = _model(tmp_path, [
+        helper.make_node("Split", ["h", "sizes"], ["p0", "p1", "p2"], name="split", axis=2),
+        helper.make_node("Concat", ["p2", "p0"], ["y"], name="join", axis=2)],
+        {"sizes": _i64(2, 3, 1)}, name="gap")
+    overlap = _model(tmp_path, [
+        helper.make_node("Slice", ["h", "s0", "e0", "a"], ["p0"], name="left"),
+        helper.make_node("Slice", ["h", "s1", "e1", "a"], ["p1"], name="right"),
+        helper.make_node("Add", ["p0", "p1"], ["y"], name="add")],
+        {"s0": _i64(0), "e0": _i64(4), "s1": _i64(2), "e1": _i64(6), "a": _i64(2)},
+        name="overlap")
+    for path in (gap, overlap):
+        ops = builtins(check_float(path, _xs(4)).output)
+        assert ops.count("STRIDED_SLICE") == 2 and "SPLIT" not in ops and "SPLIT_V" not in ops
+    check_int8(gap, _xs(32), _xs(6), tmp_path)
 
 
 def test_split_bad_sizes(tmp_path: Path) -> None:
@@ -110,4 +151,54 @@ def test_arg(tmp_path: Path, op: str, axis: int, keepdims: int) -> None:
     path = _model(tmp_path, [helper.make_node(op, ["h"], ["y"], name="arg", axis=axis,
                                               keepdims=keepdims)], y_type=TensorProto.INT64)
     ops = builtins(check_float(path, _xs(6), tol=0).output)
-    assert op.upper().replace("ARG", "ARG_") in ops
+    builtin = op.upper().replace("ARG", "ARG_")
+    assert builtin in ops
+    # int8: coarse inputs make ties (the first index wins in TFLite-Micro, ours and C);
+    # the index is int32, the only type TFLite-Micro's int8 kernels write
+    coarse = np.round(_xs(12) * 2) / 2
+    int8 = check_int8(path, _xs(64), coarse, tmp_path)
+    assert builtin in builtins(int8.output)
+    assert int8.graph.outputs[0].dtype.value == "i32"
+    assert "mlk_arg_i8(" in (tmp_path / "model.c").read_text()
+
+
+def test_arg_channels_nchw(tmp_path: Path) -> None:
+    """ArgMax over the channels of a convolution's output (NHWC inside: axis 3)."""
+    w = (RNG.standard_normal((5, 4, 1, 1)) * 0.5).astype(np.float32)
+    path = save_model(tmp_path / "argc.onnx", [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("ArgMax", ["c"], ["y"], name="arg", axis=1, keepdims=0)],
+        (1, 4, 3, 3), {"w": w}, y_type=TensorProto.INT64)
+    xs = RNG.uniform(-1, 1, (12, 4, 3, 3)).astype(np.float32)
+    check_float(path, xs[:4], tol=0)
+    int8 = check_int8(path, RNG.uniform(-1, 1, (64, 4, 3, 3)).astype(np.float32), xs,
+                      tmp_path)
+    assert "TRANSPOSE" not in builtins(int8.output)
+
+
+@pytest.mark.slow  # the dynamo export takes seconds
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_split_torch_export(tmp_path: Path) -> None:
+    """PyTorch's default exporter: ``torch.chunk`` is an opset-18 Split with
+    ``num_outputs``, ``torch.split`` one with sizes; both channel splits of a convolution
+    become SPLIT, with no TRANSPOSE (the slices' axes follow to-nhwc's layout)."""
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 6, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a, b, c = torch.chunk(self.conv(x), 3, dim=1)
+            d, e = torch.split(c, [1, 1], dim=1)
+            return torch.cat([a * torch.sigmoid(b), d, e * 2], dim=1)
+
+    path = tmp_path / "split.onnx"
+    torch.manual_seed(0)
+    torch.onnx.export(Net().eval(), (torch.zeros(1, 2, 5, 5),), str(path), dynamo=True)
+    xs = RNG.uniform(-1, 1, (8, 2, 5, 5)).astype(np.float32)
+    want = ["CONV_2D", "SPLIT", "SPLIT", "LOGISTIC", "MUL", "MUL", "CONCATENATION"]
+    assert builtins(check_float(path, xs).output) == want
+    int8 = check_int8(path, RNG.uniform(-1, 1, (32, 2, 5, 5)).astype(np.float32), xs, tmp_path)
+    assert builtins(int8.output) == want

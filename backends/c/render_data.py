@@ -1,4 +1,4 @@
-"""C renderers: reshape, transpose, pad, concatenation (bytes only; see
+"""C renderers: reshape, transpose, pad, concatenation, split (bytes only; see
 ``microlith.quant.data``)."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from microlith.backends.c.render_base import (
 )
 from microlith.backends.c.render_context import RenderContext
 from microlith.ir.core import Node
+from microlith.ir.types import DType
 from microlith.quant.data import AxisParams, PadParams, ShapeParams
 
 
@@ -102,6 +103,25 @@ def _concat(node: Node, p: AxisParams) -> Plan:
         calls.append(Call("mlk_concat_i8", "mlk_concat_params", fields, (In(v), Out(y))))
         offset += in_inner
     return Plan(f"axis {p.axis}, {len(inputs)} inputs", tuple(calls))
+
+
+@renders("tfl.split", "tfl.split_v")
+def _split(node: Node, p: AxisParams) -> Plan:
+    """One ``mlk_split_i8`` per output: its rows of the input, from ``offset`` on."""
+    x = node.arg(1 if node.op == "tfl.split" else 0)
+    int8_values(x, *node.outputs)
+    if x.dtype != DType.INT8:  # the kernel copies bytes: one byte per element
+        raise ValueError(f"{x.name!r} must be int8")
+    outer = math.prod(x.shape[:p.axis])
+    in_inner = math.prod(x.shape[p.axis:])
+    calls, offset = [], 0
+    for y in node.outputs:
+        out_inner = math.prod(y.shape[p.axis:])
+        fields = (("outer", outer), ("in_inner", in_inner), ("out_inner", out_inner),
+                  ("offset", offset))
+        calls.append(Call("mlk_split_i8", "mlk_split_params", fields, (In(x), Out(y))))
+        offset += out_inner
+    return Plan(f"axis {p.axis}, {len(node.outputs)} outputs", tuple(calls))
 
 
 SPECIAL_RENDERERS = {"tfl.reshape": render_reshape}

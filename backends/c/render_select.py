@@ -1,4 +1,5 @@
 """C renderers: DIV, EXP / ELU tables, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM,
+ARG_MAX / ARG_MIN, RSQRT (a table),
 RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (the maths is in ``microlith.quant.elementwise``
 / ``activation`` / ``select`` / ``resize``)."""
 
@@ -23,10 +24,18 @@ from microlith.backends.c.render_base import (
     shift_in_range,
 )
 from microlith.ir.core import Node
+from microlith.ir.types import DType
 from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
 from microlith.quant.resize import ResizeParams
-from microlith.quant.select import BatchMatMulParams, GatherParams, ReduceParams, StridedSliceParams
+from microlith.quant.rsqrt import RsqrtParams, rsqrt_table
+from microlith.quant.select import (
+    ArgParams,
+    BatchMatMulParams,
+    GatherParams,
+    ReduceParams,
+    StridedSliceParams,
+)
 from microlith.quant.transpose_conv import TransposeConvParams
 
 
@@ -47,6 +56,17 @@ def _table(node: Node, p: TableParams) -> Plan:
     int8_values(x, y)
     fields = (("n", numel(y)), ("table", Table(f"{node.name}_table",
                                                 np.asarray(p.table, np.int8))))
+    return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields,
+                                         (In(x), Out(y))),))
+
+
+@renders("tfl.rsqrt")
+def _rsqrt(node: Node, p: RsqrtParams) -> Plan:
+    """The 256 outputs of the integer RSQRT kernel (``legalize-c`` usually makes it a
+    ``c.lut`` already)."""
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = (("n", numel(y)), ("table", Table(f"{node.name}_table", rsqrt_table(p))))
     return Plan("256-entry table", (Call("mlk_lut_i8", "mlk_lut_params", fields,
                                          (In(x), Out(y))),))
 
@@ -78,6 +98,18 @@ def _gather(node: Node, p: GatherParams) -> Plan:
               ("indices", Table(f"{node.name}_indices", np.asarray(p.indices, np.int32))))
     return Plan(f"axis {p.axis}, {len(p.indices)} indices",
                 (Call("mlk_gather_i8", "mlk_gather_params", fields, (In(x), Out(y))),))
+
+
+@renders("tfl.arg_max", "tfl.arg_min")
+def _arg(node: Node, p: ArgParams) -> Plan:
+    x, y = node.arg(0), node.output
+    if x.dtype != DType.INT8 or y.dtype != DType.INT32:
+        raise ValueError(f"arg-max / arg-min of {x.dtype.value} into {y.dtype.value} (the C "
+                         "kernel reads int8 and writes int32)")
+    fields = (("outer", math.prod(x.shape[:p.axis])), ("n", x.shape[p.axis]),
+              ("inner", math.prod(x.shape[p.axis + 1:])), ("is_max", int(p.is_max)))
+    return Plan(f"axis {p.axis}", (Call("mlk_arg_i8", "mlk_arg_params", fields,
+                                        (In(x), Out(y, "int32_t"))),))
 
 
 @renders("tfl.reduce_max", "tfl.reduce_min", "tfl.sum")

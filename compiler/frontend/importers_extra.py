@@ -213,9 +213,9 @@ def _erf(ctx: ImportContext, node: onnx.NodeProto) -> Result:
 @importer("LayerNormalization")
 def _layer_norm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     """``(x - mean) / sqrt(var + epsilon) * scale + B`` over the axes from ``axis`` on,
-    decomposed into ReduceMean / Sub / Mul / Add / Sqrt / Div nodes (TFLite has no
-    layer-norm builtin; Sqrt keeps it float-only in int8). Mean / InvStdDev outputs that
-    are used are refused."""
+    decomposed into ReduceMean / Sub / Mul / Add / Rsqrt / Mul nodes (TFLite has no
+    layer-norm builtin; every piece has an int8 TFLite-Micro kernel, RSQRT included).
+    Mean / InvStdDev outputs that are used are refused."""
     if any(name for name in node.output[1:]):
         raise ctx.fail(node, "the Mean / InvStdDev outputs are not supported")
     attrs = node_attrs(node)
@@ -240,8 +240,9 @@ def _layer_norm(ctx: ImportContext, node: onnx.NodeProto) -> Result:
     variance = add("ReduceMean", [add("Mul", [centered, centered], "square")], "variance",
                    axes=axes, keepdims=1)
     epsilon = graph.add_constant(np.array(eps, np.float32), f"{base}/epsilon")
-    deviation = add("Sqrt", [add("Add", [variance, epsilon], "variance_eps")], "deviation")
-    normalized = add("Div", [centered, deviation], "normalized")
+    inv_deviation = add("Rsqrt", [add("Add", [variance, epsilon], "variance_eps")],
+                        "inv_deviation")
+    normalized = add("Mul", [centered, inv_deviation], "normalized")
     if bias is None:
         return "Mul", [normalized, scale], {}
     return "Add", [add("Mul", [normalized, scale], "scaled"), bias], {}

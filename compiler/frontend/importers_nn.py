@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import onnx
 
 from microlith.frontend.context import Attrs, ImportContext, importer, node_attrs
@@ -87,8 +88,8 @@ def _conv_transpose(ctx: ImportContext,
     attrs = node_attrs(node)
     if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "") or "output_shape" in attrs:
         raise ctx.fail(node, "auto_pad and output_shape are not supported; use explicit pads")
-    if tuple(attrs.get("dilations", (1, 1))) != (1, 1) or int(attrs.get("group", 1)) != 1:
-        raise ctx.fail(node, "only dilation 1 and group 1 are supported")
+    if tuple(attrs.get("dilations", (1, 1))) != (1, 1):
+        raise ctx.fail(node, "only dilation 1 is supported")
     w = ctx.required(node, 1, "W")
     out = _spatial_common(ctx, node, _kernel_of(ctx, node, attrs, w), attrs, check_fit=False)
     out["output_padding"] = ctx.ints(node, attrs, "output_padding", (0, 0), 2)
@@ -97,7 +98,42 @@ def _conv_transpose(ctx: ImportContext,
                                                out["output_padding"], strict=True)):
         if s * (size - 1) + p + k - out["pads"][axis] - out["pads"][axis + 2] < 1:
             raise ctx.fail(node, f"pads {list(out['pads'])} remove the whole output")
-    return "ConvTranspose", ctx.inputs(node), out
+    group = int(attrs.get("group", 1))
+    if group == 1:
+        return "ConvTranspose", ctx.inputs(node), out
+    return _grouped_conv_transpose(ctx, node, group, out)
+
+
+def _grouped_conv_transpose(ctx: ImportContext, node: onnx.NodeProto, group: int,
+                            attrs: Attrs) -> tuple[str, list[Value | None], Attrs]:
+    """``group`` > 1: input channels ``[g I/G, (g+1) I/G)`` (a Slice) through weights
+    ``W[g I/G : (g+1) I/G]`` (``[I, O/G, KH, KW]``) and the bias of output channels
+    ``[g O/G, (g+1) O/G)``, one ConvTranspose per group, joined by Concat on channels."""
+    x, w = ctx.values[node.input[0]], ctx.required(node, 1, "W")
+    bias = ctx.value(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    channels = x.shape[1]
+    if w.data is None or (bias is not None and bias.data is None):
+        raise ctx.fail(node, f"group {group} needs constant weights and bias")
+    if channels % group or w.shape[0] != channels:
+        raise ctx.fail(node, f"group {group} does not divide the {channels} input channels "
+                             f"(weights {list(w.shape)})")
+    per_in, per_out = channels // group, w.shape[1]
+    graph, parts = ctx.graph, list[Value | None]()
+    for g in range(group):
+        bounds = [graph.add_constant(np.array([v], np.int64), f"{node.name}_{what}{g}")
+                  for what, v in (("start", g * per_in), ("end", (g + 1) * per_in),
+                                  ("axis", 1))]
+        part = graph.add_node("Slice", [x, *bounds], name=f"{node.name}/in{g}")
+        inputs: list[Value | None] = [part.output, graph.add_constant(
+            np.ascontiguousarray(w.data[g * per_in:(g + 1) * per_in]), f"{w.name}_g{g}")]
+        if bias is not None:
+            inputs.append(graph.add_constant(
+                np.ascontiguousarray(bias.data[g * per_out:(g + 1) * per_out]),  # type: ignore[index]
+                f"{bias.name}_g{g}"))
+        created = graph.add_node("ConvTranspose", inputs, dict(attrs), name=f"{node.name}/g{g}")
+        created.meta["onnx_op"] = "ConvTranspose"
+        parts.append(created.output)
+    return "Concat", parts, {"axis": 1}
 
 
 @importer("MaxPool", "AveragePool")

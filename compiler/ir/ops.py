@@ -79,6 +79,7 @@ class Int8Rule(enum.Enum):
     FIXED = "fixed"  # the result's parameters are fixed by the op (``fixed_output``)
     WEIGHTED = "weighted"  # per-channel symmetric weights (input 1), int32 bias (input 2)
     RESCALE = "rescale"  # the result gets its own calibrated parameters
+    INDEX = "index"  # int8 input, integer (index) result with no quantization (ArgMax)
 
 
 class Memory(enum.Enum):
@@ -101,7 +102,7 @@ class OpDef:
     outputs: int = 1  # 0: any number (e.g. tfl.split)
     kernel: Kernel | None = None  # float reference kernel (activation applied by ``float_kernel``)
     layout: Layout = Layout.LOGICAL
-    axis_attr: str | None = None  # with Layout.AXIS: "axis", "axes" or "pads"
+    axis_attr: str | None = None  # Layout.AXIS: "axis", "axes", "pads", "axes_input" (Slice)
     nhwc_weights: tuple[int, ...] | None = None  # SPATIAL: permutation of input 1 for NHWC
     int8: Int8Rule = Int8Rule.NONE
     fixed_output: tuple[float, int] | None = None  # (scale, zero point) with Int8Rule.FIXED

@@ -97,6 +97,11 @@ def unary_kernel(fn: Unary) -> Kernel:
     return kernel
 
 
+def _rsqrt(x: np.ndarray, node: Node) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.float32(1) / np.sqrt(x)).astype(x.dtype)
+
+
 #: ONNX name, doc, function, attributes, int8 rule (+ fixed output), TFLite builtin
 _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, str | None]] = [
     ("Relu", "max(x, 0)", _relu, {}, Int8Rule.RESCALE, None, "RELU"),
@@ -112,6 +117,8 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
      Int8Rule.NONE, None, None),
     ("Exp", "exp(x)", lambda x, node: np.exp(x), {}, Int8Rule.RESCALE, None, "EXP"),
     ("Sqrt", "sqrt(x)", lambda x, node: np.sqrt(x), {}, Int8Rule.NONE, None, "SQRT"),
+    ("Rsqrt", "1 / sqrt(x) (LayerNormalization's decomposition)", _rsqrt, {},
+     Int8Rule.RESCALE, None, "RSQRT"),
     ("Neg", "-x", lambda x, node: np.negative(x), {}, Int8Rule.RESCALE, None, "NEG"),
     ("Elu", "x if x >= 0 else alpha (exp(x) - 1)", _elu, {"alpha": 1.0}, Int8Rule.RESCALE, None,
      "ELU"),
@@ -121,7 +128,7 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
     ("Abs", "|x|", lambda x, node: np.abs(x), {}, Int8Rule.NONE, None, "ABS"),
 ]
 #: with a 16x8 kernel (TFLite-Micro has no int16 HARD_SWISH)
-_INT16 = ("LeakyRelu",)
+_INT16 = ("LeakyRelu", "Sigmoid", "Tanh")
 #: TFLite kernels that may write over their input (plan-memory).
 _INPLACE = ("RELU", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
 
@@ -147,7 +154,7 @@ def _softmax_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("Softmax", "exp(x) / sum(exp(x)) along axis", infer=same_type, kernel=_softmax_kernel,
           attrs={"axis": -1}, layout=Layout.AXIS, axis_attr="axis", int8=Int8Rule.FIXED,
-          fixed_output=(1 / 256, -128))
+          fixed_output=(1 / 256, -128), int16=True)
 
 
 def _tfl_softmax_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:

@@ -127,7 +127,8 @@ def _tfl_arg_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 for _name, _builtin in (("ArgMax", "ARG_MAX"), ("ArgMin", "ARG_MIN")):
     define_op(_name, f"index of the first {_name[3:].lower()}imum along axis (int64)",
-              infer=_arg_infer, kernel=_arg_kernel, attrs={"axis": 0, "keepdims": 1})
+              infer=_arg_infer, kernel=_arg_kernel, attrs={"axis": 0, "keepdims": 1},
+              int8=Int8Rule.INDEX, layout=Layout.AXIS, axis_attr="axis")
     define_tfl(_builtin, f"index of the first {_name[3:].lower()}imum along the axis input",
                infer=_tfl_arg_infer, kernel=_tfl_arg_kernel, inputs=(2, 2))
 

@@ -1,6 +1,6 @@
 """Data movement: reshape-like ops, Transpose, Concat, Pad, Shape/Gather/Cast/Slice, and
 TFLite's ``tfl.reshape`` / ``tfl.transpose`` / ``tfl.concatenation`` / ``tfl.pad`` /
-``tfl.padv2`` / ``tfl.split`` (shape-like operands are constant int32 inputs).
+``tfl.padv2`` / ``tfl.split`` / ``tfl.split_v`` (shape-like operands are constant int32 inputs).
 
 ONNX ``Pad`` carries ``pads = [begins..., ends...]`` (negative pads crop), ``mode`` and
 ``value``; TFLite's ``paddings`` is ``[rank, 2]`` (before, after), filled with zero (the
@@ -236,6 +236,36 @@ define_tfl("SPLIT", "equal parts along the constant axis (input 0)", infer=_tfl_
            kernel=_tfl_split_kernel, inputs=(2, 2), outputs=0)
 
 
+def _split_v_sizes(node: Node) -> tuple[list[int], int]:
+    """SPLIT_V's ``size_splits`` (input 1) and axis (input 2), checked against input 0."""
+    sizes, axis, x = node.const_input(1), node.const_input(2), operand(node, 0).type
+    if sizes is None or axis is None:
+        raise NeedsConstant("size_splits and axis must be constants")
+    a = normalize_axis(int(np.asarray(axis).reshape(-1)[0]), x.rank)
+    parts = [int(s) for s in np.asarray(sizes).reshape(-1)]
+    if len(parts) != int(node.attr("num_splits")) or min(parts) <= 0 or sum(parts) != x.shape[a]:
+        raise ShapeError(f"size_splits {parts} do not split dimension {a} of {x.shape}")
+    return parts, a
+
+
+def _tfl_split_v_infer(node: Node) -> list[TensorType]:
+    parts, a = _split_v_sizes(node)
+    x = operand(node, 0).type
+    return [TensorType(x.dtype, tuple(s if d == a else n for d, n in enumerate(x.shape)))
+            for s in parts]
+
+
+def _tfl_split_v_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
+    parts, a = _split_v_sizes(node)
+    bounds = np.cumsum(parts)[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(need(inputs, 0), bounds, axis=a)]
+
+
+define_tfl("SPLIT_V", "parts of the constant sizes (input 1) along the constant axis "
+           "(input 2)", infer=_tfl_split_v_infer, kernel=_tfl_split_v_kernel, inputs=(3, 3),
+           outputs=0)
+
+
 # ---- Pad -----------------------------------------------------------------------------------
 def _pad_infer(node: Node) -> list[TensorType]:
     x = operand(node, 0).type
@@ -365,4 +395,5 @@ define_op("Cast", "convert element type",
           infer=lambda node: [TensorType(DType(node.attr("to")), operand(node, 0).shape)],
           kernel=_cast_kernel, attrs={"to": None}, layout=Layout.ELEMENTWISE)
 define_op("Slice", "ONNX Slice with constant starts/ends/axes/steps", infer=_slice_infer,
-          kernel=_slice_kernel, inputs=(3, 5), int8=Int8Rule.SAME)
+          kernel=_slice_kernel, inputs=(3, 5), int8=Int8Rule.SAME, layout=Layout.AXIS,
+          axis_attr="axes_input")

@@ -1,5 +1,5 @@
 """Integer QUANTIZE / DEQUANTIZE and data movement (PAD, CONCATENATION, RESHAPE, TRANSPOSE,
-SPLIT), bit-exact with TFLite-Micro.
+SPLIT, SPLIT_V), bit-exact with TFLite-Micro.
 
 QUANTIZE float -> int: ``clamp(int32(round(x / float(s_y))) + z_y)`` in float32 (ties away
 from zero; an out-of-range float converts to -2**31 as on x86). QUANTIZE int -> int
@@ -69,11 +69,12 @@ class ShapeParams:
 
 @dataclass(frozen=True, eq=False)
 class AxisParams:
-    """CONCATENATION / SPLIT along ``axis``; TRANSPOSE by ``perm``."""
+    """CONCATENATION / SPLIT / SPLIT_V along ``axis``; TRANSPOSE by ``perm``."""
 
     axis: int
     perm: tuple[int, ...] = ()
     parts: int = 0
+    sizes: tuple[int, ...] = ()  # SPLIT_V: the size of each part along ``axis``
 
 
 def quantize_params(*, y_scale: float, y_zp: int, dtype: np.dtype | type,
@@ -191,4 +192,22 @@ def _prepare_split(node: Node) -> AxisParams:
 @integer_op("tfl.split", prepare=_prepare_split)
 def run_split(p: AxisParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
     parts = np.split(np.asarray(need(args, 1)), p.parts, axis=p.axis)
+    return [np.ascontiguousarray(a) for a in parts]
+
+
+def _prepare_split_v(node: Node) -> AxisParams:
+    sizes, axis = node.const_input(1), node.const_input(2)
+    if sizes is None or axis is None:
+        raise ValueError("the split sizes and axis must be constants")
+    rank = node.arg(0).type.rank
+    parts = tuple(int(s) for s in np.asarray(sizes).reshape(-1))
+    return AxisParams(int(np.asarray(axis).reshape(-1)[0]) % rank, parts=len(parts),
+                      sizes=parts)
+
+
+@integer_op("tfl.split_v", prepare=_prepare_split_v)
+def run_split_v(p: AxisParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    """Copies of consecutive parts (the quantization is the input's: bytes only)."""
+    bounds = np.cumsum(p.sizes)[:-1]
+    parts = np.split(np.asarray(need(args, 0)), bounds, axis=p.axis)
     return [np.ascontiguousarray(a) for a in parts]

@@ -34,7 +34,8 @@ INTEGER_OPS: dict[str, IntegerOp] = {}
 #: are int16 (``is_16x8``); data-movement ops in ``DTYPE_GENERIC`` share the int8 kernel
 INTEGER_OPS_16X8: dict[str, IntegerOp] = {}
 DTYPE_GENERIC = ("tfl.reshape", "tfl.pad", "tfl.padv2", "tfl.concatenation", "tfl.transpose",
-                 "tfl.squeeze", "tfl.split", "c.pad", "c.concatenation", "c.transpose")
+                 "tfl.squeeze", "tfl.split", "tfl.split_v", "c.pad", "c.concatenation",
+                 "c.transpose")
 _LOADED = False
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "tfl.quantize", "tfl.dequantize")
 
@@ -65,6 +66,7 @@ def _ensure_loaded() -> None:
         import microlith.quant.elementwise  # noqa: F401
         import microlith.quant.pool  # noqa: F401
         import microlith.quant.resize  # noqa: F401
+        import microlith.quant.rsqrt  # noqa: F401
         import microlith.quant.select  # noqa: F401
         import microlith.quant.transpose_conv  # noqa: F401
         import microlith.quant.wide  # noqa: F401
@@ -81,7 +83,15 @@ def is_integer_node(node: Node) -> bool:
     if node.op in QUANTIZE_OPS:  # float16 -> float32 (the float16 weight form) is float
         source = node.input(0)
         return source is None or source.dtype != DType.FLOAT16
-    return any(out.quant is not None and not out.dtype.is_float for out in node.outputs)
+    if any(out.quant is not None and not out.dtype.is_float for out in node.outputs):
+        return True
+    # an integer result of integer operands (ARG_MAX's index of int8 values, its RESHAPE)
+    if not node.outputs or any(v is not None and v.dtype.is_float
+                               for v in [*node.inputs, *node.outputs]):
+        return False
+    return any(v is not None and not v.is_constant and (
+        v.quant is not None or (v.producer is not None and is_integer_node(v.producer)))
+        for v in node.inputs)
 
 
 def params_of(node: Node) -> Any:

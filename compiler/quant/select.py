@@ -1,11 +1,14 @@
-"""Integer STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN and SUM, bit-exact with TFLite-Micro.
+"""Integer STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN, SUM and ARG_MAX / ARG_MIN, bit-exact
+with TFLite-Micro.
 
 STRIDED_SLICE and GATHER copy int8 values (input and output share their quantization).
 REDUCE_MAX / REDUCE_MIN take the extremum of the int8 values (TFLite-Micro requires equal
 input and output quantization). SUM: the int32 sum ``S`` of the ``n`` reduced values,
 ``y = clamp(z_y + MBQM(S - z_x n, M))`` with ``M = QuantizeMultiplier(double(s_x) /
 double(s_y))`` (measured against TFLite-Micro's runtime; its older float32 formula in
-``QuantizedMeanOrSum`` is not what it runs).
+``QuantizedMeanOrSum`` is not what it runs). ARG_MAX / ARG_MIN: the index of the first
+extremum of the int8 values along the axis (a positive scale keeps the order of the real
+values), int32 or int64 as ``output_type`` says.
 """
 
 from __future__ import annotations
@@ -145,3 +148,31 @@ def _prepare_batch_matmul(node: Node) -> BatchMatMulParams:
 
 
 integer_op("tfl.batch_matmul", prepare=_prepare_batch_matmul)(run_batch_matmul)
+
+
+@dataclass(frozen=True, eq=False)
+class ArgParams:
+    """ARG_MAX / ARG_MIN over ``axis``: ``[outer, n, inner]`` views, ``dtype`` of the index."""
+
+    axis: int
+    is_max: bool
+    dtype: str
+
+
+def _prepare_arg(node: Node) -> ArgParams:
+    axis = node.const_input(1)
+    if axis is None:
+        raise ValueError("the arg-max / arg-min axis must be a constant")
+    rank = node.arg(0).type.rank
+    dtype = str(node.attr("output_type"))
+    if dtype not in ("int32", "int64"):
+        raise ValueError(f"output_type {dtype} is not int32 / int64")
+    return ArgParams(int(np.asarray(axis).reshape(-1)[0]) % rank, node.op == "tfl.arg_max",
+                     dtype)
+
+
+@integer_op("tfl.arg_max", "tfl.arg_min", prepare=_prepare_arg)
+def run_arg(p: ArgParams, args: list[np.ndarray | None]) -> list[np.ndarray]:
+    x = np.asarray(need(args, 0))
+    fn = np.argmax if p.is_max else np.argmin  # the first extremum, as TFLite-Micro
+    return [np.asarray(fn(x, axis=p.axis), np.dtype(p.dtype))]

@@ -23,7 +23,7 @@ from tools.runtimes import run_tflm
 
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
-INTEGER_MODELS = ("lenet", "dscnn", "resnet8", "helper_matmul")
+INTEGER_MODELS = ("lenet", "dscnn", "resnet8", "helper_matmul", "mobilenet_v1", "mlp_sigmoid")
 
 
 def compile_c16(name: str, mode: str = "int16x8"):
@@ -72,9 +72,9 @@ def test_c_16x8_cortex_m4_equals_tflm(tmp_path) -> None:
 
 def test_c_16x8_refuses_float_fallback() -> None:
     with pytest.raises(MicrolithError, match="integer-only"):
-        compile_onnx(ZOO / "mlp_sigmoid.onnx", CompileOptions(
+        compile_onnx(ZOO / "helper_ops.onnx", CompileOptions(
             target="c", quantize="int16x8", fallback="float",
-            calibration_data=data("mlp_sigmoid")[0], quiet=True))
+            calibration_data=data("helper_ops")[0], quiet=True))
 
 
 def _ops_model(path) -> None:

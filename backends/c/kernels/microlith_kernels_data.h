@@ -29,6 +29,13 @@ typedef struct {
 } mlk_concat_params;
 
 typedef struct {
+    int outer;
+    int in_inner;
+    int out_inner;
+    int offset;
+} mlk_split_params;
+
+typedef struct {
     int n0;
     int n1;
     int n2;
@@ -93,6 +100,24 @@ MLK_INLINE void mlk_concat_i8_core(const int8_t *x, int8_t *y, int outer, int in
 MLK_HOT void mlk_concat_i8(const mlk_concat_params *p, const int8_t *x, int8_t *y)
 {
     mlk_concat_i8_core(x, y, p->outer, p->in_inner, p->out_inner, p->offset);
+}
+
+/* SPLIT / SPLIT_V, one output: y[o][i] = x[o][offset + i] for o < outer, i < out_inner
+ * (rows of in_inner in x). */
+MLK_INLINE void mlk_split_i8_core(const int8_t *x, int8_t *y, int outer, int in_inner,
+                             int out_inner, int offset)
+{
+    int o;
+    for (o = 0; o < outer; ++o) {
+        memcpy(y + (size_t)o * out_inner, x + (size_t)o * in_inner + offset, (size_t)out_inner);
+    }
+}
+
+/* mlk_split_i8: the parameter record *p (a static const struct written by the C backend)
+ * unpacked into the arguments of mlk_split_i8_core. */
+MLK_HOT void mlk_split_i8(const mlk_split_params *p, const int8_t *x, int8_t *y)
+{
+    mlk_split_i8_core(x, y, p->outer, p->in_inner, p->out_inner, p->offset);
 }
 
 /* TRANSPOSE (up to 6-D): y is [n0]..[n5] contiguous, y[i0..i5] = x[sum ik * sk]. */

@@ -62,6 +62,13 @@ typedef struct {
     int32_t y_zp;
 } mlk_reduce_params;
 
+typedef struct {
+    int outer;
+    int n;
+    int inner;
+    int is_max;
+} mlk_arg_params;
+
 /* CountLeadingSignBits of an int32 (31 for 0 and -1). */
 MLK_INLINE int mlk_clsb32(int32_t x)
 {
@@ -153,6 +160,28 @@ MLK_HOT void mlk_gather_i8(const mlk_gather_params *p, const int8_t *x, int8_t *
             memcpy(y, x + ((size_t)o * p->dim + (size_t)p->indices[j]) * p->inner,
                    (size_t)p->inner);
             y += p->inner;
+        }
+    }
+}
+
+/* ARG_MAX / ARG_MIN over the middle axis of x = [outer][n][inner]: the index of the first
+ * maximum / minimum of the int8 values (a later equal value does not replace it). */
+MLK_HOT void mlk_arg_i8(const mlk_arg_params *p, const int8_t *x, int32_t *y)
+{
+    int o, r, i;
+    for (o = 0; o < p->outer; ++o) {
+        for (i = 0; i < p->inner; ++i) {
+            const int8_t *xp = x + (size_t)o * p->n * p->inner + i;
+            int8_t best = xp[0];
+            int32_t index = 0;
+            for (r = 1; r < p->n; ++r) {
+                const int8_t v = xp[(size_t)r * p->inner];
+                if (p->is_max ? v > best : v < best) {
+                    best = v;
+                    index = r;
+                }
+            }
+            *y++ = index;
         }
     }
 }

@@ -105,10 +105,9 @@ def test_every_int8_op_has_a_renderer() -> None:
     assert not sorted(needed - set(legalize_c.RULES))
     from microlith.quant.registry import integer_ops
 
-    # the C kernels are the integer kernels: every integer target op renders (SPLIT, which
-    # only a grouped TFLite convolution uses, aside)
+    # the C kernels are the integer kernels: every integer target op renders
     assert sorted(set(integer_ops()) - set(render_ops.RENDERERS)) == [
-        "DequantizeLinear", "QuantizeLinear", "tfl.split"]
+        "DequantizeLinear", "QuantizeLinear"]
 
 
 def test_every_float_c_op_has_a_float_renderer() -> None:
