@@ -325,9 +325,7 @@ def check_pass_names(names: tuple[str, ...], flag: str) -> None:
 
 def _new_file_mode() -> int:
     """The mode ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
 
 
 def check_size_limits(result: CompileResult, options: CompileOptions) -> None:
@@ -445,8 +443,7 @@ def _write_temporary(path: str, data: bytes | FileText) -> str:
 
 
 def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
+    os.umask(umask := os.umask(0))  # read it (set 0), then put it back
     return umask
 
 
