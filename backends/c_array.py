@@ -16,6 +16,7 @@ from microlith.diagnostics import BackendError
 from microlith.formats.tflite.flatbuffer import parse_model
 from microlith.ir.core import Graph
 from microlith.pipeline.facts import TFLITE_OPS
+from microlith.streamed_text import StreamedText
 from microlith.targets import EmitOptions, Emitted, Target, register_target
 
 # TFLite builtin -> MicroMutableOpResolver method (TFLite-Micro's naming).
@@ -92,7 +93,8 @@ def _check(options: EmitOptions) -> None:
 
 def _emit(graph: Graph, options: EmitOptions) -> Emitted:
     data = emit_tflite(graph, strip=options.strip)
-    return Emitted(output=data, files=c_array_files(data, f"{options.prefix}_data"))
+    files: dict[str, str | StreamedText] = {**c_array_files(data, f"{options.prefix}_data")}
+    return Emitted(output=data, files=files)
 
 
 C_ARRAY = register_target(Target("c-array", "the .tflite as a C array + a TFLite-Micro op "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from microlith.diagnostics import UsageError
 from microlith.ir.core import Graph
+from microlith.streamed_text import StreamedText
 
 ENTRY_POINT_GROUP = "microlith.targets"
 
@@ -31,7 +32,7 @@ class Emitted:
     """What a target produced: a flatbuffer, a set of text files, or both."""
 
     output: bytes = b""
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | StreamedText] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
 
 

@@ -340,6 +340,8 @@ class InsertQDQ(Pass):
                 q = quantize_array(data, qp, act.numpy.type)
             dtype = DType.INT8 if rule is Int8Rule.WEIGHTED else act
             node.set_input(index, self._dequantized(graph, value, q, qp, dtype))
+            del q
+            graph.release_if_dead(value)  # the float weights: freed now
 
     @staticmethod
     def _zero_bias(graph: Graph, node: Node) -> None:
@@ -358,7 +360,8 @@ class InsertQDQ(Pass):
     @staticmethod
     def _dequantized(graph: Graph, value: Value, q: np.ndarray, qp: QuantParams,
                      dtype: DType) -> Value:
-        const = graph.add_constant(q.astype(dtype.numpy), value.name + "_q", quant=qp)
+        const = graph.add_constant(q.astype(dtype.numpy), value.name + "_q", quant=qp,
+                                   take=True)  # astype made a fresh copy
         node = graph.add_node("DequantizeLinear", [const], name=value.name + "_dq",
                               output_types=[TensorType(DType.FLOAT32, value.shape)])
         return node.output

@@ -43,8 +43,10 @@ MAX_FOLDED_WEIGHT = 2.0**64
 
 def _foldable_alpha(weight: np.ndarray, alpha: np.float32) -> np.ndarray | None:
     """``weight * alpha`` if that is safe to use instead of scaling the product."""
+    if alpha == 1:  # the common case: no copy of a large matrix
+        return weight
     scaled = weight * alpha
-    if alpha == 1 or not np.isfinite(weight).all():  # NaN/Inf weights: reported at import
+    if not np.isfinite(weight).all():  # NaN/Inf weights: reported at import
         return scaled
     return scaled if bool((np.abs(scaled) <= MAX_FOLDED_WEIGHT).all()) else None
 
@@ -110,8 +112,9 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
         return plan
     x, b = node.arg(0), node.arg(1)
     assert x is not None and b is not None
-    inputs = [x, graph.add_constant(np.ascontiguousarray(plan.weight, np.float32),
-                                    b.name + "_fc")]
+    weight = np.ascontiguousarray(plan.weight, np.float32)
+    shared = weight is b.data and not weight.flags.writeable  # read-only: share, no copy
+    inputs = [x, graph.add_constant(weight, b.name + "_fc", take=shared or weight is not b.data)]
     if plan.alpha is not None:
         return _lower_scaled(graph, node, plan, inputs)
     if plan.bias is not None:
@@ -125,9 +128,13 @@ def lower_to_fc(graph: Graph, node: Node) -> Node | Reject:
     fc.meta.update(node.meta)
     old = last.output
     graph.replace_all_uses(old, fc.output)
+    released = [v for v in (*node.inputs, *(absorbed.inputs if absorbed else ()))
+                if v is not None and v.is_constant]
     if absorbed is not None:
         graph.remove_node(absorbed)
     graph.remove_node(node)
+    for value in released:  # the old weight matrix: freed now, not at eliminate-dead
+        graph.release_if_dead(value)
     graph.rename_value(fc.output, old.name)
     graph.rename_node(fc, node.name)
     return fc
@@ -145,7 +152,10 @@ def _lower_scaled(graph: Graph, node: Node, plan: FCPlan, inputs: list[Value]) -
                               after=last)
     old = node.output
     graph.replace_all_uses(old, last.output)
+    released = [v for v in node.inputs if v is not None and v.is_constant]
     graph.remove_node(node)
+    for value in released:
+        graph.release_if_dead(value)
     graph.rename_value(last.output, old.name)
     return fc
 

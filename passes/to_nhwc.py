@@ -92,7 +92,7 @@ class LayoutRewriter:
         step = tuple(inv[t] for t in target)
         if value.is_constant:
             new = self.graph.add_constant(np.ascontiguousarray(value.constant.transpose(step)),
-                                          value.name + "_t")
+                                          value.name + "_t", take=True)
         else:
             node = self.graph.add_node("Transpose", [value], {"perm": step},
                                        name=value.name + "_transpose", before=user)
@@ -106,6 +106,7 @@ class LayoutRewriter:
         value = node.inputs[index]
         if value is not None:
             node.set_input(index, self.convert(value, target, node))
+            self.graph.release_if_dead(value)  # a constant in its old layout: freed now
 
     def retype(self, node: Node, p: Perm) -> None:
         node.output.set_type(infer_types(node)[0])
@@ -150,8 +151,9 @@ class LayoutRewriter:
             else:
                 new = self.graph.add_constant(
                     np.ascontiguousarray(weight.data.transpose(weight_order)),
-                    weight.name + "_nhwc")
+                    weight.name + "_nhwc", take=True)
                 node.set_input(1, new)
+                self.graph.release_if_dead(weight)  # the old layout is freed at once
         self.retype(node, NHWC)
 
     def binary(self, node: Node) -> None:
@@ -302,8 +304,10 @@ class LayoutRewriter:
             columns = np.arange(logical_out[1]).reshape(logical_in).transpose(p).reshape(-1)
             for user in users:
                 weight = user.arg(1)
-                permuted = np.ascontiguousarray(weight.constant[:, columns])
-                user.set_input(1, self.graph.add_constant(permuted, weight.name + "_nhwc"))
+                permuted = weight.constant.take(columns, axis=1)  # C-contiguous: one copy
+                user.set_input(1, self.graph.add_constant(permuted, weight.name + "_nhwc",
+                                                          take=True))
+                self.graph.release_if_dead(weight)
             self.ctx.remark(node, "FC weight columns permuted instead of transposing data")
             self.to_reshape(node, logical_out)
             return

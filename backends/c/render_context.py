@@ -10,7 +10,8 @@ the same node gives the same text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +31,9 @@ class RenderContext:
     tensor_expr: Callable[[Value], str]  # C pointer expression for a value (arena or flash)
     scratch_expr: Callable[[Node, int], str] | None = None  # pointer to planned scratch bytes
     prefix: str = "model"
-    declarations: list[str] = field(default_factory=list)  # file-scope definitions, in order
-    _const_names: dict[tuple[str, str, bytes], str] = field(default_factory=dict)
+    # file-scope definitions, in order; weight arrays stay arrays until written (ArrayDecl)
+    declarations: list[str | ArrayDecl] = field(default_factory=list)
+    _const_names: dict[tuple[str, str, bytes], list[ArrayDecl]] = field(default_factory=dict)
     _struct_names: dict[tuple[str, str], str] = field(default_factory=dict)
     _taken: set[str] = field(default_factory=set)
 
@@ -53,12 +55,18 @@ class RenderContext:
         """
         array = np.ascontiguousarray(array)
         ctype = CTYPES[array.dtype.name]
-        key = (ctype, hint, array.tobytes())
-        if key in self._const_names:
-            return self._const_names[key]
+        raw = _raw_bytes(array)
+        key = (ctype, hint, hashlib.sha256(raw).digest())  # no copy of the weights as a key
+        same = self._const_names.setdefault(key, [])
+        for declaration in same:  # equal digests: the bytes are compared too
+            if _raw_bytes(declaration.array) == raw:
+                return declaration.name
         name = self._unique(hint)
-        self._const_names[key] = name
-        self.declarations.append(format_array(name, array, ctype))
+        declaration = ArrayDecl(name, array, ctype)
+        same.append(declaration)
+        # a large array stays an array until the file is written (StreamedText)
+        self.declarations.append(declaration if array.size >= STREAM_MIN_ELEMENTS
+                                 else str(declaration))
         return name
 
     def struct(self, ctype: str, hint: str, fields: Sequence[tuple[str, str]]) -> str:
@@ -81,16 +89,56 @@ class RenderContext:
         return self.scratch_expr(node, nbytes)
 
 
+def _raw_bytes(array: np.ndarray) -> memoryview:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+
+
+#: elements rendered per chunk of a streamed array
+CHUNK_ELEMENTS = 1 << 16
+#: arrays of at least this many elements are rendered only when the file is written
+STREAM_MIN_ELEMENTS = 1 << 16
+
+
+def _items(flat: np.ndarray, ctype: str) -> list[str]:
+    if ctype == "float":
+        return [f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in flat]
+    if ctype == "int32_t":
+        return [f"{int(v)}" if int(v) != -(2**31) else "(-2147483647 - 1)" for v in flat]
+    return [str(int(v)) for v in flat]
+
+
+@dataclass
+class ArrayDecl:
+    """``static const <ctype> name[n] ALIGN = {...};`` for ``array``, rendered in chunks of
+    ``CHUNK_ELEMENTS`` (the array is the constant's own data, not a copy)."""
+
+    name: str
+    array: np.ndarray
+    ctype: str
+    per_line: int = 16
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    def chunks(self) -> Iterator[str]:
+        flat = self.array.reshape(-1)
+        size = max(len(flat), 1)
+        yield f"static const {self.ctype} {self.name}[{size}] MICROLITH_ALIGN(16) = {{\n    "
+        if not len(flat):
+            yield "0"
+        step = CHUNK_ELEMENTS - CHUNK_ELEMENTS % self.per_line
+        for start in range(0, len(flat), step):
+            items = _items(flat[start:start + step], self.ctype)
+            lines = [", ".join(items[i:i + self.per_line])
+                     for i in range(0, len(items), self.per_line)]
+            yield (",\n    " if start else "") + ",\n    ".join(lines)
+        yield "\n};"
+
+    def __str__(self) -> str:
+        return "".join(self.chunks())
+
+
 def format_array(name: str, array: np.ndarray, ctype: str, per_line: int = 16) -> str:
     """``static const <ctype> name[n] ALIGN = {...};`` with ``MICROLITH_ALIGN(16)``."""
-    flat = array.reshape(-1)
-    if ctype == "float":
-        items = [f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in flat]
-    elif ctype == "int32_t":
-        items = [f"{int(v)}" if int(v) != -(2**31) else "(-2147483647 - 1)" for v in flat]
-    else:
-        items = [str(int(v)) for v in flat]
-    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
-    body = ",\n    ".join(lines) if lines else "0"
-    size = max(len(flat), 1)
-    return (f"static const {ctype} {name}[{size}] MICROLITH_ALIGN(16) = {{\n    {body}\n}};")
+    return str(ArrayDecl(name, array, ctype, per_line))

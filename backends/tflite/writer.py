@@ -37,6 +37,12 @@ def _quant(quant: QuantParams | None) -> TflQuant | None:
     return TflQuant(list(quant.scale), list(quant.zero_point), quant.axis or 0)
 
 
+def _byte_view(array: np.ndarray) -> memoryview:
+    """The bytes of ``array`` without a copy when it is C-contiguous (constants are)."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    return flat.view(np.uint8).data
+
+
 class _Tensors:
     """IR values -> tensor indices, in first-touch order."""
 
@@ -48,7 +54,7 @@ class _Tensors:
         if value is None:
             return -1
         if id(value) not in self.index:
-            data = None if value.data is None else np.ascontiguousarray(value.data).tobytes()
+            data = None if value.data is None else _byte_view(value.data)
             self.tensors.append(TflTensor(value.name, [int(d) for d in value.shape],
                                           value.dtype.numpy.name, data, _quant(value.quant)))
             self.index[id(value)] = len(self.tensors) - 1

@@ -158,9 +158,12 @@ class Converter:
                              onnx_file=self._onnx_file)
 
     def convert(self) -> bytes | dict[str, str]:
-        """The ``.tflite`` bytes, or ``{file name: text}`` for a directory target (c, c-array)."""
+        """The ``.tflite`` bytes, or ``{file name: text}`` for a directory target (c, c-array);
+        a streamed ``model.c`` (``StreamedText``) is returned as one string here."""
         result = self.compile()
-        return dict(result.files) if self.target in directory_targets() else result.output
+        if self.target in directory_targets():
+            return {name: str(text) for name, text in result.files.items()}
+        return result.output
 
 
 __all__ = ["Converter"]

@@ -16,7 +16,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -33,6 +33,7 @@ from microlith.passes.legality import preflight
 from microlith.pipeline import Pass, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
 from microlith.pipeline.progress import Heartbeat, PassProgress
+from microlith.streamed_text import FileText, write_encoded
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class CompileResult:
     remarks: list[tuple[str, str, str]]
     timing: Timing | None
     seconds: dict[str, float]
-    files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
+    files: dict[str, FileText] = field(default_factory=dict)  # directory targets: name -> text
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
     # with keep_float_graph: the graph just before insert-qdq (calibrated, still float),
     # the passes from insert-qdq up to the target's legalize-*, and the calibration data
@@ -324,9 +325,7 @@ def check_pass_names(names: tuple[str, ...], flag: str) -> None:
 
 def _new_file_mode() -> int:
     """The mode ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
 
 
 def check_size_limits(result: CompileResult, options: CompileOptions) -> None:
@@ -373,7 +372,7 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None:
+def write_directory(path: str | os.PathLike[str], files: Mapping[str, FileText]) -> None:
     """Write ``files`` into ``path``: a new directory appears whole (renamed into place);
     in an existing one every file is written to a temporary first and the temporaries are
     renamed over the old files only once all are written (no mix of old and new files
@@ -383,7 +382,7 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
     if os.path.isdir(path):
         for name in sorted(files):  # refuse before replacing any of them
             check_replaceable(os.path.join(path, name))
-        _replace_files(path, {name: text.encode() for name, text in files.items()})
+        _replace_files(path, dict(files))
         return
     parent = os.path.dirname(os.path.abspath(path))
     tmp: str | None = None
@@ -391,8 +390,8 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
         with signals_deferred():
             tmp = tempfile.mkdtemp(prefix=".microlith-", dir=parent)
         for name, text in sorted(files.items()):
-            with open(os.path.join(tmp, name), "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with open(os.path.join(tmp, name), "wb") as handle:
+                write_encoded(handle, text)  # a large model.c: chunk by chunk
         os.chmod(tmp, 0o777 & ~_umask())
         os.rename(tmp, path)
     except BaseException as exc:
@@ -405,7 +404,7 @@ def write_directory(path: str | os.PathLike[str], files: dict[str, str]) -> None
         raise
 
 
-def _replace_files(directory: str, blobs: dict[str, bytes]) -> None:
+def _replace_files(directory: str, blobs: dict[str, bytes | FileText]) -> None:
     """Each blob to a temporary in ``directory``, then all renamed into place at once."""
     temps: dict[str, str] = {}
     try:
@@ -425,7 +424,7 @@ def _replace_files(directory: str, blobs: dict[str, bytes]) -> None:
         raise
 
 
-def _write_temporary(path: str, data: bytes) -> str:
+def _write_temporary(path: str, data: bytes | FileText) -> str:
     """``data`` in a new ``.microlith-*`` file beside ``path`` with a new file's usual mode;
     removed again if anything (an error or a signal) interrupts the write."""
     tmp: str | None = None
@@ -434,7 +433,7 @@ def _write_temporary(path: str, data: bytes) -> str:
             fd, tmp = tempfile.mkstemp(prefix=".microlith-",
                                        dir=os.path.dirname(os.path.abspath(path)))
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write_encoded(handle, data)
         os.chmod(tmp, _new_file_mode())
         return tmp
     except BaseException:
@@ -444,8 +443,7 @@ def _write_temporary(path: str, data: bytes) -> str:
 
 
 def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
+    os.umask(umask := os.umask(0))  # read it (set 0), then put it back
     return umask
 
 

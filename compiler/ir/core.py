@@ -21,6 +21,8 @@ from microlith.ir.types import DType, QuantParams, TensorType
 
 #: value annotations that follow the tensor when ``Graph.replace_all_uses`` replaces it
 CARRIED_META = ("qdq",)
+#: ``Graph.release_if_dead`` frees constants of at least this many bytes
+RELEASE_MIN_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,14 @@ class Graph:
         return value
 
     def add_constant(self, data: np.ndarray, name: str = "const",
-                     quant: QuantParams | None = None) -> Value:
-        array = np.array(data, order="C", copy=True)  # keeps 0-d arrays 0-d
+                     quant: QuantParams | None = None, *, take: bool = False) -> Value:
+        """A new constant holding a read-only copy of ``data``; with ``take=True`` the
+        graph keeps ``data`` itself when it is already C-contiguous (the caller hands over
+        an array it has just computed and does not keep: no second copy of big weights)."""
+        if take and isinstance(data, np.ndarray) and data.flags.c_contiguous:
+            array = data
+        else:
+            array = np.array(data, order="C", copy=True)  # keeps 0-d arrays 0-d
         array.setflags(write=False)
         type = TensorType(DType.from_numpy(array.dtype), tuple(int(d) for d in array.shape), quant)
         return self._register(Value(self.unique_value_name(name), type, array))
@@ -300,6 +308,20 @@ class Graph:
         node.attrs = dict(attrs or {})
         node.params = None
         return node
+
+    def release_if_dead(self, value: Value | None) -> None:
+        """Free the data of a large constant nobody uses any more (its last use was just
+        replaced), without waiting for ``eliminate-dead``.
+
+        The value stays in the table (its name stays taken, so later names do not change)
+        with a zero-size stand-in for its data: zeros of the same shape and dtype, a
+        broadcast view of one element. ``eliminate-dead`` drops it as before; the IR
+        printer never shows unused constants. Small constants are left alone.
+        """
+        if (value is None or value.data is None or value.uses or value in self.outputs
+                or value.data.nbytes < RELEASE_MIN_BYTES):
+            return
+        value.data = np.broadcast_to(np.zeros((), value.data.dtype), value.data.shape)
 
     def remove_node(self, node: Node) -> None:
         """Remove ``node``; its outputs must be unused and not graph outputs."""

@@ -111,9 +111,14 @@ def folded_biases(w2d: np.ndarray, bias: np.ndarray | None, x_zp: int, w_zp: int
     """(bias, bias - z_x sum(w - z_w), max |bias| + 256 sum |w - z_w|) per output row."""
     units = w2d.shape[0]
     b = np.zeros(units, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(units)
-    w = w2d.astype(np.int64) - int(w_zp)
-    bound = np.abs(b) + 256 * np.abs(w).sum(axis=1)
-    folded = wrap_int32(b - int(x_zp) * w.sum(axis=1))
+    sums, abs_sums = np.zeros(units, np.int64), np.zeros(units, np.int64)
+    rows = max(1, (1 << 21) // max(1, w2d.size // max(1, units)))  # int64 blocks, 16 MB
+    for start in range(0, units, rows):
+        w = w2d[start:start + rows].astype(np.int64) - int(w_zp)
+        sums[start:start + rows] = w.sum(axis=1)
+        abs_sums[start:start + rows] = np.abs(w).sum(axis=1)
+    bound = np.abs(b) + 256 * abs_sums
+    folded = wrap_int32(b - int(x_zp) * sums)
     return (b.astype(np.int32), folded.astype(np.int32),
             int(bound.max()) if bound.size else 0)
 

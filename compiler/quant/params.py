@@ -101,6 +101,8 @@ def quantize_weights(weights: np.ndarray, axis: int | None, bias: np.ndarray | N
     """Symmetric int8 weights (per channel along ``axis``, per tensor if None); with
     ``bias`` and ``input_scale``, no channel's scale is too small for its bias
     (``bias_safe_max_abs``)."""
+    if np.ndim(weights) >= 2 and axis in (0, None) and np.size(weights) >= _CHUNKED_MIN:
+        return _quantize_weights_chunked(np.asarray(weights), axis, bias, input_scale)
     w = np.asarray(weights, np.float64)
     if axis is None:
         max_abs = np.array([np.abs(w).max(initial=0.0)])
@@ -116,6 +118,46 @@ def quantize_weights(weights: np.ndarray, axis: int | None, bias: np.ndarray | N
     scales = np.where(max_abs / 127.0 >= tiny, max_abs / 127.0, 1.0).astype(np.float32)
     q = round_half_away(w / scales.astype(np.float64).reshape(shape))
     q = np.clip(q, -127, 127).astype(np.int8)
+    params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
+    return q, params
+
+
+#: weights of at least this many elements are quantized a block of rows at a time
+_CHUNKED_MIN = 1 << 20
+_CHUNK_ELEMENTS = 1 << 21  # float64 temporaries of 16 MB per block
+
+
+def _row_blocks(w: np.ndarray) -> list[slice]:
+    rows = max(1, _CHUNK_ELEMENTS // max(1, w[0].size))
+    return [slice(i, i + rows) for i in range(0, w.shape[0], rows)]
+
+
+def _quantize_weights_chunked(w: np.ndarray, axis: int | None, bias: np.ndarray | None,
+                              input_scale: float) -> tuple[np.ndarray, QuantParams]:
+    """``quantize_weights`` with the same float64 maths, element for element, done a
+    block of rows at a time: the temporaries (the float64 copy, |w|, the quotient) are
+    those of one block, not of the whole matrix (a large FC layer's would be gigabytes)."""
+    blocks = _row_blocks(w)
+    reduce = tuple(range(1, w.ndim))
+    # |w| and max are exact in float32; the float64 result is the same
+    if axis is None:
+        maxes = [np.abs(np.asarray(w[b], np.float64)).max(initial=0.0) for b in blocks]
+        max_abs = np.array([np.max(maxes, initial=0.0)])
+        shape = [1] * w.ndim
+    else:
+        max_abs = np.concatenate([np.abs(np.asarray(w[b], np.float64)).max(
+            axis=reduce, initial=0.0) for b in blocks])
+        shape = [-1] + [1] * (w.ndim - 1)
+    if bias is not None:
+        max_abs = bias_safe_max_abs(max_abs, bias, input_scale)
+    tiny = float(np.finfo(np.float32).tiny)
+    scales = np.where(max_abs / 127.0 >= tiny, max_abs / 127.0, 1.0).astype(np.float32)
+    divisor = scales.astype(np.float64).reshape(shape)
+    q = np.empty(w.shape, np.int8)
+    for b in blocks:
+        d = divisor if axis is None else divisor[b]
+        q[b] = np.clip(round_half_away(np.asarray(w[b], np.float64) / d), -127, 127
+                       ).astype(np.int8)
     params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
     return q, params
 

@@ -31,6 +31,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
+from .builder import HoleBuilder, builder_size
 from .schema import (
     BUILTIN_CODES,
     DTYPE_TO_TENSOR_TYPE,
@@ -49,6 +50,7 @@ _DTYPE_ITEMSIZE = {
     "complex64": 8,
 }  # fmt: skip
 _MAX_MODEL_BYTES = 2**31 - 2**20  # flatbuffers' 2 GB limit, minus headroom for tables
+_HOLE_MIN_BYTES = 4096  # data vectors at least this long are copied once, at assembly
 
 
 @dataclass
@@ -67,7 +69,7 @@ class TflTensor:
     name: str
     shape: list[int]
     dtype: str  # a key of schema.DTYPE_TO_TENSOR_TYPE, e.g. 'float32', 'int8'
-    data: bytes | None = None  # constant contents (little-endian); None for activations
+    data: bytes | memoryview | None = None  # constant contents (a view: never copied)
     quant: TflQuant | None = None
     is_variable: bool = False
 
@@ -166,6 +168,12 @@ def normalize_options(op: str, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def copy_model(model: TflModel) -> TflModel:
+    """A deep copy of ``model`` that shares the tensors' data (read-only weights)."""
+    shared = {id(t.data): t.data for t in model.tensors if t.data is not None}
+    return copy.deepcopy(model, memo=shared)
+
+
 def normalize_model(model: TflModel) -> TflModel:
     """A copy of ``model`` as ``parse_model(serialize_model(model))`` returns it.
 
@@ -176,10 +184,10 @@ def normalize_model(model: TflModel) -> TflModel:
     def f32(values: list[float] | None) -> list[float] | None:
         return None if values is None else [_to_float32(float(v)) for v in values]
 
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     for t in out.tensors:
         t.shape = [int(d) for d in t.shape]
-        if t.data is not None:
+        if t.data is not None and not isinstance(t.data, bytes | memoryview):
             t.data = bytes(t.data)
         if not _has_quant(t.quant):
             t.quant = None
@@ -214,10 +222,14 @@ def _offset_vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
     return b.EndVector()
 
 
-def _aligned_bytes(b: flatbuffers.Builder, data: bytes, alignment: int = 16) -> int:
+def _aligned_bytes(b: flatbuffers.Builder, data: bytes | memoryview,
+                   alignment: int = 16) -> int:
     b.StartVector(1, len(data), alignment)
-    b.head -= len(data)
-    b.Bytes[b.head : b.head + len(data)] = data
+    if isinstance(b, HoleBuilder) and len(data) >= _HOLE_MIN_BYTES:
+        b.hole(data)
+    else:
+        b.head -= len(data)
+        b.Bytes[b.head : b.head + len(data)] = data
     return b.EndVector()
 
 
@@ -393,8 +405,8 @@ def _write_opcode(b: flatbuffers.Builder, op: str, version: int) -> int:
     return offset
 
 
-def _write_buffer(b: flatbuffers.Builder, data: bytes | None) -> int:
-    vec = _aligned_bytes(b, bytes(data)) if data is not None else None
+def _write_buffer(b: flatbuffers.Builder, data: bytes | memoryview | None) -> int:
+    vec = _aligned_bytes(b, data) if data is not None else None
     b.StartObject(1)
     if vec is not None:
         b.PrependUOffsetTRelativeSlot(0, vec, 0)
@@ -406,11 +418,10 @@ def serialize_model(model: TflModel) -> bytes:
     _check_model(model)
     # Room for every data buffer (16-aligned) up front: the builder then never grows by
     # doubling and copying (a large model's weights would be copied several times).
-    payload = sum(len(t.data) + 16 for t in model.tensors if t.data is not None)
-    b = flatbuffers.Builder(1024 + payload + 64 * len(model.tensors))
+    b = HoleBuilder(builder_size(model))
 
     # Buffers: sentinel, one per constant tensor, then metadata.
-    buffer_data: list[bytes | None] = [None]
+    buffer_data: list[bytes | memoryview | None] = [None]
     tensor_buffer: list[int] = []
     for t in model.tensors:
         if t.data is None:
@@ -478,7 +489,7 @@ def serialize_model(model: TflModel) -> bytes:
         b.PrependUOffsetTRelativeSlot(7, signatures_vec, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=FILE_IDENTIFIER)
-    return bytes(memoryview(b.Bytes)[b.Head():])  # one copy (Output() would add another)
+    return b.assemble()  # the weights are copied once, into the file's bytes
 
 
 def parse_model(data: bytes) -> TflModel:

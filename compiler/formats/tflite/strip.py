@@ -11,13 +11,11 @@ TFLite-Micro). LiteRT still loads a stripped model, but without signatures.
 
 from __future__ import annotations
 
-import copy
-
-from .flatbuffer import TflModel, normalize_model, parse_model
+from .flatbuffer import TflModel, copy_model, normalize_model, parse_model
 
 
 def strip_model(model: TflModel) -> TflModel:
-    out = copy.deepcopy(model)
+    out = copy_model(model)
     for tensor in out.tensors:
         tensor.name = ""
     out.description = ""
