@@ -19,7 +19,7 @@ import microlith.frontend.importers_extra  # noqa: F401  (registers importers)
 import microlith.frontend.importers_nn  # noqa: F401
 import microlith.frontend.importers_tensor  # noqa: F401
 from microlith.diagnostics import FrontendError, WarningSink, stderr_warning
-from microlith.frontend import onnx_checks, onnx_loader, onnx_rewrite
+from microlith.frontend import onnx_checks, onnx_loader, onnx_rewrite, onnx_set_aside
 from microlith.frontend.context import IMPORTERS, ONNX_DTYPES, ImportContext, supported_ops
 from microlith.frontend.importers_qdq import VALUE_IMPORTERS, cast_alias
 from microlith.frontend.importers_qoperator import (
@@ -80,8 +80,9 @@ def load_onnx(source: ModelSource, input_shapes: dict[str, tuple[int, ...]] | No
     ordered = onnx_loader.check_acyclic(model, path)
     onnx_loader.pin_input_shapes(model, path, dict(input_shapes or {}))
     onnx_checks.check_tensor_data(model, path)
-    onnx_checks.run_checker(model, path)
-    model = onnx_loader.infer_onnx_shapes(model, path)
+    model = onnx_set_aside.check_and_infer(
+        model, lambda m: onnx_checks.run_checker(m, path),
+        lambda m: onnx_loader.infer_onnx_shapes(m, path))
     onnx_checks.check_inferred_shapes(model, path)
     return build_graph(model, ordered, path, warn)
 
