@@ -53,5 +53,6 @@
 #include "microlith_kernels_select.h"
 #include "microlith_kernels_wide.h"
 #include "microlith_kernels_float.h"
+#include "microlith_kernels_float_norm.h"
 
 #endif /* MICROLITH_KERNELS_H */
