@@ -48,6 +48,7 @@ LRN_MODELS = ("bvlc_alexnet", "inception_v1", "zfnet512")  # TFLite-Micro cannot
 CALIBRATION_SAMPLES = 2
 FLOAT_TOLERANCE = 1e-4  # LiteRT vs onnxruntime, max abs
 C_TOLERANCE = 1e-5  # float C vs our float interpreter, relative to the largest output
+C_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wdouble-promotion", "-O2")
 TFLM_ARENA = 96 << 20  # VGG-19's largest activations are 12.8 MB (float 25.7 MB)
 
 
@@ -134,12 +135,13 @@ class Check:
 
 
 def host_exe(files: dict[str, str], workdir: Path) -> Path:
-    """Write the C files and the record harness, build with gcc -O2; the executable."""
+    """Write the C files and the record harness, build with gcc (``C_FLAGS``: single
+    precision only, warnings are errors); the executable."""
     for file_name, text in files.items():
         (workdir / file_name).write_text(text)
     (workdir / "main.c").write_text(HARNESS)
     exe = workdir / "model_host"
-    subprocess.run(["gcc", "-std=c99", "-O2", "-I", str(workdir), str(workdir / "model.c"),
+    subprocess.run(["gcc", *C_FLAGS, "-I", str(workdir), str(workdir / "model.c"),
                     str(workdir / "main.c"), "-o", str(exe)], check=True,
                    capture_output=True, text=True)
     return exe
