@@ -28,9 +28,16 @@ from onnx import TensorProto, helper
 from microlith.app.driver import CompileOptions, compile_onnx
 from microlith.diagnostics import BackendError
 from microlith.interpreter import run_graph
+from tests.c_end_to_end.c_models import ZOO, samples
 from tools.light_models import host_exe, run_host
-from tools.runtimes import input_perm, ort_session, quantize_input, run_litert, run_tflm, \
-    to_physical
+from tools.runtimes import (
+    input_perm,
+    ort_session,
+    quantize_input,
+    run_litert,
+    run_tflm,
+    to_physical,
+)
 
 RNG = np.random.default_rng(5)
 
@@ -132,6 +139,26 @@ def test_int8_c_with_an_lrn_island_within_one_step(tmp_path: Path) -> None:
     assert np.abs(got - ours.reshape(len(x), -1).astype(np.int32)).max() <= 1
     assert np.abs(got - litert.reshape(len(x), -1).astype(np.int32)).max() <= 1
     assert np.mean(got == ours.reshape(len(x), -1)) > 0.99
+
+
+@pytest.mark.parametrize(("name", "mode", "keep"), [
+    ("helper_ops", "int8", None), ("mlp_sigmoid", "int16x8", None),
+    ("lenet", "int8", ("MaxPool",))], ids=["helper_ops", "mlp_sigmoid-16x8", "lenet-keep"])
+def test_zoo_float_islands_equal_tflm(tmp_path: Path, name: str, mode: str,
+                                      keep: tuple[str, ...] | None) -> None:
+    """--fallback float (and --keep-float) in C: the same bytes as TFLite-Micro."""
+    calibration, test = samples(name)
+    options = {"quantize": mode, "calibration_data": calibration[:100], "quiet": True,
+               **({"keep_float": keep} if keep else {"fallback": "float"})}
+    tflite = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(**options))  # type: ignore[arg-type]
+    c = compile_onnx(ZOO / f"{name}.onnx", CompileOptions(target="c", **options))  # type: ignore[arg-type]
+    assert c.graph.meta["float_fallback"] and "_f32(" in c.files["model.c"]
+    graph = c.graph
+    q = graph.inputs[0].quant
+    feeds = quantize_input(to_physical(test[:60], input_perm(graph)), float(q.scale[0]),
+                           int(q.zero_point[0]), graph.inputs[0].dtype.numpy.name)
+    got = run_host(host_exe(c.files, tmp_path), feeds, graph.outputs[0].dtype.numpy)
+    assert np.array_equal(got, run_tflm(tflite.output, feeds, flatten=True))
 
 
 RUN = """
