@@ -118,7 +118,7 @@ def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None
         if node in keep:
             continue
         if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and \
-                int8_refusal(node) is None and all(
+                (wide or int8_refusal(node) is None) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
             chosen.append(node)
@@ -193,7 +193,7 @@ class InsertQDQ(Pass):
             plan = plan_model_qdq(nodes, activations, change, self.fail)
             params = plan.param
         else:
-            params = self._activation_params(nodes, activations)
+            params = self._activation_params(nodes, activations, wide)
         for node in nodes:
             if node.op in BIAS_REQUIRED:
                 self._zero_bias(graph, node)
@@ -245,10 +245,13 @@ class InsertQDQ(Pass):
                 order.setdefault(id(v), len(order))
         return sorted(seen.values(), key=lambda v: order[id(v)])
 
-    def _activation_params(self, nodes: list[Node], values: list[Value]
+    def _activation_params(self, nodes: list[Node], values: list[Value], wide: set[Node]
                            ) -> Callable[[Value, bool], QuantParams]:
+        """Calibrated parameters per group of values sharing them; a FIXED op's output gets
+        the op's own (int8: the op's ``fixed_output``; a 16x8 node, also inside an int8
+        model: 1/32768, 0) at the width its producer writes, range parameters otherwise."""
         groups = _Groups()
-        fixed: dict[int, QuantParams] = {}
+        fixed: dict[int, tuple[QuantParams, bool]] = {}
         for node in nodes:
             acts = [v for v in node.inputs if v is not None and not v.is_constant]
             opdef = get_op(node.op)
@@ -256,8 +259,9 @@ class InsertQDQ(Pass):
                 for v in acts:
                     groups.union(id(v), id(node.output))
             if opdef.int8 is Int8Rule.FIXED and opdef.fixed_output is not None:
-                fixed[id(node.output)] = fixed_params(*(FIXED_16 if self.wide
-                                                        else opdef.fixed_output))
+                fixed[id(node.output)] = (fixed_params(*(FIXED_16 if node in wide
+                                                         else opdef.fixed_output)),
+                                          node in wide)
         ranges: dict[int, tuple[float, float]] = {}
         for value in values:
             span = value.meta.get("calibration_range")
@@ -271,8 +275,8 @@ class InsertQDQ(Pass):
 
         def params(value: Value, wide: bool) -> QuantParams:
             root = groups.find(id(value))
-            if root in root_fixed and wide == self.wide:
-                return root_fixed[root]
+            if root in root_fixed and wide == root_fixed[root][1]:
+                return root_fixed[root][0]
             return self._range_params(*ranges[root], wide=wide)
 
         return params

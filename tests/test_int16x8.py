@@ -39,9 +39,9 @@ from tools.runtimes import run_litert, run_tflm, tflm_interpreter, top1
 pytest.importorskip("ai_edge_litert.interpreter")
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
-#: model -> needs --fallback float (LOGISTIC / TANH / SOFTMAX / HARD_SWISH have no 16x8 kernel)
+#: model -> needs --fallback float (HARD_SWISH / HARD_SIGMOID have no 16x8 kernel)
 ZOO_MODELS = {"lenet": False, "dscnn": False, "resnet8": False, "helper_matmul": False,
-              "mobilenet_v1": True, "mlp_sigmoid": True, "helper_ops": True}
+              "mobilenet_v1": False, "mlp_sigmoid": False, "helper_ops": True}
 TRAINED = ("lenet", "dscnn", "resnet8", "mobilenet_v1", "mlp_sigmoid")
 N_FAST = 20
 
@@ -163,8 +163,8 @@ def test_16x8_refuses_ops_without_kernel_unless_fallback() -> None:
     from microlith.diagnostics import MicrolithError
 
     with pytest.raises(MicrolithError, match="no 16x8 kernel for"):
-        compile_onnx(ZOO / "mlp_sigmoid.onnx", CompileOptions(
-            quantize="int16x8", calibration_data=data("mlp_sigmoid")[0], quiet=True))
+        compile_onnx(ZOO / "helper_ops.onnx", CompileOptions(
+            quantize="int16x8", calibration_data=data("helper_ops")[0], quiet=True))
 
 
 def test_16x8_is_deterministic() -> None:

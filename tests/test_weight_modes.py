@@ -223,3 +223,29 @@ def test_dilated_convolution_keeps_float_weights(tmp_path: Path) -> None:
     got = run_litert(data, xs.transpose(0, 2, 3, 1).copy())
     want = ort_outputs(ort_session(path), xs).transpose(0, 2, 3, 1)
     assert np.abs(got - want).max() <= 1e-4
+
+
+def test_float16_min_elements_keeps_small_constants_float32() -> None:
+    """``quantize-weights{dtype=float16,min-elements=64}``: constants of fewer than 64
+    elements (the biases here) stay float32 and need no DEQUANTIZE (a tensor and an operator,
+    more bytes than the 2 bytes per element they save): a smaller file, the same outputs up
+    to the biases' float16 rounding."""
+    from microlith.passes.pipelines import mode_passes
+    from microlith.pipeline import format_pipeline
+
+    path = ZOO / "resnet8.onnx"
+    base = format_pipeline(mode_passes("float16"))
+    spec = base.replace("quantize-weights{dtype=float16}",
+                        "quantize-weights{dtype=float16,min-elements=64}")
+    assert spec != base
+    default, _ = _compile(path, "float16")
+    small = compile_onnx(path, CompileOptions(pipeline=spec, warn=lambda m: None))
+    model = parse_model(small.output)
+    half = [t for t in model.tensors if t.dtype == "float16"]
+    assert half and all(int(np.prod(t.shape)) >= 64 for t in half)
+    assert any(t.data and t.dtype == "float32" for t in model.tensors)
+    assert len(small.output) < len(default)
+    xs, _ = _inputs("resnet8")
+    feeds = to_physical(xs[:64], input_perm(small.graph))
+    got, want = run_litert(small.output, feeds), run_litert(default, feeds)
+    assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()

@@ -45,7 +45,9 @@ def test_wheel_contents(wheel):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"microlith"}  # no top-level compiler/, passes/, backends/
     assert "microlith/backends/c/kernels/microlith_kernels.h" in names
-    assert {"microlith/app/board/startup.c", "microlith/app/board/mps2_an386.ld"} <= set(names)
+    assert {"microlith/app/board/startup.c", "microlith/app/board/mps2_an386.ld",
+            "microlith/app/board/mps2_an505.ld", "microlith/app/board/mps3_an547.ld",
+            "microlith/app/board/board_sections.ld"} <= set(names)
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "License-Expression: Apache-2.0" in text

@@ -10,8 +10,10 @@ moves onnxruntime by), ``.tflite`` bytes and weight bytes with their ratio to fl
 compile seconds (best of 3). The TF converter's figures need ``tensorflow`` and
 ``onnx2tf``; where either is missing the column says n/a.
 
-c: for every trained zoo model and weight form (float32, int8 per channel, float16) the
-float C target (``--target c``): weight table bytes, arena, the model object's flash
+c: for every trained zoo model and weight form (float32, float16, int8 per channel with
+the weights dequantized in the kernel, ``--hybrid dequantize``, and int8 with the input
+quantized per inference and an integer dot product, ``--hybrid integer``) the float C
+target (``--target c``): weight table bytes, arena, the model object's flash
 (``text + data``, ``arm-none-eabi-size``), instructions per inference on the Cortex-M4
 under qemu (``-O2``, ``-mfloat-abi=hard -mfpu=fpv4-sp-d16``; mean of 3 held-out images)
 and per MAC, and the largest difference from our float interpreter relative to the
@@ -40,6 +42,9 @@ from tools.bench_common import TRAINED, ZOO, digits_for, progress  # noqa: E402
 from tools.runtimes import input_perm, ort_outputs, ort_session, run_litert, to_physical  # noqa: E402
 
 MODES = (None, "dynamic", "float16")
+#: float C weight forms: (label, --quantize, --hybrid)
+C_FORMS = (("float32", None, None), ("float16", "float16", None),
+           ("int8 dequant", "dynamic", "dequantize"), ("int8 integer-dot", "dynamic", "integer"))
 BOARD_INPUTS = 3
 
 
@@ -114,14 +119,14 @@ def bench_float_c(name: str, board: bool) -> list[dict]:
     path = os.path.join(ZOO, f"{name}.onnx")
     _, x_test, _ = digits_for(name)
     rows = []
-    for mode in MODES:
-        result = compile_onnx(path, CompileOptions(target="c", quantize=mode, quiet=True,
-                                                   warn=lambda message: None))
+    for label, mode, hybrid in C_FORMS:
+        result = compile_onnx(path, CompileOptions(target="c", quantize=mode, hybrid=hybrid,
+                                                   quiet=True, warn=lambda message: None))
         graph = result.graph
         feeds = to_physical(x_test[:BOARD_INPUTS], input_perm(graph)).astype(np.float32)
         ours = run_graph(graph, {graph.inputs[0].name: feeds})[graph.outputs[0].name]
         macs = model_macs(graph)
-        row: dict = {"model": name, "weights": _label(mode), "macs": macs,
+        row: dict = {"model": name, "weights": label, "macs": macs,
                      "weight_bytes": result.sizes["weights"], "arena": result.sizes["arena"]}
         if board:
             with tempfile.TemporaryDirectory(prefix="microlith-bench-fc-") as tmp:
@@ -130,7 +135,7 @@ def bench_float_c(name: str, board: bool) -> list[dict]:
                 for file_name, text in result.files.items():
                     with open(os.path.join(model_dir, file_name), "w") as handle:
                         handle.write(text)
-                progress(f"  {name} {_label(mode)}: Cortex-M4 -O2 under qemu")
+                progress(f"  {name} {label}: Cortex-M4 -O2 under qemu")
                 workdir = os.path.join(tmp, "board")
                 run = build_and_run(model_dir, [f.tobytes() for f in feeds], workdir=workdir)
                 got = np.stack([np.frombuffer(o, np.float32) for o in run.outputs])
@@ -152,14 +157,7 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", default=os.path.join(ROOT, "out", "bench_float_c.json"))
-    parser.add_argument("--only", action="append", default=None)
-    parser.add_argument("--skip-board", action="store_true")
-    args = parser.parse_args(argv)
-    names = args.only or list(TRAINED)
-    modes = [row for name in names for row in bench_modes(name)]
+def _print_modes(modes: list[dict]) -> None:
     print("## weight-only modes (.tflite in LiteRT)")
     print_table(["model", "mode", "top1", "agree", "max|d| ort", "rounding alone", "bytes",
                  "ratio", "weights", "w ratio", "compile s", "TF converter"],
@@ -169,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                   else "", str(r["bytes"]), f"{r['ratio']:.3f}", str(r["weight_bytes"]),
                   f"{r['weight_ratio']:.3f}", f"{r['compile_s']:.3f}",
                   r["tf_converter"] or "see JSON"] for r in modes])
-    c_rows = [row for name in names for row in bench_float_c(name, not args.skip_board)]
+
+
+def _print_float_c(c_rows: list[dict]) -> None:
     print("\n## float C target (Cortex-M4, qemu, -O2)")
     print_table(["model", "weights", "MACs", "weight bytes", "arena", "model.o flash",
                  "M4 instructions", "per MAC", "max rel vs interpreter"],
@@ -178,6 +178,21 @@ def main(argv: list[str] | None = None) -> int:
                   str(r.get("m4_instructions", "n/a")), str(r.get("m4_per_mac", "n/a")),
                   f"{r['max_rel_vs_interpreter']:.2g}" if "max_rel_vs_interpreter" in r
                   else "n/a"] for r in c_rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", default=os.path.join(ROOT, "out", "bench_float_c.json"))
+    parser.add_argument("--only", action="append", default=None)
+    parser.add_argument("--skip-board", action="store_true")
+    parser.add_argument("--c-only", action="store_true", help="only the float C table")
+    args = parser.parse_args(argv)
+    names = args.only or list(TRAINED)
+    modes = [] if args.c_only else [row for name in names for row in bench_modes(name)]
+    if modes:
+        _print_modes(modes)
+    c_rows = [row for name in names for row in bench_float_c(name, not args.skip_board)]
+    _print_float_c(c_rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as handle:
         json.dump({"modes": modes, "float_c": c_rows}, handle, indent=1, sort_keys=True)

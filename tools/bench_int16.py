@@ -39,12 +39,14 @@ from tools.runtimes import (  # noqa: E402
     ort_outputs,
     ort_session,
     quantize_input,
+    run_litert,
     run_tflm,
     to_physical,
     top1,
 )
 
-FALLBACK = {"mobilenet_v1", "mlp_sigmoid"}  # SOFTMAX / LOGISTIC / TANH have no 16x8 kernel
+FALLBACK: set[str] = set()  # zoo models with an op without a 16x8 kernel (none since SOFTMAX
+# / LOGISTIC / TANH have one)
 METHODS = ("minmax", "percentile", "entropy", "mse")
 
 
@@ -79,6 +81,15 @@ def c_arena(path: str, mode: str, cal: np.ndarray) -> int:
                                              quiet=True)).sizes["arena"]
 
 
+def litert_within_one_lsb(m: Quantized, xs: np.ndarray) -> float:
+    """Share of the output elements where LiteRT's reference kernels are within 1 LSB of
+    TFLite-Micro on the same ``.tflite`` (integer outputs)."""
+    feeds = m.feed(xs)
+    a = run_tflm(m.data, feeds).astype(np.int64)
+    b = run_litert(m.data, feeds).astype(np.int64).reshape(a.shape)
+    return float(np.mean(np.abs(a - b) <= 1))
+
+
 def board_instructions(path: str, mode: str, cal: np.ndarray, feeds: np.ndarray) -> int:
     from tests.c_end_to_end.c_models import write_files
     from tools.mcu import run as board
@@ -111,6 +122,8 @@ def zoo_rows(only: str | None, with_board: bool) -> list[dict]:
             row[f"{key}_sqnr_db"] = sqnr_db(ref, out)
             row[f"{key}_bytes"] = len(m.data)
             row[f"{key}_tflm_arena"] = tflm_arena_bytes(m.data, m.feed(xs[:1]))
+            if mode == "int16x8":
+                row["16x8_litert_within_1lsb"] = litert_within_one_lsb(m, xs)
             if name not in FALLBACK:
                 row[f"{key}_c_arena"] = c_arena(path, mode, cal)
                 if with_board and name == "dscnn":
@@ -139,8 +152,9 @@ def calibration_rows(only: str | None) -> list[dict]:
     return rows
 
 
-def train_regressor(path: str) -> None:
-    """64-32-32-1 MLP regressing an offset target (kelvin-like: 273.15 + 10 * mean ink)."""
+def train_regressor(path: str, hidden: tuple[int, ...] = (32, 32)) -> None:
+    """64-32-32-1 MLP (``hidden`` layers) regressing an offset target (kelvin-like: 273.15 +
+    10 * mean ink)."""
     import torch
 
     from tools.digits import load_digits_split
@@ -149,10 +163,12 @@ def train_regressor(path: str) -> None:
     torch.set_num_threads(1)
     x = torch.tensor(load_digits_split(8, "flat")[0], dtype=torch.float32)
     t = torch.tensor(regression_target(x.numpy()), dtype=torch.float32)[:, None]
-    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32),
-                              torch.nn.ReLU(), torch.nn.Linear(32, 1))
+    layers: list = []
+    for a, b in zip((64, *hidden[:-1]), hidden, strict=True):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(hidden[-1], 1))
     with torch.no_grad():
-        net[4].bias.fill_(273.15)
+        net[-1].bias.fill_(273.15)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(300):
         for i in range(0, len(x), 64):
@@ -191,14 +207,61 @@ def regression_row() -> dict:
     return row
 
 
+def mixed_row(name: str, path: str, cal: np.ndarray, xs: np.ndarray, ref: np.ndarray
+              ) -> dict:
+    """``--int16 auto`` on one model (float interface: the output layer's precision is not
+    rounded away by an int8 output): the advisor's choice, then int8 / auto / 16x8 output
+    SQNR vs float on the held-out samples (TFLite-Micro) and the share of the gap."""
+    from microlith.app.int16_advisor import advise
+
+    advice = advise(path, cal)
+    sqnr = {}
+    for key, mode, opts in (("int8", "int8", {}), ("auto", "int8", {"int16": ("auto",)}),
+                            ("16x8", "int16x8", {})):
+        m = Quantized(path, mode, cal, io_dtype="float32", **opts)
+        sqnr[key] = sqnr_db(ref, m.outputs(xs).reshape(ref.shape))
+        if key == "auto":
+            auto_bytes = len(m.data)
+    gap = sqnr["16x8"] - sqnr["int8"]
+    return {"model": name, "layers": advice.layers, "promoted_layers": advice.chosen_layers,
+            "promoted_nodes": advice.chosen, "int8_sqnr_db": sqnr["int8"],
+            "auto_sqnr_db": sqnr["auto"], "16x8_sqnr_db": sqnr["16x8"],
+            "gap_recovered": (sqnr["auto"] - sqnr["int8"]) / gap if gap > 0 else 1.0,
+            "advisor_gap_recovered": advice.gap_recovered, "auto_bytes": auto_bytes}
+
+
+def mixed_rows(only: str | None) -> list[dict]:
+    from tools.digits import load_digits_split
+
+    rows = []
+    for name in TRAINED:
+        if only and name != only:
+            continue
+        progress(f"--int16 auto: {name}")
+        path = os.path.join(ZOO, f"{name}.onnx")
+        cal, xs, _ = digits_for(name)
+        rows.append(mixed_row(name, path, cal, xs, ort_outputs(ort_session(path), xs)))
+    if not only:
+        progress("--int16 auto: deep offset regression")
+        x_train, _, x_test, _ = load_digits_split(8, "flat")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "regressor5.onnx")
+            train_regressor(path, (32, 32, 32, 32))
+            ref = ort_outputs(ort_session(path), x_test)
+            rows.append(mixed_row("offset regression 64-32-32-32-32-1", path, x_train[:300],
+                                  x_test, ref))
+    return rows
+
+
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
-def print_tables(zoo: list[dict], calibration: list[dict], ae: dict | None) -> None:
+def print_tables(zoo: list[dict], calibration: list[dict], ae: dict | None,
+                 mixed: list[dict] | None = None) -> None:
     print("16x8 vs int8 (TFLite-Micro, 450 held-out digits)")
     head = ("model", "top1 f/8/16", "agree 8/16", "SQNR dB 8/16", "bytes 8/16",
-            "TFLM arena 8/16", "C arena 8/16", "M4 instr 8/16")
+            "TFLM arena 8/16", "C arena 8/16", "M4 instr 8/16", "LiteRT <=1 LSB")
     print(" | ".join(head))
     for r in zoo:
         c = (f"{r['int8_c_arena']}/{r['16x8_c_arena']}" if "16x8_c_arena" in r else "- (fallback)")
@@ -210,7 +273,8 @@ def print_tables(zoo: list[dict], calibration: list[dict], ae: dict | None) -> N
             f"{r['int8_agreement']:.4f}/{r['16x8_agreement']:.4f}",
             f"{r['int8_sqnr_db']:.1f}/{r['16x8_sqnr_db']:.1f}",
             f"{r['int8_bytes']}/{r['16x8_bytes']} ({r['16x8_bytes'] / r['int8_bytes']:.3f}x)",
-            f"{r['int8_tflm_arena']}/{r['16x8_tflm_arena']}", c, m4]))
+            f"{r['int8_tflm_arena']}/{r['16x8_tflm_arena']}", c, m4,
+            f"{100 * r['16x8_litert_within_1lsb']:.2f}%"]))
     if calibration:
         print("\noutput SQNR (dB) by calibration method, int8 | 16x8")
         print("model | " + " | ".join(METHODS))
@@ -218,6 +282,15 @@ def print_tables(zoo: list[dict], calibration: list[dict], ae: dict | None) -> N
             cells = [f"{r[f'int8_{m}_sqnr_db']:.1f} | {r[f'int16x8_{m}_sqnr_db']:.1f}"
                      for m in METHODS]
             print(f"{r['model']} | " + " | ".join(cells))
+    if mixed:
+        print("\n--int16 auto (--io-dtype float32; held-out SQNR vs float, TFLite-Micro; "
+              "advisor's: on its 64 calibration samples)")
+        print("model | promoted layers | SQNR dB int8/auto/16x8 | gap recovered | advisor's")
+        for r in mixed:
+            print(f"{r['model']} | {r['promoted_layers']}/{r['layers']} "
+                  f"({100 * r['promoted_layers'] / max(r['layers'], 1):.0f}%) | "
+                  f"{r['int8_sqnr_db']:.1f}/{r['auto_sqnr_db']:.1f}/{r['16x8_sqnr_db']:.1f} | "
+                  f"{100 * r['gap_recovered']:.0f}% | {100 * r['advisor_gap_recovered']:.0f}%")
     if ae:
         print(f"\n{ae['model']}: RMSE vs target float {ae['float_rmse']:.4f}, int8 "
               f"{ae['int8_rmse']:.4f}, 16x8 {ae['16x8_rmse']:.4f}; RMSE vs float int8 "
@@ -232,14 +305,17 @@ def main() -> int:
     parser.add_argument("--board", action="store_true", help="Cortex-M4 instructions (dscnn)")
     parser.add_argument("--skip-calibration", action="store_true")
     parser.add_argument("--skip-regression", action="store_true")
+    parser.add_argument("--skip-mixed", action="store_true", help="no --int16 auto table")
     args = parser.parse_args()
     zoo = zoo_rows(args.only, args.board)
     calibration = [] if args.skip_calibration else calibration_rows(args.only)
     ae = None if args.skip_regression else regression_row()
-    print_tables(zoo, calibration, ae)
+    mixed = [] if args.skip_mixed else mixed_rows(args.only)
+    print_tables(zoo, calibration, ae, mixed)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"zoo": zoo, "calibration": calibration, "regression": ae}, f, indent=2)
+        json.dump({"zoo": zoo, "calibration": calibration, "regression": ae, "mixed": mixed},
+                  f, indent=2)
     return 0
 
 

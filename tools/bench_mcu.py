@@ -3,14 +3,15 @@
 Usage::
 
     python tools/bench_mcu.py [--models NAME ...] [--layers] [--json FILE] [--inputs N]
+        [--cpu cortex-m4|cortex-m7|cortex-m33|cortex-m55|cortex-m3]
 
 For every model -- the trained zoo (``tests/zoo``: lenet, dscnn, resnet8, mobilenet_v1,
 mlp_sigmoid; 300 digits to calibrate, held-out digits as inputs) and the MLPerf-Tiny-sized
 networks of ``tools/make_mlperf.py`` (random weights, random calibration and inputs) -- the
 int8 C is built for the Cortex-M4 (mps2-an386 under qemu ``-icount``, ``tools/mcu/run.py``)
 six ways: ``--optimize speed`` with the DSP kernels and with ``-DMLK_PORTABLE``, each at
-``-O2`` and ``-Os``, and ``--optimize size`` (portable convolutions, no scratch; DSP fully
-connected and depthwise) at ``-O2`` and ``-Os``. Reported: instructions per inference (mean
+``-O2`` and ``-Os``, and ``--optimize size`` (the portable kernels everywhere, no scratch)
+at ``-O2`` and ``-Os``. Reported: instructions per inference (mean
 over the inputs) and per MAC, flash of the model object (``text + data`` of ``model.o``:
 code, weights, tables), arena bytes (and the kernel scratch inside it), and whether every
 output equals TFLite-Micro's bytes on the same int8 ``.tflite``. The reference column is
@@ -34,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # running as ``python tools/bench_mcu.py``
     sys.path.insert(0, str(REPO_ROOT))
 
+from microlith.app.board.cpus import CPUS  # noqa: E402
 from microlith.app.driver import CompileOptions, compile_onnx  # noqa: E402
 from microlith.ir.ops import node_macs  # noqa: E402
 from tools import make_mlperf  # noqa: E402
@@ -69,7 +71,7 @@ def _inputs(name: str, n: int) -> tuple[Path, np.ndarray, np.ndarray]:
     return path, make_mlperf.calibration(name, 64), make_mlperf.calibration(name, n, seed=99)
 
 
-def bench_model(name: str, n_inputs: int, layers: bool) -> dict:
+def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4") -> dict:
     path, x_cal, x_run = _inputs(name, n_inputs)
     common = {"quantize": "int8", "calibration_data": x_cal, "quiet": True,
               "warn": lambda message: None}
@@ -83,7 +85,8 @@ def bench_model(name: str, n_inputs: int, layers: bool) -> dict:
                            quant.zero_point[0], "int8")
     want = run_tflm(tflite.output, feeds, flatten=True)
     macs = sum(node_macs(node) for node in graph.nodes)
-    row: dict = {"model": name, "macs": macs, "cmsis_nn": CMSIS_NN.get(name), "builds": {},
+    row: dict = {"model": name, "cpu": cpu, "macs": macs, "cmsis_nn": CMSIS_NN.get(name),
+                 "builds": {},
                  "arena": {m: r.sizes["arena"] for m, r in results.items()},
                  "scratch": {m: r.sizes.get("scratch", 0) for m, r in results.items()}}
     with tempfile.TemporaryDirectory(prefix="microlith-bench-mcu-") as tmp:
@@ -95,10 +98,10 @@ def bench_model(name: str, n_inputs: int, layers: bool) -> dict:
                 (dirs[mode] / file_name).write_text(text)
         for optimize, opt, cflags in BUILDS:
             label = build_label(optimize, opt, cflags)
-            progress(f"{name}: {label} on the Cortex-M4")
+            progress(f"{name}: {label} on the {cpu}")
             work = Path(tmp) / f"build-{label}"
             run = board.build_and_run(dirs[optimize], [x.tobytes() for x in feeds], opt=opt,
-                                      cflags=cflags, workdir=work, timeout=1200)
+                                      cflags=cflags, workdir=work, timeout=1200, cpu=cpu)
             mean = sum(run.instructions) / len(run.instructions)
             row["builds"][label] = {
                 "instructions": round(mean, 1),
@@ -107,15 +110,16 @@ def bench_model(name: str, n_inputs: int, layers: bool) -> dict:
                 "byte_exact": all(out == want[k].tobytes()
                                   for k, out in enumerate(run.outputs))}
         if layers:
-            row["layers"] = _layers(graph, dirs["speed"], feeds[0].tobytes(), name)
+            row["layers"] = _layers(graph, dirs["speed"], feeds[0].tobytes(), name, cpu)
     return row
 
 
-def _layers(graph: object, model_dir: Path, feed: bytes, name: str) -> list[dict]:
+def _layers(graph: object, model_dir: Path, feed: bytes, name: str,
+            cpu: str = "cortex-m4") -> list[dict]:
     macs = {node.name: node_macs(node) for node in graph.nodes}  # type: ignore[attr-defined]
     progress(f"{name}: per-layer counts (DSP and portable, -O2)")
-    dsp = layer_counts(model_dir, feed)
-    portable = layer_counts(model_dir, feed, cflags=["-DMLK_PORTABLE"])
+    dsp = layer_counts(model_dir, feed, cpu=cpu)
+    portable = layer_counts(model_dir, feed, cflags=["-DMLK_PORTABLE"], cpu=cpu)
     rows = []
     for (layer, d), (_, p) in zip(dsp, portable, strict=True):
         if not layer.calls:
@@ -176,9 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layers", action="store_true", help="per-layer counts too")
     parser.add_argument("--inputs", type=int, default=2, help="inferences per build")
     parser.add_argument("--json", type=Path, default=None, help="write the rows as JSON")
+    parser.add_argument("--cpu", default="cortex-m4", choices=sorted(CPUS),
+                        help="the core and its qemu board (default cortex-m4; the CMSIS-NN "
+                        "column is always the M4's)")
     args = parser.parse_args(argv)
     board.check_toolchain()
-    rows = [bench_model(name, args.inputs, args.layers)
+    rows = [bench_model(name, args.inputs, args.layers, args.cpu)
             for name in args.models or (*ZOO_MODELS, *MLPERF_MODELS)]
     print_tables(rows)
     if args.json is not None:

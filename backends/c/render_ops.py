@@ -22,6 +22,7 @@ from microlith.backends.c.render_base import RENDERERS, Plan, prepare_plan, rend
 from microlith.backends.c.render_context import RenderContext
 from microlith.backends.c.render_data import SPECIAL_RENDERERS
 from microlith.backends.c.render_float import FLOAT_RENDERERS
+from microlith.backends.c.render_hybrid import hybrid_plan
 from microlith.ir.core import Node
 from microlith.quant.registry import is_integer_node
 
@@ -29,9 +30,10 @@ __all__ = ["FLOAT_RENDERERS", "RENDERERS", "check_c_supported", "render_node"]
 
 
 def plan_of(node: Node) -> Plan:
-    """The node's kernel calls: a float kernel for a float node, else the integer one."""
+    """The node's kernel calls: a float kernel for a float node (the integer-dot hybrid one
+    when select-kernels chose it), else the integer one."""
     if not is_integer_node(node) and node.op in FLOAT_RENDERERS:
-        return FLOAT_RENDERERS[node.op](node)
+        return hybrid_plan(node) or FLOAT_RENDERERS[node.op](node)
     return prepare_plan(node)
 
 

@@ -2,7 +2,9 @@
 
 Convolutions and fully connected layers have records of their own (int64 bias); the other
 ops reuse the int8 renderer's fields (same record, same parameter struct) and call the
-``_i16`` kernel on ``int16_t`` tensors (``microlith_kernels_wide.h``).
+``_i16`` kernel on ``int16_t`` tensors (``microlith_kernels_wide.h``). LOGISTIC / TANH /
+SOFTMAX take their lookup tables as ``const`` arrays (``microlith_kernels_wide_activation.h``;
+one copy per model: identical arrays are shared).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from microlith.backends.c.render_base import (
 from microlith.ir.core import Node
 from microlith.ir.types import DType
 from microlith.quant.wide import Conv16Params, FullyConnected16Params
+from microlith.quant.wide_activation import Sigmoid16Params, Softmax16Params
+from microlith.quant.wide_tables import sigmoid_table, softmax_exp_table, softmax_reciprocal_table
 
 _STRUCTS = {"mlk_pad_params": "mlk_pad_i16_params"}
 
@@ -110,4 +114,34 @@ def _fully_connected16(node: Node, p: FullyConnected16Params) -> Plan:
               ("act_min", p.act_min), ("act_max", p.act_max))
     return Plan(f"{fc.depth}->{fc.units} (16x8)",
                 (Call("mlk_fully_connected_i16", "mlk_fully_connected_i16_params", fields,
+                      (In(x, "int16_t"), Out(y, "int16_t"))),))
+
+
+# ---- LOGISTIC / TANH / SOFTMAX: table kernels (microlith_kernels_wide_activation.h) ----
+@renders("tfl.logistic", "tfl.tanh", wide=True)
+def _sigmoid16(node: Node, p: Sigmoid16Params) -> Plan:
+    x, y = node.arg(0), node.output
+    _int16(x, y)
+    fields = (("table", Table("sigmoid16_table", np.asarray(sigmoid_table(), np.uint16))),
+              ("n", numel(y)), ("mult", p.mult), ("shift", p.shift))
+    fn = "mlk_tanh_i16" if p.is_tanh else "mlk_logistic_i16"
+    return Plan(f"input x {p.mult} >> {p.shift} (16x8)",
+                (Call(fn, "mlk_sigmoid_i16_params", fields,
+                      (In(x, "int16_t"), Out(y, "int16_t"))),))
+
+
+@renders("tfl.softmax", wide=True)
+def _softmax16(node: Node, p: Softmax16Params) -> Plan:
+    x, y = node.arg(0), node.output
+    _int16(x, y)
+    depth = x.shape[-1]
+    if not -31 <= p.shift <= 31:
+        raise ValueError(f"16x8 softmax: input scale {x.quant} out of the supported range")
+    fields = (("exp_table", Table("softmax16_exp", np.asarray(softmax_exp_table(), np.int16))),
+              ("recip_table", Table("softmax16_recip",
+                                    np.asarray(softmax_reciprocal_table(), np.int16))),
+              ("rows", numel(x) // depth), ("depth", depth), ("mult", p.mult),
+              ("shift", p.shift))
+    return Plan(f"rows of {depth} (16x8)",
+                (Call("mlk_softmax_i16", "mlk_softmax_i16_params", fields,
                       (In(x, "int16_t"), Out(y, "int16_t"))),))

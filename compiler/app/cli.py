@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import NoReturn
 
+from microlith.app.board.cpus import CPUS
 from microlith.app.cli_args import (  # noqa: F401  (re-exported: the CLI's argument parsing)
     MAX_DIM,
     check_output_suffix,
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True,
                       help="output .tflite file (tflite), or directory (c, c-array)")
     comp.add_argument("--target", default="tflite", choices=_target_names(),
-                      help="tflite: flatbuffer; c: standalone C99 (int8); c-array: the "
+                      help="tflite: flatbuffer; c: standalone C99 (integer or float); c-array: the "
                       ".tflite as a C array + TFLite-Micro op resolver")
     comp.add_argument("--c-prefix", default="model", metavar="NAME",
                       help="C target: file and symbol prefix (default: model)")
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--optimize", choices=["speed", "size"], default=None,
                       help="C target: speed (Cortex-M DSP convolutions with arena scratch, "
                       "the default) or size (no scratch, less code)")
+    comp.add_argument("--hybrid", choices=["integer", "dequantize"], default=None,
+                      help="C target, --quantize dynamic: integer (quantize each layer's "
+                      "input, int8 dot product; the default) or dequantize (int8 weights "
+                      "widened to float in the kernel, no scratch)")
     comp.add_argument("--report", metavar="HTML",
                       help="also write a self-contained HTML report (ops, MACs, arena over "
                       "time, flash, pass timings)")
@@ -144,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-v", "--verbose", action="store_true", help="per-pass timing and sizes")
     comp.add_argument("-q", "--quiet", action="store_true",
                       help="print nothing on success (and no progress bar)")
+    comp.add_argument("--progress-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                      help="a progress line every SECONDS while a stage (import, a pass, "
+                      "emit) runs longer than that (default 5)")
     _add_quantize_arguments(comp)
 
     sub.add_parser("passes", help="list every pass with its options and the default pipeline")
@@ -157,19 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                       help="pin a dynamic input's shape of an .onnx file (repeatable)")
 
-    rep = sub.add_parser("report", help="write the HTML report of an existing .tflite")
-    rep.add_argument("file", help="a .tflite file")
+    rep = sub.add_parser("report", help="write the HTML report of a .tflite, a --target c "
+                         "output directory, or an .onnx (compiled in memory)")
+    rep.add_argument("file", help="a .tflite file, a C output directory or an .onnx file")
     rep.add_argument("-o", "--output", required=True, metavar="HTML", help="the .html to write")
+    rep.add_argument("--target", default="tflite", choices=_target_names(),
+                     help=".onnx: the target to compile for (default: tflite)")
+    rep.add_argument("--pipeline", help=".onnx: pass pipeline overriding the default")
+    rep.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                     help=".onnx: pin an input's shape (repeatable)")
+    rep.add_argument("--optimize", choices=["speed", "size"], default=None,
+                     help=".onnx, C target: speed or size kernels")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    rep.add_argument("--progress-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                     help=".onnx: a progress line every SECONDS of a long stage (default 5)")
+    _add_quantize_arguments(rep)
 
     run = sub.add_parser("run", help="run a compiled model (C output directory or .tflite) on "
-                         "inputs from a .npy")
+                         "inputs from .npy files or an .npz")
     run.add_argument("model", help="a --target c output directory or a .tflite file")
-    run.add_argument("--input", required=True, metavar="X.npy",
-                     help="one sample in the model's shape, or samples stacked on axis 0 "
-                     "(NCHW is transposed to the model's NHWC; float is quantized)")
-    run.add_argument("--on", choices=["host", "cortex-m4"], default="host",
-                     help="C directory: build with gcc and run here (host), or build for the "
-                     "Cortex-M4 and run under qemu, counting instructions")
+    run.add_argument("--input", required=True, action="append", metavar="[NAME=]X.npy",
+                     help="one sample in the input's shape, or samples stacked on axis 0 "
+                     "(NCHW is transposed to the model's NHWC; float is quantized); one per "
+                     "model input, in order or as NAME=X.npy, or one .npz keyed by input name")
+    run.add_argument("--on", choices=["host", *CPUS], default="host",
+                     help="C directory: build with gcc and run here (host), or build for a "
+                     "Cortex-M (cortex-m4: qemu mps2-an386, cortex-m7: mps2-an500, "
+                     "cortex-m3: mps2-an385, cortex-m33: mps2-an505, cortex-m55: "
+                     "mps3-an547) and run under qemu, counting instructions")
     run.add_argument("--runtime", choices=["auto", "tflite-micro", "litert"], default="auto",
                      help=".tflite: TFLite-Micro when installed, else LiteRT (auto)")
     run.add_argument("-o", "--output", metavar="Y.npy",
@@ -187,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     dbg.add_argument("--calibration-method", default="minmax",
                      choices=["minmax", "percentile", "entropy", "mse"],
                      help="how activation ranges are chosen (default: minmax)")
+    dbg.add_argument("--quantize", choices=["int8", "int16x8"], default="int8",
+                     help="the quantized model to compare with float (default: int8)")
     dbg.add_argument("--fallback", choices=["none", "float"], default="none",
                      help="float: keep ops without int8 kernels in float (not listed)")
     dbg.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
@@ -245,6 +270,16 @@ def _add_quantize_arguments(parser: argparse.ArgumentParser, required: bool = Fa
                            "that TFLite's int8 spec needs, instead of remarking it")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     items = tuple(t.strip() for t in text.split(",") if t.strip())
     if not items:
@@ -299,7 +334,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         keep_float=args.keep_float, input_dtype=args.input_dtype,
         output_dtype=args.output_dtype, per_tensor=args.per_tensor, int16=args.int16,
         strict_qdq=args.strict_qdq, c_prefix=args.c_prefix, ram_limit=args.ram_limit,
-        flash_limit=args.flash_limit, optimize=args.optimize, strip=args.strip)
+        flash_limit=args.flash_limit, optimize=args.optimize, hybrid=args.hybrid,
+        strip=args.strip, keep_float_graph=bool(args.report),
+        progress_interval=args.progress_interval)
     from microlith.app.inspect_model import _is_tflite
 
     if _is_tflite(args.model):
@@ -313,7 +350,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.report:
         from microlith.app.report import render_html, report_from_result
 
-        page = render_html(report_from_result(result, os.path.basename(args.model), args.target))
+        page = render_html(report_from_result(result, os.path.basename(args.model), args.target,
+                                              quiet=args.quiet))
         write_atomic(args.report, page.encode())
     fallback = result.graph.meta.get("float_fallback") or []
     if fallback and not args.quiet:
@@ -388,7 +426,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     options = DebugOptions(
         calibration_data=args.calibration_data, data=args.data,
         calibration_method=args.calibration_method, fallback=args.fallback,
-        input_shapes=parse_input_shapes(args.input_shape),
+        quantize=args.quantize, input_shapes=parse_input_shapes(args.input_shape),
         samples=args.samples, quiet=args.quiet)
     report = debug_quantization(args.model, options)
     print(report.table(args.top), end="")

@@ -16,7 +16,6 @@ import stat
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,11 +26,13 @@ from microlith.app.pipeline_edits import (
     explicit_options,
     with_target_tail,
 )
+from microlith.app.stages import FloatSnapshot, file_size, run_stages
 from microlith.diagnostics import UsageError, WarningSink, stderr_warning
 from microlith.ir.core import Graph
 from microlith.passes.legality import preflight
-from microlith.pipeline import Pass, PassContext, PassManager, parse_pipeline
+from microlith.pipeline import Pass, PassManager, parse_pipeline
 from microlith.pipeline.manager import Instrument, PrintIR, Timing
+from microlith.pipeline.progress import Heartbeat, PassProgress
 from microlith.targets import EmitOptions, Target, all_targets, get_target
 
 if TYPE_CHECKING:
@@ -81,8 +82,11 @@ class CompileOptions:
     ram_limit: int | None = None  # C target: fail when the arena exceeds this many bytes
     flash_limit: int | None = None  # C target: fail when weights + code estimate exceed it
     optimize: str | None = None  # C target: select-kernels{optimize=speed|size} (default speed)
+    hybrid: str | None = None  # C target, int8 weights: select-kernels{hybrid=integer|dequantize}
     strip: bool = False  # tflite / c-array: drop names, signatures, metadata (TFLite-Micro)
     integer_model: bool = False  # the input is already integer (an int8 .tflite)
+    keep_float_graph: bool = False  # keep the calibrated float graph (the report's errors)
+    progress_interval: float = 5.0  # seconds between progress lines of a long stage
 
 
 @dataclass
@@ -95,6 +99,11 @@ class CompileResult:
     seconds: dict[str, float]
     files: dict[str, str] = field(default_factory=dict)  # directory targets: name -> text
     sizes: dict[str, int] = field(default_factory=dict)  # C target: arena, weights, flash
+    # with keep_float_graph: the graph just before insert-qdq (calibrated, still float),
+    # the passes from insert-qdq up to the target's legalize-*, and the calibration data
+    float_graph: Graph | None = None
+    quantize_passes: list[Pass] = field(default_factory=list)
+    calibration: Any = None
 
 
 def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
@@ -111,6 +120,8 @@ def build_pipeline(options: CompileOptions, target: Target) -> list[Pass]:
     passes = with_target_tail(passes, target)
     if options.optimize is not None:
         passes = apply_flags(passes, {"--optimize": options.optimize}, explicit)
+    if options.hybrid is not None:
+        passes = apply_flags(passes, {"--hybrid": options.hybrid}, explicit)
     check_for_target(PassManager(passes), target)
     return passes
 
@@ -140,7 +151,8 @@ def resolve_int16_auto(path: str | os.PathLike[str] | None, options: CompileOpti
                          "model several times to rank its layers)")
     advice = advise(path, options.calibration_data, budget=budget,
                     calibration_method=options.calibration_method,
-                    input_shapes=options.input_shapes)
+                    input_shapes=options.input_shapes,
+                    output_dtype=options.output_dtype or options.io_dtype or "int8")
     return dataclasses.replace(options, int16=tuple(advice.chosen) or None)
 
 
@@ -165,6 +177,8 @@ def check_quantize_options(options: CompileOptions, target: Target) -> None:
             raise UsageError(f"unknown {flag} {dtype!r} (choices: {', '.join(IO_DTYPES)})")
     if options.optimize not in (None, "speed", "size"):
         raise UsageError(f"unknown --optimize {options.optimize!r} (choices: speed, size)")
+    if options.hybrid not in (None, "integer", "dequantize"):
+        raise UsageError(f"unknown --hybrid {options.hybrid!r} (choices: integer, dequantize)")
     if options.fallback not in (None, "none", "float"):
         raise UsageError(f"unknown --fallback {options.fallback!r} (choices: none, float)")
     mode = modes[options.quantize] if options.quantize is not None else None
@@ -285,26 +299,16 @@ def compile_graph(load: Callable[[], Graph], name: str, options: CompileOptions 
     timing = Timing() if options.timing else None
     if timing is not None:
         instruments.append(timing)
+    snapshot = FloatSnapshot() if options.keep_float_graph else None
+    if snapshot is not None:
+        instruments.append(snapshot)
+    heartbeat = Heartbeat(interval=options.progress_interval, enabled=not options.quiet)
+    instruments.append(PassProgress(heartbeat, len(passes)))
     manager = PassManager(passes, instruments=instruments, verify_each=options.verify_each)
     check_pass_names(options.print_ir_after, "--print-ir-after")
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    graph = load()
-    seconds["import"] = time.perf_counter() - start
-    ctx = PassContext(warn=options.warn)
-    if options.quantize is not None or any(p.name == "calibrate" for p in passes):
-        ctx.options.update(calibration_context(graph, options))
-    start = time.perf_counter()
-    manager.run(graph, ctx)
-    seconds["passes"] = time.perf_counter() - start
-    start = time.perf_counter()
-    result = CompileResult(graph, manager.spec, b"", ctx.remarks, timing, seconds)
-    emitted = target.emit(graph, emit_options)
-    result.output, result.files, result.sizes = emitted.output, emitted.files, emitted.sizes
-    if result.sizes:
-        check_size_limits(result, options)
-    seconds["emit"] = time.perf_counter() - start
-    return result
+    with heartbeat:
+        return run_stages(load, name, options, target, manager, emit_options, heartbeat,
+                          snapshot, timing, file_size(onnx_file))
 
 
 def check_pass_names(names: tuple[str, ...], flag: str) -> None:

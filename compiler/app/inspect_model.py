@@ -140,6 +140,9 @@ def _report(summary: dict[str, Any], list_tensors: bool) -> str:
     if "parameter_bytes_by_dtype" in summary:
         lines.append("parameter bytes by dtype: "
                      f"{_by_dtype(Counter(summary['parameter_bytes_by_dtype']))}")
+    if "widened_at_load_bytes" in summary:
+        lines.append("float32 copies made at load (DEQUANTIZE of constants): "
+                     f"{summary['widened_at_load_bytes']:,} bytes (not in the peak above)")
     if list_tensors:
         lines.append("tensors:")
         width = max([len(r["name"]) for r in rows] + [4])
@@ -208,9 +211,14 @@ def _inspect_tflite(path: str) -> dict[str, Any]:
     constants = {i for i, t in enumerate(model.tensors) if t.data is not None}
     sizes: dict[Hashable, int] = {i: math.prod(t.shape) * _itemsize(t.dtype)
                                   for i, t in enumerate(model.tensors)}
+    # a DEQUANTIZE of a constant (float16 / int8 storage) is run once by LiteRT, its output
+    # kept for the model's lifetime: a load-time copy of the weights, not an activation
+    widened = {o for op in model.operators if op.op == "DEQUANTIZE" and op.inputs
+               and op.inputs[0] in constants for o in op.outputs}
+    fixed = constants | widened
     steps: list[tuple[list[Hashable], list[Hashable]]] = [
-        ([i for i in op.inputs if i >= 0 and i not in constants],
-         [o for o in op.outputs if o not in constants]) for op in model.operators]
+        ([i for i in op.inputs if i >= 0 and i not in fixed],
+         [o for o in op.outputs if o not in fixed]) for op in model.operators]
     peak, at = _peak(steps, list(model.inputs), list(model.outputs), sizes)
     where = model.operators[at].op if model.operators else "-"
     rows = []
@@ -221,7 +229,9 @@ def _inspect_tflite(path: str) -> dict[str, Any]:
         if i in forms:
             quant = f"{forms[i]}; {quant}" if quant else forms[i]
         kind = "input" if i in model.inputs else "output" if i in model.outputs else \
-            "constant" if i in constants else "activation"
+            "constant" if i in constants else "widened" if i in widened else "activation"
+        if i in widened:
+            quant = "float32 copy of a constant, made once at load (DEQUANTIZE)"
         rows.append((t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", quant, kind))
     params = sum(len(model.tensors[i].data or b"") for i in constants)
     weights: Counter[str] = Counter()
@@ -231,7 +241,10 @@ def _inspect_tflite(path: str) -> dict[str, Any]:
            "shape": list(model.tensors[i].shape)}
           for role, indices in (("input", model.inputs), ("output", model.outputs))
           for i in indices]
-    return _summary("tflite", path, ops, rows, params, (peak, at, where), io, weights)
+    summary = _summary("tflite", path, ops, rows, params, (peak, at, where), io, weights)
+    if widened:
+        summary["widened_at_load_bytes"] = sum(sizes[o] for o in widened)
+    return summary
 
 
 def _storage_forms(model: TflModel, constants: set[int]) -> dict[int, str]:

@@ -32,7 +32,8 @@ FLAG_OPTIONS = {"--calibration-method": ("calibrate", "method"),
                 "--output-dtype": ("insert-qdq", "output_dtype"),
                 "--per-tensor": ("insert-qdq", "per_tensor"),
                 "--int16": ("insert-qdq", "int16"),
-                "--optimize": ("select-kernels", "optimize")}
+                "--optimize": ("select-kernels", "optimize"),
+                "--hybrid": ("select-kernels", "hybrid")}
 
 
 def explicit_options(spec: str) -> dict[int, set[str]]:

@@ -34,6 +34,11 @@ output's cumulative metrics, and the float vs int8 argmax agreement of the first
 with labels (an extra ``labels`` array in the evaluation ``.npz``: one integer class id per
 sample) also the top-1 accuracy of both graphs. In the JSON written by ``--json``,
 infinite values are the strings ``"inf"`` / ``"-inf"``.
+
+``quantize="int16x8"`` (``microlith debug --quantize int16x8``) builds the quantized graph as
+``compile --quantize int16x8`` does (``calibrate{bits=16}``, ``insert-qdq{activations=
+int16}``; int16 interface) and measures the same table for it: ``max LSB`` is then in int16
+steps. The JSON's ``int8_accuracy`` is the quantized graph's, whichever its width.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class DebugOptions:
     labels: Sequence[int] | np.ndarray | None = None  # overrides a "labels" array in data
     calibration_method: str = "minmax"
     fallback: str = "none"  # "float": ops without int8 kernels stay float (not listed)
+    quantize: str = "int8"  # or "int16x8": the 16x8 graph against float
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     samples: int = 0  # evaluate the first N samples only (0: all)
     batch_size: int = 32
@@ -147,6 +153,7 @@ class DebugReport:
     float_accuracy: float | None = None  # with labels
     int8_accuracy: float | None = None
     calibration: dict[str, Any] = field(default_factory=dict)
+    kind: str = "int8"  # "16x8" for --quantize int16x8
 
     def table(self, top: int = 0) -> str:
         """The worst ``top`` rows (0: all) as aligned text."""
@@ -166,8 +173,9 @@ class DebugReport:
             "   " + " cumulative ".center(sum(widths[9:]) + 4, "-")
         shown = f"{len(rows)} of {len(self.rows)}" if len(rows) < len(self.rows) else len(rows)
         cal = self.calibration
-        title = (f"int8 error per layer, worst first ({shown} tensors; {self.samples} samples; "
-                 f"calibration: {cal.get('method', '?')} on {cal.get('samples', '?')} samples)")
+        title = (f"{self.kind} error per layer, worst first ({shown} tensors; "
+                 f"{self.samples} samples; calibration: {cal.get('method', '?')} on "
+                 f"{cal.get('samples', '?')} samples)")
         return "\n".join([title, groups, line(head), *map(line, cells)]) + "\n"
 
     def summary(self) -> str:
@@ -175,9 +183,10 @@ class DebugReport:
                  f"max {m.cells()[2]} LSB" for name, m in self.outputs.items()]
         if self.float_accuracy is not None and self.int8_accuracy is not None:
             lines.append(f"top-1 accuracy ({self.samples} labelled samples): float "
-                         f"{100 * self.float_accuracy:.2f}%, int8 {100 * self.int8_accuracy:.2f}%")
+                         f"{100 * self.float_accuracy:.2f}%, {self.kind} "
+                         f"{100 * self.int8_accuracy:.2f}%")
         if self.agreement is not None:
-            lines.append(f"argmax agreement float vs int8: {100 * self.agreement:.2f}%")
+            lines.append(f"argmax agreement float vs {self.kind}: {100 * self.agreement:.2f}%")
         return "\n".join(lines) + "\n"
 
     def as_json(self) -> dict[str, Any]:
@@ -200,18 +209,26 @@ def _fmt(x: float, spec: str) -> str:
 # ---- building the two graphs ----------------------------------------------------------------
 def build_graphs(model: str | os.PathLike[str], options: DebugOptions
                  ) -> tuple[Graph, Graph, CalibrationSet]:
-    """(calibrated float graph, its int8 copy, the calibration set), as compile builds them."""
+    """(calibrated float graph, its int8 -- or 16x8 -- copy, the calibration set), as compile
+    builds them."""
     from microlith.frontend.onnx_import import load_onnx
-    from microlith.passes.pipelines import int8_pipeline
+    from microlith.passes.pipelines import TAILS, int8_pipeline, int16x8
+    from microlith.pipeline.spec import format_pipeline
 
+    if options.quantize not in ("int8", "int16x8"):
+        raise UsageError(f"debug: --quantize int8 or int16x8, not {options.quantize!r}")
     compile_options = CompileOptions(
-        input_shapes=dict(options.input_shapes), warn=options.warn, quantize="int8",
+        input_shapes=dict(options.input_shapes), warn=options.warn, quantize=options.quantize,
         calibration_data=options.calibration_data, quiet=options.quiet,
         calibration_method=options.calibration_method, fallback=options.fallback)
     from microlith.targets import get_target
 
     check_quantize_options(compile_options, get_target("tflite"))
-    passes = parse_pipeline(int8_pipeline(options.calibration_method, "int8", options.fallback))
+    passes = parse_pipeline(
+        int8_pipeline(options.calibration_method, "int8", options.fallback)
+        if options.quantize == "int8" else
+        f"{format_pipeline(int16x8(options.calibration_method, 'int16', options.fallback))},"
+        f"{TAILS['tflite']}")
     split = next(i for i, p in enumerate(passes) if p.name == "insert-qdq")
     graph = load_onnx(model, compile_options.input_shapes, warn=options.warn)
     if isinstance(options.calibration_data, Mapping):  # arrays by input name
@@ -466,5 +483,7 @@ def debug_quantization(model: str | os.PathLike[str], options: DebugOptions) -> 
     if options.samples and options.samples < len(data):
         data = data.head(options.samples)
         labels = None if labels is None else labels[:options.samples]
-    return compare(float_graph, int8_graph, data, labels, batch_size=options.batch_size,
-                   quiet=options.quiet, warn=options.warn)
+    report = compare(float_graph, int8_graph, data, labels, batch_size=options.batch_size,
+                     quiet=options.quiet, warn=options.warn)
+    report.kind = "16x8" if options.quantize == "int16x8" else "int8"
+    return report

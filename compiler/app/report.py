@@ -10,7 +10,8 @@ in a ``data-*`` attribute, so tests compare the page with the compile's own numb
 Model strings are HTML-escaped.
 
 Sources: a ``CompileResult`` (``report_from_result``), or an existing output: a
-``.tflite`` (``report_from_tflite``).
+``.tflite`` (``report_from_tflite``) or a C output directory
+(``microlith.app.report_sources``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from microlith.liveness import lifetimes
 
 if TYPE_CHECKING:
     from microlith.app.driver import CompileResult
+    from microlith.app.report_errors import ErrorTable
     from microlith.formats.tflite.flatbuffer import TflModel
     from microlith.ir.core import Graph
 
@@ -41,6 +43,7 @@ class OpRow:
     macs: int
     param_bytes: int
     out_bytes: int
+    detail: str = ""  # C directory: the kernel call's comment (geometry, scratch)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class ReportData:
     flash_tensors: list[tuple[str, int]] = field(default_factory=list)
     flash_kinds: list[tuple[str, int]] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
+    errors: ErrorTable | None = None  # quantized modes: per-layer SQNR (report_errors)
 
 
 def _live_per_step(steps: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]],
@@ -127,7 +131,12 @@ def report_from_graph(graph: Graph, title: str, facts: list[tuple[str, str]],
     return data
 
 
-def report_from_result(result: CompileResult, model: str, target: str) -> ReportData:
+def report_from_result(result: CompileResult, model: str, target: str,
+                       quiet: bool = True) -> ReportData:
+    """The report of a compile; with the calibrated float graph kept
+    (``keep_float_graph``), the per-layer errors of the quantized model too."""
+    from microlith.app.report_errors import errors_from_result
+
     facts = [("model", model), ("target", target), ("pipeline", result.pipeline)]
     if result.output:
         facts.append(("output bytes", f"{len(result.output):,}"))
@@ -137,7 +146,9 @@ def report_from_result(result: CompileResult, model: str, target: str) -> Report
               result.seconds.items()]
     timings = [(name, seconds) for name, seconds, _ in
                (result.timing.records if result.timing is not None else [])]
-    return report_from_graph(result.graph, model, facts, timings)
+    data = report_from_graph(result.graph, model, facts, timings)
+    data.errors = errors_from_result(result, quiet=quiet)
+    return data
 
 
 def report_from_tflite(model: TflModel, path: str) -> ReportData:
@@ -253,6 +264,8 @@ def _bars_svg(ident: str, pairs: list[tuple[str, int]]) -> str:
 
 
 def render_html(data: ReportData) -> str:
+    from microlith.app.report_errors import CSS, render_errors
+
     def io(pairs: list[tuple[str, str]]) -> str:
         return "<br>".join(f"{_esc(s)} {_esc(d)}" for s, d in pairs)
 
@@ -261,7 +274,8 @@ def render_html(data: ReportData) -> str:
     total_macs = sum(r.macs for r in data.ops)
     ops = "".join(
         f'<tr data-index="{i}" data-macs="{r.macs}" data-params="{r.param_bytes}">'
-        f"<td class=n>{i}</td><td>{_esc(r.op)}</td><td><code>{_esc(r.name)}</code></td>"
+        f"<td class=n>{i}</td><td>{_esc(r.op)}</td><td><code>{_esc(r.name)}</code>"
+        f"{'<br><small>' + _esc(r.detail) + '</small>' if r.detail else ''}</td>"
         f"<td>{io(r.inputs)}</td><td>{io(r.outputs)}</td><td class=n>{r.macs:,}</td>"
         f"<td class=n>{r.param_bytes:,}</td><td class=n>{r.out_bytes:,}</td>"
         f"<td class=n>{data.live[i] if i < len(data.live) else 0:,}</td></tr>"
@@ -274,7 +288,7 @@ def render_html(data: ReportData) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>microlith report: {_esc(data.title)}</title><style>{_CSS}</style></head><body>
+<title>microlith report: {_esc(data.title)}</title><style>{_CSS}{CSS}</style></head><body>
 <h1>microlith report: {_esc(data.title)}</h1>
 <table id="facts">{facts}</table>
 <h2>Ops ({len(data.ops)}, <span id="total-macs" data-macs="{total_macs}">{total_macs:,}</span>
@@ -289,6 +303,6 @@ MACs)</h2>
 <h2>Flash: <span id="flash-total" data-bytes="{flash}">{flash:,}</span> B of constants</h2>
 <h3>by tensor</h3>{_bars_svg("flash-tensors", data.flash_tensors)}
 <h3>by op kind</h3>{_bars_svg("flash-kinds", data.flash_kinds)}
-<h2>Pass timings (ms)</h2><table id="timings">{timings}</table>
+{render_errors(data.errors)}<h2>Pass timings (ms)</h2><table id="timings">{timings}</table>
 </body></html>
 """

@@ -1,18 +1,22 @@
-"""``microlith run``: run a compiled model on inputs from a ``.npy``, on the host or the M4.
+"""``microlith run``: run a compiled model on inputs from ``.npy`` files, on the host or a Cortex-M.
 
 * A C output directory (``--target c``): the model's interface is read from its header
   (``PREFIX_INPUTi_{TYPE,SHAPE,SCALE,ZERO_POINT}``). ``--on host`` builds the C with the
-  host's ``gcc`` and a small file-based ``main.c``; ``--on cortex-m4`` builds it with
-  arm-none-eabi-gcc for the board shipped in this package and runs it under qemu
+  host's ``gcc`` and a small file-based ``main.c``; ``--on cortex-m4`` (or ``cortex-m7``,
+  ``cortex-m3``, ``cortex-m33``, ``cortex-m55``) builds it with arm-none-eabi-gcc for
+  that core's board shipped in this package and runs it under qemu
   (``microlith.app.board``), reporting the instructions of every ``model_invoke()``.
 * A ``.tflite``: runs it in TFLite-Micro (``tflite_micro``), else LiteRT
   (``ai_edge_litert``), whichever is installed (``pip install 'microlith[runtimes]'``).
 
-Inputs: ``x.npy`` holds one sample in the model's shape, or samples stacked on the first
-axis (one inference each). A rank-4 array in the ONNX layout (NCHW) is transposed to the
-model's NHWC. Float inputs of an integer model are quantized with the model's scale and
-zero point (round half away from zero, saturated), as TFLite's QUANTIZE does. Outputs are
-the model's own type (int8 for an int8 model), stacked like the inputs.
+Inputs: one array per model input, given in the model's order, by input name (a mapping;
+the CLI's ``--input NAME=x.npy`` or an ``.npz`` keyed by input name), or a single array for
+a one-input model; a missing or unknown name is an error naming it. Each array holds one
+sample in the input's shape, or samples stacked on the first axis (one inference each;
+every input must give the same number). A rank-4 array in the ONNX layout (NCHW) is
+transposed to the model's NHWC. Float inputs of an integer model are quantized with the
+model's scale and zero point (round half away from zero, saturated), as TFLite's QUANTIZE
+does. Outputs are the model's own type (int8 for an int8 model), stacked like the inputs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,12 +46,13 @@ class TensorInfo:
     dtype: np.dtype
     scale: float | None = None
     zero_point: int = 0
+    name: str = ""  # the model's name for it ("" when unknown)
 
 
 @dataclass
 class RunOutput:
     outputs: list[np.ndarray]  # one array per model output, samples stacked
-    instructions: list[int] = field(default_factory=list)  # cortex-m4: per inference
+    instructions: list[int] = field(default_factory=list)  # on a Cortex-M: per inference
     runtime: str = ""  # what ran it
 
 
@@ -61,7 +66,8 @@ def header_interface(directory: Path) -> tuple[str, list[TensorInfo], list[Tenso
     header = directory / f"{prefix}.h"
     if not header.is_file():
         raise UsageError(f"{directory}: {header.name} is missing")
-    macros = dict(re.findall(r"^#define (\w+) (.+)$", header.read_text(), re.M))
+    text = header.read_text()
+    macros = dict(re.findall(r"^#define (\w+) (.+)$", text, re.M))
     upper = prefix.upper()
 
     def tensors(kind: str) -> list[TensorInfo]:
@@ -72,8 +78,12 @@ def header_interface(directory: Path) -> tuple[str, list[TensorInfo], list[Tenso
             dtype = np.dtype(_C_TYPES[macros[key + "TYPE"]])
             scale = macros.get(key + "SCALE")
             found.append(TensorInfo(shape, dtype, float(scale.rstrip("f")) if scale else None,
-                                    int(macros.get(key + "ZERO_POINT", "0"))))
+                                    int(macros.get(key + "ZERO_POINT", "0")),
+                                    names.get((kind.lower(), i), "")))
         return found
+
+    names = {(kind, int(i)): name for kind, i, name in
+             re.findall(r"^/\* (input|output) (\d+): (.*) \*/$", text, re.M)}
 
     return prefix, tensors("INPUT"), tensors("OUTPUT")
 
@@ -113,6 +123,94 @@ def load_input(path: str) -> np.ndarray:
     from microlith.frontend.input_files import load_npy
 
     return np.asarray(load_npy(path, 1 << 30, error=UsageError)[0])
+
+
+Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
+MAX_INPUT_BYTES = 1 << 30
+
+
+def load_inputs(values: Sequence[str]) -> tuple[Inputs, dict[str, str] | list[str]]:
+    """The CLI's ``--input`` values -> (arrays, where each came from): ``x.npy`` (positional,
+    in the model's input order), ``NAME=x.npy`` (by input name), or one ``.npz`` whose keys
+    are input names."""
+    from microlith.frontend.input_files import load_npz
+
+    if len(values) == 1 and values[0].lower().endswith(".npz") and \
+            not _named(values[0]):
+        arrays, _ = load_npz(values[0], MAX_INPUT_BYTES, UsageError)
+        if not arrays:
+            raise UsageError(f"{values[0]}: no arrays")
+        return arrays, {name: f"{values[0]} ({name!r})" for name in arrays}
+    named = [_named(v) for v in values]
+    if any(named) and not all(named):
+        raise UsageError("--input: give every input as NAME=X.npy, or none (then in the "
+                         "model's input order)")
+    if not all(named):
+        for v in values:
+            if v.lower().endswith(".npz"):
+                raise UsageError(f"--input {v}: an .npz (keyed by input name) is the only "
+                                 "--input")
+        return [load_input(v) for v in values], list(values)
+    by_name: dict[str, np.ndarray] = {}
+    wheres: dict[str, str] = {}
+    for value in values:
+        name, path = value.split("=", 1)
+        if name in by_name:
+            raise UsageError(f"--input {name}=...: given twice")
+        by_name[name], wheres[name] = load_input(path), path
+    return by_name, wheres
+
+
+def _named(value: str) -> bool:
+    """``NAME=PATH`` unless the whole value is an existing file (a path with a ``=``)."""
+    return "=" in value and not os.path.exists(value) and bool(value.split("=", 1)[0])
+
+
+def _input_label(info: TensorInfo, i: int) -> str:
+    return repr(info.name) if info.name else f"input {i}"
+
+
+def match_inputs(given: Inputs, infos: list[TensorInfo], where: str,
+                 wheres: Mapping[str, str] | Sequence[str] | None = None
+                 ) -> list[list[np.ndarray]]:
+    """One list of prepared arrays (``prepare_samples``) per inference, in the model's input
+    order, from a single array, arrays in order, or arrays by input name."""
+    names = [info.name for info in infos]
+    listed = ", ".join(_input_label(info, i) for i, info in enumerate(infos))
+    if isinstance(given, np.ndarray):
+        arrays, labels = [given], [where]
+    elif isinstance(given, Mapping):
+        extra = [k for k in given if k not in names]
+        if extra:
+            raise UsageError(f"{where}: the model has no input named {extra[0]!r} (its "
+                             f"inputs: {listed})")
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise UsageError(f"{where}: no data for the model input {missing[0]!r} (its "
+                             f"inputs: {listed}; give --input {missing[0]}=X.npy)")
+        arrays = [np.asarray(given[n]) for n in names]
+        labels = [wheres[n] if isinstance(wheres, Mapping) and n in wheres else
+                  f"{where} {n!r}" for n in names]
+    else:
+        arrays = [np.asarray(a) for a in given]
+        labels = list(wheres) if isinstance(wheres, Sequence) and \
+            len(wheres) == len(arrays) else [f"{where} {i}" for i in range(len(arrays))]
+    if len(arrays) != len(infos):
+        more = "missing" if len(arrays) < len(infos) else "extra"
+        which = ", ".join(_input_label(infos[i], i) for i in range(len(arrays), len(infos))) \
+            if more == "missing" else ", ".join(labels[len(infos):])
+        raise UsageError(f"{where}: the model has {len(infos)} input(s) ({listed}) but "
+                         f"{len(arrays)} were given ({more}: {which}; give one --input per "
+                         "model input, or NAME=X.npy)")
+    per_input = [prepare_samples(a, info, label) for a, info, label in
+                 zip(arrays, infos, labels, strict=True)]
+    counts = {len(samples) for samples in per_input}
+    if len(counts) > 1:
+        detail = ", ".join(f"{label}: {len(samples)}" for label, samples in
+                           zip(labels, per_input, strict=True))
+        raise UsageError(f"{where}: every input must give the same number of samples "
+                         f"({detail})")
+    return [list(run) for run in zip(*per_input, strict=True)]
 
 
 # --------------------------------------------------------------------------- host
@@ -181,38 +279,41 @@ def run_host(directory: Path, prefix: str, samples: list[list[np.ndarray]],
 
 
 def run_board(directory: Path, prefix: str, samples: list[list[np.ndarray]],
-              outputs: list[TensorInfo]) -> RunOutput:
+              outputs: list[TensorInfo], cpu: str = "cortex-m4") -> RunOutput:
+    from microlith.app.board.cpus import cpu_named
     from microlith.app.board.errors import BoardError, ToolchainMissing
     from microlith.app.board.run import build_and_run
 
+    core = cpu_named(cpu)
+    title = "Cortex-" + cpu.split("-", 1)[1].upper()
     try:
         result = build_and_run(directory, [[x.tobytes() for x in run] for run in samples],
-                               prefix=prefix)
+                               prefix=prefix, cpu=cpu)
     except ToolchainMissing as exc:
-        raise UsageError(f"--on cortex-m4: {exc}") from None
+        raise UsageError(f"--on {cpu}: {exc}") from None
     except BoardError as exc:
-        raise UsageError(f"{directory}: on the Cortex-M4: "
+        raise UsageError(f"{directory}: on the {title}: "
                          f"{(str(exc).strip().splitlines() or ['?'])[0]}") from None
     results = [np.concatenate([np.frombuffer(run[j], info.dtype).reshape(info.shape)
                                for run in result.all_outputs])
                for j, info in enumerate(outputs)]
     return RunOutput(results, instructions=list(result.instructions),
-                     runtime="Cortex-M4 (qemu mps2-an386)")
+                     runtime=f"{title} (qemu {core.machine})")
 
 
-def run_c_directory(directory: str | os.PathLike[str], x: np.ndarray, on: str = "host",
-                    where: str = "--input") -> RunOutput:
+def run_c_directory(directory: str | os.PathLike[str], x: Inputs, on: str = "host",
+                    where: str = "--input",
+                    wheres: Mapping[str, str] | Sequence[str] | None = None) -> RunOutput:
     path = Path(directory)
     prefix, inputs, outputs = header_interface(path)
-    if len(inputs) != 1:
-        raise UsageError(f"{path}: the model has {len(inputs)} inputs; run takes one .npy "
-                         "(one-input models)")
-    samples = [[s] for s in prepare_samples(x, inputs[0], where)]
+    samples = match_inputs(x, inputs, where, wheres)
     if on == "host":
         return run_host(path, prefix, samples, outputs)
-    if on == "cortex-m4":
-        return run_board(path, prefix, samples, outputs)
-    raise UsageError(f"--on {on!r}: choose host or cortex-m4")
+    from microlith.app.board.cpus import CPUS
+
+    if on in CPUS:
+        return run_board(path, prefix, samples, outputs, on)
+    raise UsageError(f"--on {on!r}: choose host or one of {', '.join(CPUS)}")
 
 
 # --------------------------------------------------------------------------- .tflite
@@ -230,21 +331,21 @@ def tflite_interface(data: bytes, where: str) -> tuple[list[TensorInfo], list[Te
         t = model.tensors[index]
         q = t.quant
         return TensorInfo(tuple(t.shape), np.dtype(t.dtype), q.scale[0] if q and q.scale
-                          else None, int(q.zero_point[0]) if q and q.zero_point else 0)
+                          else None, int(q.zero_point[0]) if q and q.zero_point else 0,
+                          t.name or "")
 
     return [info(i) for i in model.inputs], [info(o) for o in model.outputs]
 
 
-def run_tflite(path: str | os.PathLike[str], x: np.ndarray, runtime: str = "auto",
-               where: str = "--input") -> RunOutput:
+def run_tflite(path: str | os.PathLike[str], x: Inputs, runtime: str = "auto",
+               where: str = "--input",
+               wheres: Mapping[str, str] | Sequence[str] | None = None) -> RunOutput:
     """Run a ``.tflite`` in TFLite-Micro (preferred: what runs on the MCU) or LiteRT."""
     from microlith.frontend.input_files import read_bounded
 
     data = read_bounded(os.fspath(path), "a .tflite file", 2**31 - 1, error=UsageError)
     inputs, outputs = tflite_interface(data, os.fspath(path))
-    if len(inputs) != 1:
-        raise UsageError(f"{path}: the model has {len(inputs)} inputs; run takes one .npy")
-    samples = prepare_samples(x, inputs[0], where)
+    samples = match_inputs(x, inputs, where, wheres)
     invoke, name = _tflite_runtime(data, runtime, len(outputs))
     results: list[list[np.ndarray]] = [[] for _ in outputs]
     for sample in samples:
@@ -253,7 +354,7 @@ def run_tflite(path: str | os.PathLike[str], x: np.ndarray, runtime: str = "auto
     return RunOutput([np.concatenate(r) for r in results], runtime=name)
 
 
-Invoke = Callable[[np.ndarray], list[np.ndarray]]
+Invoke = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 def _tflite_runtime(data: bytes, runtime: str, n_outputs: int) -> tuple[Invoke, str]:
@@ -267,8 +368,9 @@ def _tflite_runtime(data: bytes, runtime: str, n_outputs: int) -> tuple[Invoke, 
         else:
             interp = tflm.Interpreter.from_bytes(data, arena_size=16 << 20)
 
-            def micro(x: np.ndarray) -> list[np.ndarray]:
-                interp.set_input(x, 0)
+            def micro(xs: list[np.ndarray]) -> list[np.ndarray]:
+                for i, x in enumerate(xs):
+                    interp.set_input(x, i)
                 interp.invoke()
                 return [interp.get_output(j).copy() for j in range(n_outputs)]
 
@@ -280,11 +382,12 @@ def _tflite_runtime(data: bytes, runtime: str, n_outputs: int) -> tuple[Invoke, 
                          "'microlith[runtimes]' (tflite-micro, ai-edge-litert)") from None
     lite = Interpreter(model_content=data)
     lite.allocate_tensors()
-    index = lite.get_input_details()[0]["index"]
+    indices = [d["index"] for d in lite.get_input_details()]
     outs = [d["index"] for d in lite.get_output_details()]
 
-    def litert(x: np.ndarray) -> list[np.ndarray]:
-        lite.set_tensor(index, x)
+    def litert(xs: list[np.ndarray]) -> list[np.ndarray]:
+        for index, x in zip(indices, xs, strict=True):
+            lite.set_tensor(index, x)
         lite.invoke()
         return [lite.get_tensor(o).copy() for o in outs]
 

@@ -14,12 +14,14 @@ RESHAPE             ``Reshape`` (shape from the options or the constant input)
 PAD                 ``Pad`` (constant paddings; zeros, i.e. the zero point when quantized)
 MEAN                ``ReduceMean`` (constant axes, ``keep_dims``)
 SOFTMAX, LOGISTIC, TANH, RELU, ADD, MUL
+QUANTIZE            ``QuantizeLinear`` from a quantized input: a requantize (uint8 <-> int8
+                    at the interface of a uint8-I/O model, int8 <-> int16 borders)
 ==================  =====================================================================
 
 The graph's facts say what it already is: ``nhwc`` always (``io_perms`` empty: the
-interface is the file's own layout, calibration data too), ``integer`` for an int8 model
-(every activation quantized) -- it goes straight to the target's tail. Anything else is
-refused with one error naming every unsupported operator. One subgraph only.
+interface is the file's own layout, calibration data too), ``integer`` for an integer
+model (every activation quantized: int8, int16 or uint8) -- it goes straight to the target's
+tail. Anything else is refused with one error naming every unsupported operator. One subgraph only.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from microlith.ir.types import DType, QuantParams, TensorType
 MAX_TFLITE_BYTES = 2**31 - 1
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
              "AVERAGE_POOL_2D", "RESHAPE", "SOFTMAX", "LOGISTIC", "TANH", "RELU", "ADD", "MUL",
-             "PAD", "MEAN")
+             "PAD", "MEAN", "QUANTIZE")
 _ACTIVATIONS = {"NONE": None, "RELU": "RELU", "RELU6": "RELU6"}
 _SIMPLE = {"SOFTMAX": "Softmax", "LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu",
            "ADD": "Add",
@@ -67,8 +69,9 @@ def read_tflite(source: Any) -> Any:
 
 
 def is_integer_model(model: Any) -> bool:
-    """Every activation (non-constant tensor) is quantized int8 / int16."""
-    return all(t.data is not None or (t.dtype in ("int8", "int16") and t.quant is not None)
+    """Every activation (non-constant tensor) is quantized int8 / int16 / uint8."""
+    return all(t.data is not None or (t.dtype in ("int8", "int16", "uint8") and
+                                      t.quant is not None)
                for t in model.tensors if t.dtype != "int32")
 
 
@@ -201,6 +204,13 @@ def load_tflite(source: Any, input_shapes: dict[str, tuple[int, ...]] | None = N
                 kind = "ReduceMean"
                 attrs = {"axes": tuple(int(v) for v in arg.reshape(-1)),
                          "keepdims": int(bool(opts.get("keep_dims", False)))}
+            ins = ins[:1]
+        elif op.op == "QUANTIZE":
+            source = model.tensors[op.inputs[0]]
+            if source.quant is None or not source.quant.scale or out.quant is None:
+                raise FrontendError(f"{where}: only a requantize (quantized input and output) "
+                                    "is supported; a float input means a float model")
+            kind, attrs = "QuantizeLinear", {"to": DType.from_numpy(np.dtype(out.dtype)).value}
             ins = ins[:1]
         elif op.op == "RESHAPE":
             shape = np.asarray(out.shape, np.int64)

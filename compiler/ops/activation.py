@@ -121,7 +121,7 @@ _UNARY: list[tuple[str, str, Unary, dict, Int8Rule, tuple[float, int] | None, st
     ("Abs", "|x|", lambda x, node: np.abs(x), {}, Int8Rule.NONE, None, "ABS"),
 ]
 #: with a 16x8 kernel (TFLite-Micro has no int16 HARD_SWISH)
-_INT16 = ("LeakyRelu",)
+_INT16 = ("LeakyRelu", "Sigmoid", "Tanh")
 #: TFLite kernels that may write over their input (plan-memory).
 _INPLACE = ("RELU", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
 
@@ -147,7 +147,7 @@ def _softmax_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
 
 define_op("Softmax", "exp(x) / sum(exp(x)) along axis", infer=same_type, kernel=_softmax_kernel,
           attrs={"axis": -1}, layout=Layout.AXIS, axis_attr="axis", int8=Int8Rule.FIXED,
-          fixed_output=(1 / 256, -128))
+          fixed_output=(1 / 256, -128), int16=True)
 
 
 def _tfl_softmax_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:

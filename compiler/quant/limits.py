@@ -1,4 +1,5 @@
-"""Nodes whose int8 kernel exists but cannot run every input: kept off the integer path.
+"""Nodes whose int8 kernel exists but cannot run every input: kept off the integer path
+(int8 activations only; the 16x8 kernels are other code).
 
 int8 SOFTMAX over ``depth >= 512`` entries: TFLite-Micro and LiteRT abort (a
 ``RoundingDivideByPOT`` exponent assertion) on any row whose sum of exponentials reaches

@@ -142,8 +142,8 @@ def test_int8_c_with_an_lrn_island_within_one_step(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "mode", "keep"), [
-    ("helper_ops", "int8", None), ("mlp_sigmoid", "int16x8", None),
-    ("lenet", "int8", ("MaxPool",))], ids=["helper_ops", "mlp_sigmoid-16x8", "lenet-keep"])
+    ("helper_ops", "int8", None), ("helper_ops", "int16x8", None),
+    ("lenet", "int8", ("MaxPool",))], ids=["helper_ops", "helper_ops-16x8", "lenet-keep"])
 def test_zoo_float_islands_equal_tflm(tmp_path: Path, name: str, mode: str,
                                       keep: tuple[str, ...] | None) -> None:
     """--fallback float (and --keep-float) in C: the same bytes as TFLite-Micro."""

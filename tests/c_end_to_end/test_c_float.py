@@ -44,6 +44,14 @@ def _compile(name: str, mode: str | None, target: str = "c", **options: object):
         target=target, quantize=mode, quiet=True, warn=lambda m: None, **options))
 
 
+def _dequantizing(name: str, mode: str | None, target: str = "c", **options: object):  # noqa: ANN202
+    """Like ``_compile``, the int8 weights run by the dequantizing kernels (``*_w8``; the
+    integer-dot hybrid kernels, the default, are tested in test_c_hybrid.py)."""
+    if mode == "dynamic" and target == "c":
+        options.setdefault("hybrid", "dequantize")
+    return _compile(name, mode, target, **options)
+
+
 def _host_exe(directory: Path, input_name: str) -> Path:
     main_c = directory / "main.c"
     main_c.write_text(HOST_MAIN.format(p="model", P="MODEL"))
@@ -59,7 +67,7 @@ def _host_exe(directory: Path, input_name: str) -> Path:
 @pytest.mark.parametrize("name", MODELS)
 def test_float_c_matches_interpreter_and_litert(tmp_path: Path, name: str,
                                                 mode: str | None) -> None:
-    result = _compile(name, mode)
+    result = _dequantizing(name, mode)
     directory = write_files(tmp_path / "out", result.files)
     graph = result.graph
     _, x = samples(name)
@@ -101,7 +109,7 @@ def test_float_c_on_cortex_m4(tmp_path: Path, mode: str | None) -> None:
         board.check_toolchain()
     except board.ToolchainMissing as exc:
         pytest.skip(str(exc))
-    result = _compile("lenet", mode)
+    result = _dequantizing("lenet", mode)
     directory = write_files(tmp_path / "out", result.files)
     _, x = samples("lenet")
     feeds = to_physical(x[:6], input_perm(result.graph)).astype(np.float32)

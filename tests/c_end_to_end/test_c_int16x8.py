@@ -22,7 +22,7 @@ from tools.runtimes import run_tflm
 
 pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
-INTEGER_MODELS = ("lenet", "dscnn", "resnet8", "helper_matmul")
+INTEGER_MODELS = ("lenet", "dscnn", "resnet8", "helper_matmul", "mobilenet_v1", "mlp_sigmoid")
 
 
 def compile_c16(name: str, mode: str = "int16x8"):

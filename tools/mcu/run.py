@@ -1,6 +1,7 @@
-"""Build generated C for a Cortex-M4 and run it under qemu, counting instructions exactly.
+"""Build generated C for a Cortex-M and run it under qemu, counting instructions exactly.
 
     python tools/mcu/run.py MODEL_DIR --input in.bin [--input in2.bin] [--opt -Os]
+        [--cpu cortex-m4|cortex-m7|cortex-m3|cortex-m33|cortex-m55]
 
 The board itself lives in the package (``microlith.app.board``: toolchain, harness, qemu
 runner, startup file and linker script); this script is its command line for the
@@ -81,7 +82,8 @@ def _join_opt(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Build generated C for a Cortex-M4 (qemu mps2-an386) and run it, "
+        description="Build generated C for a Cortex-M (qemu mps2-an386 and others, "
+                    "--cpu) and run it, "
                     "printing each inference's outputs (hex) and instruction count.")
     parser.add_argument("model_dir", help="directory with <prefix>.h and the .c files")
     parser.add_argument("--input", action="append", required=True, metavar="FILE",
@@ -89,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "FILE1,FILE2 gives several model inputs")
     parser.add_argument("--prefix", default="model")
     parser.add_argument("--cpu", default="cortex-m4", choices=sorted(CPUS),
-                        help="core and qemu machine (default cortex-m4 on mps2-an386)")
+                        help="core and qemu machine (default cortex-m4 on mps2-an386; cortex-m7 "
+                        "mps2-an500, cortex-m3 mps2-an385, cortex-m33 mps2-an505, "
+                        "cortex-m55 mps3-an547)")
     parser.add_argument("--opt", default="-O2", help="optimisation flag for the model's C")
     parser.add_argument("--workdir", help="keep the build here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)

@@ -14,7 +14,8 @@
  * SOFTMAX), quantize (QUANTIZE, requantize, DEQUANTIZE), data (PAD, CONCATENATION,
  * TRANSPOSE, RESHAPE copies), wide (the 16x8 kernels: int16 activations, int8 weights),
  * float (the float32 kernels of the float C target, with float32, float16 or int8
- * per-channel weights),
+ * per-channel weights), hybrid (dynamic range with an integer dot product: the float input
+ * quantized to int8 per batch, int8 weights, int32 accumulation, float output),
  * select (DIV, STRIDED_SLICE, GATHER, REDUCE_MAX / REDUCE_MIN / SUM, RESIZE_*, BATCH_MATMUL,
  * TRANSPOSE_CONV).
  *
@@ -27,7 +28,11 @@
  * is not defined) CONV_2D with one group and a planned scratch (select-kernels
  * {optimize=speed}: MLK_CONV_SCRATCH_BYTES in the arena), DEPTHWISE_CONV_2D with depth
  * multiplier 1 and FULLY_CONNECTED run SMLAD / SXTB16 kernels; the outputs are the same
- * bytes (only the summation order of exact int32 products differs).
+ * bytes (only the summation order of exact int32 products differs). Also on those cores:
+ * the 16x8 CONV_2D (one group) and FULLY_CONNECTED (microlith_kernels_dsp_wide.h; a filter
+ * of at most MLK_DSP16_GATHER = 256 elements is gathered into 512 bytes of stack), int8
+ * ADD / SUB / MUL (microlith_kernels_dsp_elementwise.h) and MAX_POOL_2D
+ * (microlith_kernels_dsp_pool.h). --optimize size writes #define MLK_PORTABLE into model.c.
  *
  * Notation: MBQM(x, m, s) = RDBP(SRDHM(x * 2^max(s,0), m), max(-s,0)) is TFLite's
  * MultiplyByQuantizedMultiplier with double rounding; SRDHM is the saturating rounding
@@ -52,7 +57,9 @@
 #include "microlith_kernels_data.h"
 #include "microlith_kernels_select.h"
 #include "microlith_kernels_wide.h"
+#include "microlith_kernels_wide_activation.h"
 #include "microlith_kernels_float.h"
 #include "microlith_kernels_float_norm.h"
+#include "microlith_kernels_hybrid.h"
 
 #endif /* MICROLITH_KERNELS_H */

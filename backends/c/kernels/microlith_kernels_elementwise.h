@@ -114,7 +114,8 @@ MLK_INLINE void mlk_add_sub_i8_core(const int8_t *a, const int8_t *b, int8_t *y,
 
 /* mlk_add_sub_i8: the parameter record *p (a static const struct written by the C backend)
  * unpacked into the arguments of mlk_add_sub_i8_core. */
-MLK_HOT void mlk_add_sub_i8(const mlk_add_sub_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+MLK_HOT void mlk_add_sub_i8_portable(const mlk_add_sub_params *p, const int8_t *a,
+                                     const int8_t *b, int8_t *y)
 {
     mlk_add_sub_i8_core(a, b, y, p->sign, p->n0, p->n1, p->n2, p->n3, p->as0, p->as1, p->as2,
                         p->as3, p->bs0, p->bs1, p->bs2, p->bs3, p->a_zp, p->a_mult, p->a_shift,
@@ -146,11 +147,35 @@ MLK_INLINE void mlk_mul_i8_core(const int8_t *a, const int8_t *b, int8_t *y, int
 
 /* mlk_mul_i8: the parameter record *p (a static const struct written by the C backend)
  * unpacked into the arguments of mlk_mul_i8_core. */
-MLK_HOT void mlk_mul_i8(const mlk_mul_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+MLK_HOT void mlk_mul_i8_portable(const mlk_mul_params *p, const int8_t *a, const int8_t *b,
+                                 int8_t *y)
 {
     mlk_mul_i8_core(a, b, y, p->n0, p->n1, p->n2, p->n3, p->as0, p->as1, p->as2, p->as3, p->bs0,
                     p->bs1, p->bs2, p->bs3, p->a_zp, p->b_zp, p->mult, p->shift, p->y_zp,
                     p->act_min, p->act_max);
+}
+
+/* The Cortex-M DSP forms of ADD / SUB and MUL (MLK_DSP only). */
+#include "microlith_kernels_dsp_elementwise.h"
+
+/* The entry points: on DSP cores one out-of-line kernel (microlith_kernels_dsp_elementwise.h,
+ * which falls back to the portable loop itself), elsewhere the portable loop inline. */
+MLK_HOT void mlk_add_sub_i8(const mlk_add_sub_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+{
+#if MLK_DSP_ELEMENTWISE
+    mlk_dsp_add_sub_i8(p, a, b, y);
+#else
+    mlk_add_sub_i8_portable(p, a, b, y);
+#endif
+}
+
+MLK_HOT void mlk_mul_i8(const mlk_mul_params *p, const int8_t *a, const int8_t *b, int8_t *y)
+{
+#if MLK_DSP_ELEMENTWISE
+    mlk_dsp_mul_i8(p, a, b, y);
+#else
+    mlk_mul_i8_portable(p, a, b, y);
+#endif
 }
 
 /* MAXIMUM (is_max = 1) / MINIMUM (is_max = 0): y = max(a, b) / min(a, b), no rescaling. */

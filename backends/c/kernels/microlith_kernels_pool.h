@@ -3,6 +3,7 @@
 #define MICROLITH_KERNELS_POOL_H
 
 #include "microlith_kernels_common.h"
+#include "microlith_kernels_dsp_pool.h" /* MAX_POOL_2D on Cortex-M DSP cores */
 
 /* Parameter records, written by the C backend as static const structs. */
 typedef struct {
@@ -99,6 +100,12 @@ MLK_INLINE void mlk_max_pool2d_i8_core(const int8_t *x, int8_t *y, int batches, 
  * unpacked into the arguments of mlk_max_pool2d_i8_core. */
 MLK_HOT void mlk_max_pool2d_i8(const mlk_max_pool2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_DSP_POOL
+    mlk_dsp_max_pool2d_i8(x, y, p->batches, p->in_h, p->in_w, p->ch, p->out_h, p->out_w,
+                          p->k_h, p->k_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
+                          p->act_min, p->act_max);
+    return;
+#endif
     mlk_max_pool2d_i8_core(x, y, p->batches, p->in_h, p->in_w, p->ch, p->out_h, p->out_w,
                            p->k_h, p->k_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                            p->act_min, p->act_max);

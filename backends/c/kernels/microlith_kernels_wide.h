@@ -95,6 +95,9 @@ MLK_HOT int16_t mlk_out_i16(int32_t v, int32_t lo, int32_t hi)
     return (int16_t)mlk_clamp32(v, lo, hi);
 }
 
+/* The Cortex-M DSP forms of CONV_2D (one group) and FULLY_CONNECTED (MLK_DSP only). */
+#include "microlith_kernels_dsp_wide.h"
+
 /* ==================================================================== convolutions */
 
 /* CONV_2D (grouped) and, with depth_mult > 0, DEPTHWISE_CONV_2D (filters [KH][KW][C*M]):
@@ -104,6 +107,12 @@ MLK_HOT void mlk_conv2d_i16(const mlk_conv2d_i16_params *p, const int16_t *x, in
     int b, oy, ox, oc, ky, kx, ic;
     const int cg = p->depth_mult ? 1 : p->in_c / p->groups;
     const int per_group = p->depth_mult ? 1 : p->out_c / p->groups;
+#if MLK_DSP
+    if (!p->depth_mult && p->groups == 1) {
+        mlk_dsp_conv2d_i16(p, x, y);
+        return;
+    }
+#endif
     for (b = 0; b < p->batches; ++b) {
         for (oy = 0; oy < p->out_h; ++oy) {
             const int iy0 = oy * p->stride_h - p->pad_top;
@@ -149,6 +158,10 @@ MLK_HOT void mlk_fully_connected_i16(const mlk_fully_connected_i16_params *p, co
                                      int16_t *y)
 {
     int b, u, d;
+#if MLK_DSP
+    mlk_dsp_fully_connected_i16(p, x, y);
+    return;
+#endif
     for (b = 0; b < p->batches; ++b) {
         const int16_t *xr = x + (size_t)b * p->depth;
         for (u = 0; u < p->units; ++u) {

@@ -1,8 +1,8 @@
-"""Running the board's ELF under qemu (``-M mps2-an386``) and reading what the harness prints.
+"""Running the board's ELF under qemu (``-M mps2-an386``, ...) and reading what the harness prints.
 
-qemu runs ``-M mps2-an386 -icount shift=7`` (``qemu_command``), without network, display,
-serial or monitor; ``parse_output`` turns the harness's ``ML ...`` lines into outputs and
-instruction counts.
+qemu runs ``-M MACHINE -icount shift=7`` (``qemu_command``; the machine of the ``--cpu``,
+``cpus``), without network, display, serial or monitor; ``parse_output`` turns the
+harness's ``ML ...`` lines into outputs and instruction counts.
 
 How instructions are counted
 ----------------------------
@@ -30,6 +30,14 @@ shift 0 the same regions take 2, 53, 103, 502, 50002 ticks: 1 tick = 40 instruct
 SysTick (in the core: CLKSOURCE=1 counts the 25 MHz cpu clock, 0 a 1 MHz reference)
 converts the same way, but has only 24 bits.
 
+The other boards (``cpus``) count the same way with their own timer and clock: the
+Cortex-M33's mps2-an505 has the same dual timer on a 20 MHz clock (50 ns, 2.56 ticks per
+instruction at shift 7), the Cortex-M55's mps3-an547 a 64-bit system counter on 32 MHz
+(31.25 ns, 4.096 ticks per instruction), whose low word is the fine count and whose value
+/ 256 the coarse one (both counting up). In general ``instructions = round(ticks * 10**9 /
+(hz * 2**shift))``, exact while a tick is shorter than 2**shift ns, so shift 7 is exact
+on every board.
+
 Module 0 of the dual timer counts every tick (32 bits: wraps after 2**32 ticks, 1.34 G
 instructions at shift 7), module 1 counts with prescale 256; both run free without
 interrupts, and the tick count is rebuilt from the two (the coarse one picks the wrap
@@ -54,6 +62,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from microlith.app.board.cpus import MPS2, SYSCOUNTER, Board
 from microlith.app.board.errors import BoardError, BoardFault
 from microlith.app.board.harness import HARNESS_INPUT_SIZE_EXIT
 from microlith.app.board.toolchain import QEMU
@@ -174,25 +183,35 @@ def _read_console(path: Path) -> str:
         return ""
 
 
-def ticks_to_instructions(ticks: int, icount_shift: int = DEFAULT_SHIFT) -> int:
-    """Timer ticks (40 ns) -> instructions (2**shift ns each); exact for shift >= 7."""
-    return (2 * ticks * TICK_NS + (1 << icount_shift)) // (2 << icount_shift)
+def ticks_to_instructions(ticks: int, icount_shift: int = DEFAULT_SHIFT,
+                          hz: int = SYSCLK_HZ) -> int:
+    """Timer ticks (1/hz s: 40 ns on mps2-an386) -> instructions (2**shift ns each), rounded;
+    exact for shift >= 7 on every board."""
+    return (2 * ticks * 10**9 + hz * (1 << icount_shift)) // (2 * hz << icount_shift)
 
 
-def _absolute_ticks(coarse: int, fine: int) -> int:
-    """Ticks since the timers started, from the two down-counters' values."""
-    fine_elapsed = 0xFFFFFFFF - fine
-    coarse_elapsed = (0xFFFFFFFF - coarse) * COARSE_PRESCALE
+def _absolute_ticks(coarse: int, fine: int, counting_up: bool = False) -> int:
+    """Ticks since the timer started, from the fine (every tick, 32 bits) and the coarse
+    (every 256 ticks) count: down-counters from 0xFFFFFFFF (the dual timer) or
+    up-counters from 0 (the system counter)."""
+    if counting_up:
+        fine_elapsed, coarse_elapsed = fine, coarse * COARSE_PRESCALE
+    else:
+        fine_elapsed = 0xFFFFFFFF - fine
+        coarse_elapsed = (0xFFFFFFFF - coarse) * COARSE_PRESCALE
     wraps = round((coarse_elapsed - fine_elapsed) / 2**32)
     return fine_elapsed + wraps * 2**32
 
 
-def _stamp_instructions(fields: Sequence[str], icount_shift: int) -> tuple[int, int]:
+def _stamp_instructions(fields: Sequence[str], icount_shift: int,
+                        board: Board = MPS2["mps2-an386"]) -> tuple[int, int]:
     coarse0, fine0, fine1, coarse1 = (int(v, 16) for v in fields[:4])
-    t0 = _absolute_ticks(coarse0, fine0)
-    t1 = _absolute_ticks(coarse1, fine1)
-    return (ticks_to_instructions(t1, icount_shift) - ticks_to_instructions(t0, icount_shift),
-            t1 - t0)
+    up = board.timer == SYSCOUNTER
+    t0 = _absolute_ticks(coarse0, fine0, up)
+    t1 = _absolute_ticks(coarse1, fine1, up)
+    hz = board.timer_hz
+    return (ticks_to_instructions(t1, icount_shift, hz)
+            - ticks_to_instructions(t0, icount_shift, hz), t1 - t0)
 
 
 @dataclass
@@ -204,8 +223,9 @@ class _Parsed:
     outputs: list[list[bytes]]
 
 
-def parse_output(console: str, n_runs: int, icount_shift: int = DEFAULT_SHIFT) -> _Parsed:
-    """Read the harness's ``ML ...`` lines."""
+def parse_output(console: str, n_runs: int, icount_shift: int = DEFAULT_SHIFT,
+                 board: Board = MPS2["mps2-an386"]) -> _Parsed:
+    """Read the harness's ``ML ...`` lines (timer stamps of ``board``)."""
     base: list[int] = []
     times: dict[int, tuple[int, int, int]] = {}
     lengths: dict[tuple[int, int], int] = {}
@@ -217,9 +237,9 @@ def parse_output(console: str, n_runs: int, icount_shift: int = DEFAULT_SHIFT) -
             continue
         tag, fields = parts[1], parts[2:]
         if tag == "BASE":
-            base.append(_stamp_instructions(fields[1:], icount_shift)[0])
+            base.append(_stamp_instructions(fields[1:], icount_shift, board)[0])
         elif tag == "TIME":
-            count, ticks = _stamp_instructions(fields[1:], icount_shift)
+            count, ticks = _stamp_instructions(fields[1:], icount_shift, board)
             status = int(fields[5], 16)
             times[int(fields[0], 16)] = (count, ticks, status - (status >> 31 << 32))
         elif tag == "OUTLEN":

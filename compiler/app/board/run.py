@@ -1,16 +1,16 @@
-"""Build generated C for the Cortex-M4 board and run it under qemu, counting instructions.
+"""Build generated C for a Cortex-M board and run it under qemu, counting instructions.
 
 ``build_and_run(model_dir, inputs)`` compiles every ``*.c`` of ``model_dir`` (the C
 backend's ``model.c`` with its headers, or any code implementing the same API: ``void
 *model_input(int)``, ``const void *model_output(int)``, ``size_t
 model_{input,output}_bytes(int)``, ``int model_invoke(void)``; ``MODEL_NUM_OUTPUTS``
 is used when ``model.h`` defines it, else one output) together with the board files
-shipped in this package (``startup.c``, ``mps2_an386.ld``) and a generated harness
-``main.c`` that embeds the inputs as const arrays. For each inference the harness copies
+shipped in this package (``startup.c``, the machine's linker script) and a generated
+harness ``main.c`` that embeds the inputs as const arrays. For each inference the harness copies
 the inputs into ``model_input(i)`` (checking ``model_input_bytes(i)``), times
 ``model_invoke()`` and prints the outputs as hex over semihosting (outside the timed
-region). qemu runs ``-M mps2-an386 -icount shift=7``, without network, display, serial
-or monitor.
+region). qemu runs ``-M mps2-an386 -icount shift=7`` (or the machine of ``cpu``), without
+network, display, serial or monitor.
 """
 
 from __future__ import annotations
@@ -83,14 +83,14 @@ def build_and_run(model_dir: str | os.PathLike[str],
                   workdir: str | os.PathLike[str] | None = None,
                   timeout: float = DEFAULT_TIMEOUT, icount_shift: int = DEFAULT_SHIFT,
                   cflags: Sequence[str] = (), cpu: str = DEFAULT_CPU) -> RunResult:
-    """Build ``model_dir`` for the Cortex-M4 board, run one inference per item, measure.
+    """Build ``model_dir`` for the board of ``cpu``, run one inference per item, measure.
 
     Each item of ``input_bytes_list`` is the bytes of input 0, or a sequence with the
     bytes of every model input. ``workdir`` keeps the build (``main.c``, objects,
     ``app.elf``, ``app.map``); by default a temporary directory is used and removed,
     so ``RunResult.elf`` then no longer exists. ``cflags`` are added when compiling
     (e.g. ``-DNAME=1``). ``cpu`` picks the core and its qemu machine
-    (``microlith.app.board.cpus``: cortex-m4, cortex-m7, cortex-m3). Raises
+    (``microlith.app.board.cpus``: cortex-m4, cortex-m7, cortex-m3, cortex-m33, cortex-m55). Raises
     ``ToolchainMissing``, ``BuildError``, ``BoardFault``.
     """
     cpu_named(cpu)
@@ -119,7 +119,7 @@ def _build_and_run(model_dir: str | os.PathLike[str], runs: list[list[bytes]], p
     text, data, bss = elf_size(elf)
     console, stdout = run_elf(elf, timeout=timeout, icount_shift=icount_shift,
                               machine=cpu_named(cpu).machine)
-    parsed = parse_output(console, len(runs), icount_shift)
+    parsed = parse_output(console, len(runs), icount_shift, cpu_named(cpu).board)
     for r, status in enumerate(parsed.statuses):
         if status != 0:
             raise BoardFault(f"{prefix}_invoke() returned {status} on inference {r}", 0, None)

@@ -1,11 +1,12 @@
-"""The board's toolchain: finding the tools, compiling and linking a model for the Cortex-M4.
+"""The board's toolchain: finding the tools, compiling and linking a model for a Cortex-M.
 
 ``build`` compiles every ``*.c`` of a model directory together with our board
-(``startup.c``, ``mps2_an386.ld``) and the generated harness (``harness.py``). The model is
-built with ``opt``; the harness and startup always with ``-O2`` so the measuring code never
-changes. Flags: ``-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
---specs=rdimon.specs -nostartfiles -ffunction-sections -fdata-sections -Wl,--gc-sections
--std=c99 -Wall -Wextra``.
+(``startup.c``, the linker script of the cpu's machine -- ``mps2_an386.ld`` for the M4 --
+which INCLUDEs ``board_sections.ld``) and the generated harness (``harness.py``). The model
+is built with ``opt``; the harness and startup always with ``-O2`` so the measuring code
+never changes. Flags for the Cortex-M4: ``-mcpu=cortex-m4 -mthumb -mfloat-abi=hard
+-mfpu=fpv4-sp-d16 --specs=rdimon.specs -nostartfiles -ffunction-sections -fdata-sections
+-Wl,--gc-sections -std=c99 -Wall -Wextra`` (other cores: ``cpus.CPUS``).
 """
 
 from __future__ import annotations
@@ -66,13 +67,14 @@ def build(model_dir: str | os.PathLike[str], runs: Sequence[Sequence[bytes]], *,
           cflags: Sequence[str] = (), cpu: str = DEFAULT_CPU) -> tuple[Path, str]:
     """Compile the model's ``*.c``, the harness and startup for ``cpu``
     (``microlith.app.board.cpus``); link ``workdir/app.elf``."""
-    arch = cpu_named(cpu).arch_flags
+    core = cpu_named(cpu)
+    arch = core.arch_flags
     model_dir = Path(model_dir).resolve()
     sources = sorted(model_dir.glob("*.c"))
     if not (model_dir / f"{prefix}.h").is_file() or not sources:
         raise BuildError(f"{model_dir}: expected {prefix}.h and at least one .c file")
     main_c = workdir / "main.c"
-    main_c.write_text(render_main_c(prefix, runs))
+    main_c.write_text(render_main_c(prefix, runs, core.board))
     include = ("-I", str(model_dir))
     jobs: list[tuple[Path, str]] = [(src, opt) for src in sources]
     jobs += [(main_c, HARNESS_OPT), (STARTUP_C, HARNESS_OPT)]
@@ -85,7 +87,8 @@ def build(model_dir: str | os.PathLike[str], runs: Sequence[Sequence[bytes]], *,
         logs.append(_run_tool(cmd, f"compiling {src.name}", workdir))
         objects.append(str(obj))
     elf = workdir / "app.elf"
-    link = [CC, *arch, *BOARD_LINK_FLAGS, "-T", str(LINKER_SCRIPT), *objects, "-lm",
+    link = [CC, *arch, *BOARD_LINK_FLAGS, "-L", str(HERE), "-T",
+            str(HERE / core.board.linker_script), *objects, "-lm",
             f"-Wl,-Map={workdir / 'app.map'}", "-o", str(elf)]
     logs.append(_run_tool(link, "linking", workdir))
     return elf, "\n".join(log for log in logs if log)
