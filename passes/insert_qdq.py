@@ -46,6 +46,7 @@ from microlith.passes.qdq_plan import (
 )
 from microlith.pipeline import Pass, PassContext, RewriteFailure, register_pass
 from microlith.pipeline.facts import CALIBRATED, QDQ
+from microlith.quant.limits import int8_refusal
 from microlith.quant.nodes import qparams
 from microlith.quant.params import (
     activation_params,
@@ -116,7 +117,8 @@ def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None
     for node in graph.nodes:
         if node in keep:
             continue
-        if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and all(
+        if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and \
+                (wide or int8_refusal(node) is None) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
             chosen.append(node)
@@ -176,7 +178,7 @@ class InsertQDQ(Pass):
                                         if n.op not in ("QuantizeLinear", "DequantizeLinear")]
         for node in fallback:
             if node.op not in ("QuantizeLinear", "DequantizeLinear"):
-                why = "--keep-float" if node in keep else \
+                why = "--keep-float" if node in keep else int8_refusal(node) or \
                     f"no {'16x8' if self.wide else 'int8'} kernel"
                 ctx.remark(node, f"kept in float ({why})")
         wide = chosen if self.wide else self._wide_nodes(graph, nodes)

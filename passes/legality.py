@@ -4,9 +4,9 @@
 and at the rest of the pipeline: with ``legalize-tflite`` (or ``legalize-c``) later,
 every node must have that target's lowering rule and pass its check (the same rules and
 checks the legalize pass applies at the end); with ``insert-qdq`` later, every float node
-must have an int8 kernel, unless ``insert-qdq{fallback=float}`` keeps it in float (which
-the integer-only C target refuses too). All problems are reported at once, as one
-``BackendError``; nothing is changed.
+must have an int8 kernel, unless ``insert-qdq{fallback=float}`` keeps it in float (both
+targets run such a node with its float kernel between DEQUANTIZE and QUANTIZE). All
+problems are reported at once, as one ``BackendError``; nothing is changed.
 
 Deliberately not handled: conditions only the quantized graph shows (a C kernel's
 accumulator bound) are still checked where they arise.
@@ -23,6 +23,7 @@ from microlith.passes.insert_qdq import selected, split_integer_nodes, split_nam
 from microlith.passes.tflite_rules import RULES as TFLITE_RULES
 from microlith.passes.tflite_rules import hint
 from microlith.pipeline import Pass
+from microlith.quant.limits import int8_refusal
 
 EDGE_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -57,16 +58,15 @@ def preflight(graph: Graph, passes: Sequence[Pass]) -> None:
         keep = selected(graph, split_names(getattr(qdq, "keep_float", "")), "--keep-float")
         wide = getattr(qdq, "activations", "int8") == "int16"
         _, refused = split_integer_nodes(graph, wide, keep)
-        if refused and (fallback != "float" or target == "c"):
+        if refused and fallback != "float":
             listed = {p.split(":")[0] for p in problems}
             kind = "16x8" if wide else "int8"
-            missing = [f"{n.name} ({n.op})" for n in refused
-                       if f"{n.name} ({n.op})" not in listed]
+            missing = [f"{n.name} ({n.op})" + (f" [{why}]" if (why := int8_refusal(n)) else "")
+                       for n in refused if f"{n.name} ({n.op})" not in listed]
             if missing:
                 problems.append(f"no {kind} kernel for: {', '.join(missing)}")
-            advice = (" (the C target is integer-only; --target tflite can keep them in "
-                      "float)" if fallback == "float" else "; use --fallback float to keep "
-                      "them in float between DEQUANTIZE/QUANTIZE")
+            advice = ("; use --fallback float to keep them in float between "
+                      "DEQUANTIZE/QUANTIZE")
     if problems:
         first = next((n for n in graph.nodes if any(f"{n.name} ({n.op})" in p
                                                      for p in problems)), None)

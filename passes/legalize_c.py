@@ -23,8 +23,10 @@ A graph is either integer (``--quantize int8``: every op an integer kernel; QUAN
 DEQUANTIZE at float interface edges are fine) or float (no ``--quantize``, or ``dynamic`` /
 ``float16``, whose weights stay int8 / float16 for the float kernels): the same rewrites,
 then every op must be in ``FLOAT_C_OPS`` (the float C kernels; ``tests/backends/c`` checks
-the set against the float renderers). A mixed graph (an op ``--fallback float`` kept in
-float among integer ops) is refused, naming the ops, before any file is written.
+the set against the float renderers). A mixed graph (``--quantize int8 --fallback float``)
+is integer except for the ops ``insert-qdq`` kept in float (``graph.meta["float_fallback"]``),
+each between DEQUANTIZE and QUANTIZE: those take the float kernels, the rest the integer
+ones; any other float op is refused, naming it, before any file is written.
 """
 
 from __future__ import annotations
@@ -44,13 +46,14 @@ from microlith.pipeline.facts import C_OPS, TARGET_OPS
 from microlith.quant.activation import lookup_table
 from microlith.quant.registry import integer_ops, is_integer_node
 
-#: target ops with a float32 C kernel (``microlith.backends.c.render_float``, + reshape)
+#: target ops with a float32 C kernel (``microlith.backends.c.render_float`` and
+#: ``render_float_norm``, + reshape)
 FLOAT_C_OPS = frozenset({
     "c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected", "c.max_pool_2d",
     "c.average_pool_2d", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul", "tfl.maximum",
     "tfl.minimum", "tfl.prelu", "tfl.relu", "tfl.relu6", "tfl.leaky_relu", "tfl.logistic",
     "tfl.tanh", "tfl.hard_swish", "tfl.softmax", "tfl.transpose", "tfl.pad", "tfl.padv2",
-    "tfl.concatenation", "tfl.reshape"})
+    "tfl.concatenation", "tfl.reshape", "tfl.local_response_normalization"})
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,
@@ -88,24 +91,18 @@ def check_legal(graph: Graph) -> None:
     first = None
     for node in graph.nodes:
         label = f"{node.name} ({node.op})"
-        if label in kept_in_float:
-            problem: str | None = label
-        elif node.op not in RULES:
-            problem = f"{label}: no C kernel for op {node.op}"
-        elif not is_integer_node(node) and not float_graph:
+        if node.op not in RULES:
+            problem: str | None = f"{label}: no C kernel for op {node.op}"
+        elif not is_integer_node(node) and not float_graph and label not in kept_in_float:
             problem = (f"{label}: float op: the C backend emits int8 kernels only (float is "
-                       "allowed only at the QuantizeLinear/DequantizeLinear edges)")
+                       "allowed only at the QuantizeLinear/DequantizeLinear edges and for "
+                       "the ops --fallback float keeps in float)")
         else:
             reason = RULES[node.op][1](node)
             problem = f"{label}: {reason}" if reason else None
         if problem:
             problems.append(problem)
             first = first or node
-    if kept_in_float & set(problems):
-        raise BackendError(
-            "C target is integer-only and cannot emit the ops --fallback float kept in "
-            "float (no int8 kernel; --target tflite can run them): " + capped(problems, "; "),
-            node=first)
     if problems:
         raise BackendError("C target cannot emit: " + capped(problems, "; "), node=first)
 
@@ -169,12 +166,14 @@ class LegalizeC(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> None:
         check_legal(graph)
-        kernels = FLOAT_C_OPS if is_float_graph(graph) else integer_ops()
+        float_graph = is_float_graph(graph)
         unsupported = []
         for node in list(graph.nodes):
             source_op = node.op
+            in_float = float_graph or not is_integer_node(node)  # a --fallback float island
             RULES[node.op][0](graph, node)
-            if node.op not in kernels:  # integer graphs: the C kernels are the integer ones
+            kernels = FLOAT_C_OPS if in_float else integer_ops()
+            if node.op not in kernels:  # integer nodes: the C kernels are the integer ones
                 unsupported.append(f"{node.name} ({source_op}): no C kernel for {node.op}")
                 continue
             x = node.arg(0)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microlith.diagnostics import MicrolithError
 from tests.cli.clikit import fail_in
 from tests.test_int16x8 import ZOO, check_tensors, compiled, data
 from tools.runtimes import run_litert, run_tflm
@@ -82,8 +81,3 @@ def test_keep_float_unknown_name_is_one_line(work: Path) -> None:
                       "--quantize", "int8", "--calibration-data", work / "cal.npy",
                       "--keep-float", "NoSuchNode")
     assert "--keep-float: no node or op type named 'NoSuchNode'" in line
-
-
-def test_keep_float_refused_by_the_c_target() -> None:
-    with pytest.raises(MicrolithError, match="integer-only"):
-        compiled("lenet", "int8", target="c", keep_float=("MaxPool",))

@@ -87,7 +87,12 @@ def kernel_header_text() -> str:
 
 def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> CSources:
     """Render the legalized, prepared, planned graph; BackendError lists every problem."""
-    from microlith.backends.c.render_ops import RENDERERS, check_c_supported, render_node
+    from microlith.backends.c.render_ops import (
+        FLOAT_RENDERERS,
+        RENDERERS,
+        check_c_supported,
+        render_node,
+    )
 
     check_prefix(prefix)
     plan: MemoryPlan | None = graph.meta.get("memory_plan")
@@ -98,7 +103,8 @@ def emit_c(graph: Graph, prefix: str = "model", source_name: str = "model") -> C
         raise BackendError(f"stale memory plan: {stale}")
     problems = []
     for node in graph.nodes:
-        reason = (f"no C kernel for op {node.op} (run legalize-c)" if node.op not in RENDERERS
+        known = node.op in RENDERERS or node.op in FLOAT_RENDERERS
+        reason = (f"no C kernel for op {node.op} (run legalize-c)" if not known
                   else check_c_supported(node))
         if reason:
             problems.append(f"{node.name} ({node.op}): {reason}")

@@ -40,8 +40,6 @@ C_ARGS = ("--target", "c", "--quantize", "int8", "--calibration-data", "calib.np
 BAD_CLI: dict[str, tuple[str, list[str], tuple[str, ...]]] = {
     # (helper_ops' Div is by a constant: a MUL with an int8 kernel)
     "op-without-int8-kernel": ("helper_ops", [*C_ARGS], ("hardsigmoid", "--fallback float")),
-    "fallback-float": ("helper_ops", [*C_ARGS, "--fallback", "float"],
-                       ("hardsigmoid (HardSigmoid)", "integer")),
     # 1,944: the arena includes the DSP convolution scratch (select-kernels{optimize=speed})
     "ram-limit": ("lenet", [*C_ARGS, "--ram-limit", "1K"],
                   ("1,944", "1,024", "/0/Conv_output_0 (1,536 B)", "/3/MaxPool_output_0")),

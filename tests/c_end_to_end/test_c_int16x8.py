@@ -1,7 +1,7 @@
 """The C target with ``--quantize int16x8``: bytes equal TFLite-Micro on our 16x8 ``.tflite``.
 
-Every zoo model whose ops all have 16x8 kernels (the C target is integer-only, so the
-models that need ``--fallback float`` are refused, see the last test) is compiled for C
+Every zoo model whose ops all have 16x8 kernels (a ``--fallback float`` model is
+``tests/c_end_to_end/test_c_fallback.py``'s) is compiled for C
 and for TFLite with the same calibration data; the generated C built by host gcc
 (``-std=c99 -Wall -Wextra -Werror -pedantic``, ``-O2``, and an AddressSanitizer + UBSan
 build for dscnn) gives TFLite-Micro's int16 outputs on all held-out images, and for dscnn
@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from microlith.app.driver import CompileOptions, compile_onnx
-from microlith.diagnostics import MicrolithError
 from tests.c_end_to_end.c_models import ZOO, host_build, host_outputs, write_files
 from tests.test_int16x8 import compiled, data
 from tools.mcu import run as board
@@ -68,13 +67,6 @@ def test_c_16x8_cortex_m4_equals_tflm(tmp_path) -> None:
     assert "warning" not in run.build_log, run.build_log
     print(f"\ndscnn 16x8 Cortex-M4 -O2: text={run.text} bss={run.bss} instructions/inference "
           f"{min(run.instructions)}..{max(run.instructions)}")
-
-
-def test_c_16x8_refuses_float_fallback() -> None:
-    with pytest.raises(MicrolithError, match="integer-only"):
-        compile_onnx(ZOO / "helper_ops.onnx", CompileOptions(
-            target="c", quantize="int16x8", fallback="float",
-            calibration_data=data("helper_ops")[0], quiet=True))
 
 
 def _ops_model(path) -> None:
