@@ -109,16 +109,18 @@ def selected(graph: Graph, names: list[str], flag: str) -> set[Node]:
     return nodes
 
 
-def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None = None
-                        ) -> tuple[list[Node], list[Node]]:
-    """(nodes to quantize, float nodes with no int8 -- with ``wide`` 16x8 -- kernel)."""
+def split_integer_nodes(graph: Graph, wide: bool = False, keep: set[Node] | None = None,
+                        fallback: str = "none") -> tuple[list[Node], list[Node]]:
+    """(nodes to quantize, float nodes with no int8 -- with ``wide`` 16x8 -- kernel). An
+    int8 kernel that cannot run every input (``quant.limits``) is avoided only when
+    falling back to float; otherwise it is taken (``insert-qdq`` warns)."""
     chosen, refused = [], []
     keep = keep or set()
     for node in graph.nodes:
         if node in keep:
             continue
         if int8_rule(node) is not Int8Rule.NONE and (get_op(node.op).int16 or not wide) and \
-                (wide or int8_refusal(node) is None) and all(
+                (wide or fallback != "float" or int8_refusal(node) is None) and all(
                 v is None or v.dtype == DType.FLOAT32 or (v.is_constant and not v.dtype.is_float)
                 for v in node.inputs):
             chosen.append(node)
@@ -134,7 +136,7 @@ def integer_nodes(graph: Graph, fallback: str, wide: bool = False,
     operands or integer constants such as a shape, not in ``keep``); unsupported ones are
     an error unless falling back to float."""
     kind = "16x8" if wide else "int8"
-    chosen, refused = split_integer_nodes(graph, wide, keep)
+    chosen, refused = split_integer_nodes(graph, wide, keep, fallback)
     if refused and fallback != "float":
         names = capped([f"{n.name} ({n.op})" for n in refused])
         raise RewriteFailure(refused[0], f"no {kind} kernel for: {names}; use --fallback float "
@@ -182,6 +184,10 @@ class InsertQDQ(Pass):
                     f"no {'16x8' if self.wide else 'int8'} kernel"
                 ctx.remark(node, f"kept in float ({why})")
         wide = chosen if self.wide else self._wide_nodes(graph, nodes)
+        for node in nodes:
+            if node not in wide and (why := int8_refusal(node)):
+                ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {why}; "
+                         "--fallback float keeps it in float")
         activations = self._activations(graph, nodes)
         plan: QDQPlan | None = None
         change = Changes(ctx, self.strict)

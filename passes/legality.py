@@ -57,7 +57,7 @@ def preflight(graph: Graph, passes: Sequence[Pass]) -> None:
         fallback = getattr(qdq, "fallback", "none")
         keep = selected(graph, split_names(getattr(qdq, "keep_float", "")), "--keep-float")
         wide = getattr(qdq, "activations", "int8") == "int16"
-        _, refused = split_integer_nodes(graph, wide, keep)
+        _, refused = split_integer_nodes(graph, wide, keep, fallback)
         if refused and fallback != "float":
             listed = {p.split(":")[0] for p in problems}
             kind = "16x8" if wide else "int8"

@@ -7,10 +7,11 @@ int8 SOFTMAX over ``depth >= 512`` entries: TFLite-Micro and LiteRT abort (a
 Q12.19 sum ``S``); the output exponent is ``(12 - clz(S)) + 23``, which leaves 0..31 when
 ``S >= 2**28``, i.e. 512 entries tied at the row's maximum. Ties are not a matter of
 scales: 512 equal float logits (e.g. the ``onnx`` package's light models, whose weights
-are one constant) tie under any quantization, and so does an all-zero feature vector
-through a 1000-class classifier. Depth 511 is always safe (``S < 511 * 2**19``). Such a
-softmax is treated as having no int8 kernel: refused, or kept in float with
-``--fallback float`` (DEQUANTIZE, float SOFTMAX, QUANTIZE), which runs for every input.
+are one constant) tie under any quantization. Depth 511 is always safe (``S < 511 * 2**19``). With
+``--fallback float`` such a softmax is treated as having no int8 kernel and stays in
+float (DEQUANTIZE, float SOFTMAX, QUANTIZE), which runs for every input; without it the
+int8 kernel is kept (a trained 1000-class classifier rarely has 512 tied logits, and the
+TF converter writes the same op) and ``insert-qdq`` warns, naming the node.
 """
 
 from __future__ import annotations
