@@ -114,7 +114,8 @@ def conv_scratch_bytes(p: ConvParams) -> int:
 @dataclass(frozen=True)
 class SelectKernels(Pass):
     name = "select-kernels"
-    summary = "choose C kernel variants: speed (DSP im2col scratch) or size (no scratch)"
+    summary = ("choose C kernel variants: speed (DSP kernels, im2col scratch) or size (portable, "
+               "no scratch); float layers with int8 weights: integer-dot or dequantizing")
     optimize: Literal["speed", "size"] = "speed"
     hybrid: Literal["integer", "dequantize"] = "integer"
     hybrid_inputs: Literal["asymmetric", "symmetric"] = "asymmetric"
