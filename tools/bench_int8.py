@@ -15,12 +15,14 @@ reported, not asserted.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 
 import numpy as np
 
 from microlith.app.driver import CompileOptions, compile_onnx
+from microlith.formats.tflite.flatbuffer import parse_model
 from tools.bench_common import (
     TFLM_ARENA,
     ZOO,
@@ -108,7 +110,9 @@ def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            onnx2tf.convert(input_onnx_file_path=path, output_folder_path=tmp,
+            copy = os.path.join(tmp, "model.onnx")  # onnx2tf rewrites its input in place
+            shutil.copyfile(path, copy)
+            onnx2tf.convert(input_onnx_file_path=copy, output_folder_path=tmp,
                             non_verbose=True)
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -125,7 +129,8 @@ def tflite_converter_peer(path: str, perm: list[int] | None, x_cal: np.ndarray,
         got = top1(run_tflm(data, feeds, TFLM_ARENA))
         return {"top1": round(100 * float(np.mean(got == labels)), 2),
                 "agreement": round(float(np.mean(got == float_top1)), 4),
-                "tflite_bytes": len(data), "arena_bytes": tflm_arena_bytes(data, feeds[:1])}
+                "tflite_bytes": len(data), "arena_bytes": tflm_arena_bytes(data, feeds[:1]),
+                "ops": len(parse_model(data).operators)}
     except Exception as exc:  # a peer failing is a finding, not a crash of the benchmark
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -168,6 +173,7 @@ def bench_int8(name: str, method: str = "minmax") -> dict:
         "agreement": round(float(np.mean(int8_top1 == float_top1)), 4),
         "float_bytes": len(float_data),
         "int8_bytes": len(data),
+        "int8_ops": len(parse_model(data).operators),
         "size_ratio": round(len(data) / len(float_data), 4),
         "arena_float": arena_float,
         "arena_int8": arena_int8,
@@ -192,6 +198,8 @@ def int8_targets(rows: list[dict]) -> list[dict]:
                 None if tf_why else row["agreement"] >= tf_peer["agreement"],
             "arena <= TFLite converter":
                 None if tf_why else row["arena_int8"] <= tf_peer["arena_bytes"],
+            "ops <= TFLite converter":
+                None if tf_why else row["int8_ops"] <= tf_peer["ops"],
         }
         if row["params"] > BIG_MODEL_PARAMS:
             checks[f"size <= {SIZE_TARGET}x float"] = row["size_ratio"] <= SIZE_TARGET
