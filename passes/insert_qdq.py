@@ -185,8 +185,8 @@ class InsertQDQ(Pass):
                 ctx.remark(node, f"kept in float ({why})")
         wide = chosen if self.wide else self._wide_nodes(graph, nodes)
         for node in nodes:
-            if node not in wide and (why := int8_refusal(node)):
-                ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {why}; "
+            if node not in wide and (risk := int8_refusal(node)):
+                ctx.warn(f"insert-qdq: node {node.name!r} ({node.op}): {risk}; "
                          "--fallback float keeps it in float")
         activations = self._activations(graph, nodes)
         plan: QDQPlan | None = None

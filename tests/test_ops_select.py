@@ -178,10 +178,13 @@ def test_arg_channels_nchw(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # the dynamo export takes seconds
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_split_torch_export(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_split_torch_export(tmp_path: Path, dynamo: bool) -> None:
     """PyTorch's default exporter: ``torch.chunk`` is an opset-18 Split with
     ``num_outputs``, ``torch.split`` one with sizes; both channel splits of a convolution
-    become SPLIT, with no TRANSPOSE (the slices' axes follow to-nhwc's layout)."""
+    become SPLIT, with no TRANSPOSE (the slices' axes follow to-nhwc's layout). The
+    TorchScript exporter (``dynamo=False``) writes ``torch.chunk`` as Slices whose ends are
+    ``Shape -> Gather -> Add -> Div -> Mul`` arithmetic, folded at import."""
     torch = pytest.importorskip("torch")
 
     class Net(torch.nn.Module):
@@ -196,7 +199,7 @@ def test_split_torch_export(tmp_path: Path) -> None:
 
     path = tmp_path / "split.onnx"
     torch.manual_seed(0)
-    torch.onnx.export(Net().eval(), (torch.zeros(1, 2, 5, 5),), str(path), dynamo=True)
+    torch.onnx.export(Net().eval(), (torch.zeros(1, 2, 5, 5),), str(path), dynamo=dynamo)
     xs = RNG.uniform(-1, 1, (8, 2, 5, 5)).astype(np.float32)
     want = ["CONV_2D", "SPLIT", "SPLIT", "LOGISTIC", "MUL", "MUL", "CONCATENATION"]
     assert builtins(check_float(path, xs).output) == want

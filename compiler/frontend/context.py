@@ -11,6 +11,7 @@ import onnx
 
 from microlith.diagnostics import FrontendError, WarningSink
 from microlith.frontend.onnx_rewrite import REWRITTEN
+from microlith.frontend.shape_arithmetic import static_value
 from microlith.ir.core import Graph, Value
 from microlith.ir.types import DType
 
@@ -83,9 +84,10 @@ class ImportContext:
         if index >= len(node.input) or not node.input[index]:
             return None
         value = self.values[node.input[index]]
-        if value.data is None:
+        data = value.data if value.data is not None else static_value(value)
+        if data is None:
             raise self.fail(node, f"{what} must be a constant")
-        return value.data
+        return data
 
 
 def importer(*ops: str) -> Callable[[Importer], Importer]:

@@ -28,6 +28,7 @@ from microlith.frontend.importers_qoperator import (
     import_on_integers,
     integer_inputs,
 )
+from microlith.frontend.shape_arithmetic import static_value
 from microlith.ir.core import Graph, Node, Value
 from microlith.ir.ops import NeedsConstant, ShapeError, infer_types
 from microlith.ir.types import TensorType
@@ -193,9 +194,15 @@ def import_node(ctx: ImportContext, node: onnx.NodeProto) -> Value:
     except NeedsConstant as exc:  # e.g. a Reshape target that fold-constants will fold
         fallback = ctx.onnx_types.get(node.output[0])
         types_or_none = None if fallback is None else _type_of(fallback, node.output[0], ctx.path)
-        if types_or_none is None:
-            raise ctx.fail(node, str(exc)) from None
-        types = [types_or_none]
+        if types_or_none is not None:
+            types = [types_or_none]
+        else:  # ONNX could not infer it either: shape arithmetic it does not propagate
+            inputs = _with_static_inputs(ctx, inputs)
+            probe.inputs = list(inputs)
+            try:
+                types = infer_types(probe)
+            except (NeedsConstant, ShapeError, ValueError):
+                raise ctx.fail(node, str(exc)) from None
     except (ShapeError, ValueError) as exc:  # the node's inputs do not fit its attributes
         raise ctx.fail(node, str(exc)) from None
     for value_type, name in zip(types, node.output, strict=False):
@@ -206,6 +213,18 @@ def import_node(ctx: ImportContext, node: onnx.NodeProto) -> Value:
                              output_names=outputs[:1])
     created.meta["onnx_op"] = node.op_type
     return created.output
+
+
+def _with_static_inputs(ctx: ImportContext, inputs: list[Value | None]) -> list[Value | None]:
+    """``inputs`` with each non-constant one whose value is static shape arithmetic
+    (``shape_arithmetic.static_value``) replaced by that constant."""
+    out: list[Value | None] = []
+    for value in inputs:
+        data = None if value is None or value.is_constant else static_value(value)
+        if value is not None and data is not None:
+            value = ctx.graph.add_constant(data, f"{value.name}_static")
+        out.append(value)
+    return out
 
 
 def _graph_output(ctx: ImportContext, name: str) -> Value:
