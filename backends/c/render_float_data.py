@@ -29,7 +29,7 @@ from microlith.backends.c.render_float import Fields, _act, _f, _operand, _out, 
 from microlith.ir.core import Node
 from microlith.ir.types import DType
 from microlith.ops.reduce import tfl_axes
-from microlith.ops.resize import tflite_bilinear_coordinates, tflite_nearest, tfl_size
+from microlith.ops.resize import tfl_size, tflite_bilinear_coordinates, tflite_nearest
 from microlith.quant.data import _prepare_split, _prepare_split_v
 from microlith.quant.select import _prepare_arg, _prepare_gather, _prepare_strided_slice
 
