@@ -191,15 +191,15 @@ def _transpose_conv(node: Node) -> Plan:
         raise ValueError("only VALID transposed convolution has a float C kernel")
     if not w.is_constant or (bias is not None and not bias.is_constant):
         raise ValueError("transposed convolution weights and bias must be constant")
-    if w.dtype != DType.FLOAT32:
-        raise ValueError(f"transposed convolution weights of type {w.dtype} (float32 only)")
+    if not w.dtype.is_float:  # float16 weights are widened to a float32 table, exactly
+        raise ValueError(f"transposed convolution weights of type {w.dtype} (float only)")
     out_c, kh, kw, in_c = (int(d) for d in w.shape)
     fields: Fields = [("batches", x.shape[0]), ("in_h", x.shape[1]), ("in_w", x.shape[2]),
                       ("in_c", in_c), ("out_h", y.shape[1]), ("out_w", y.shape[2]),
                       ("out_c", out_c), ("k_h", kh), ("k_w", kw),
                       ("stride_h", int(node.attr("stride_h"))),
                       ("stride_w", int(node.attr("stride_w"))), *_act(node),
-                      ("w", Table(w.name, np.asarray(w.data, np.float32))),
+                      ("w", Table(w.name, np.asarray(w.data).astype(np.float32))),
                       ("bias", "NULL" if bias is None else
                        Table(bias.name, np.asarray(bias.data).astype(np.float32)))]
     return Plan(f"float transposed {kh}x{kw} {in_c}->{out_c}",

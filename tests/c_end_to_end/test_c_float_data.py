@@ -70,7 +70,8 @@ def _data_model() -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
 
 def _resize_model() -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """The other coordinate modes: align_corners (both), asymmetric + floor (nearest),
-    downscaling; and a matmul whose right operand is broadcast over the batch."""
+    downscaling; a matmul whose right operand is broadcast over the batch; a transposed
+    convolution with unequal strides, no bias, a ReLU after it."""
     nodes = [
         helper.make_node("Resize", ["x", "", "", "up"], ["bilinear_align"], mode="linear",
                          coordinate_transformation_mode="align_corners"),
@@ -82,18 +83,22 @@ def _resize_model() -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
         helper.make_node("Resize", ["x", "", "", "down"], ["bilinear_down"], mode="linear"),
         helper.make_node("Slice", ["x", "s0", "s1", "s2"], ["row"]),
         helper.make_node("MatMul", ["x", "row"], ["matmul_broadcast"]),
+        helper.make_node("ConvTranspose", ["x", "wt2"], ["deconv"], strides=[2, 1]),
+        helper.make_node("Relu", ["deconv"], ["transpose_conv_relu"]),
     ]
     inits = [_const("up", [1, 4, 11, 8]), _const("down", [1, 4, 4, 3]),
-             _const("s0", [0]), _const("s1", [1]), _const("s2", [1])]
+             _const("s0", [0]), _const("s1", [1]), _const("s2", [1]),
+             _const("wt2", RNG.uniform(-0.5, 0.5, (4, 2, 2, 3)), np.float32)]
     return nodes, inits
 
 
 MODELS = {"data": _data_model, "resize": _resize_model}
 INT_OUTPUTS = {"argmax", "argmin"}
+HIDDEN = {"row", "deconv"}  # intermediate values, not graph outputs
 
 
 def _save(path: Path, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]) -> Path:
-    produced = [o for n in nodes for o in n.output if o not in ("row",)]
+    produced = [o for n in nodes for o in n.output if o not in HIDDEN]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
         [helper.make_tensor_value_info(
@@ -148,17 +153,22 @@ def _check(name: str, got: np.ndarray, want: np.ndarray, oracle: str) -> None:
     assert error <= TOLERANCE * float(np.abs(want).max()), f"{name}: {error} from {oracle}"
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
-def test_float_data_kernels_match_interpreter_and_onnxruntime(tmp_path: Path,
-                                                              model: str) -> None:
+@pytest.mark.parametrize(("model", "mode"), [("data", None), ("resize", None),
+                                             ("data", "float16")])
+def test_float_data_kernels_match_interpreter_and_onnxruntime(tmp_path: Path, model: str,
+                                                              mode: str | None) -> None:
+    """float16 (the transposed convolution's weights rounded, widened in C): against our
+    interpreter only, onnxruntime runs the float32 weights."""
     path = _save(tmp_path / f"{model}.onnx", *MODELS[model]())
-    result = compile_onnx(path, CompileOptions(target="c", quiet=True, warn=lambda m: None))
+    result = compile_onnx(path, CompileOptions(target="c", quantize=mode, quiet=True,
+                                               warn=lambda m: None))
     graph, text = result.graph, result.files["model.c"]
     assert "double" not in text
     kernels = {"data": ["mlk_split_f32(", "mlk_strided_copy_f32(", "mlk_gather_f32(",
                         "mlk_arg_f32_i64(", "mlk_reduce_f32(", "mlk_batch_matmul_f32(",
                         "mlk_resize_f32(", "mlk_transpose_conv_f32("],
-               "resize": ["mlk_resize_f32(", "mlk_batch_matmul_f32("]}[model]
+               "resize": ["mlk_resize_f32(", "mlk_batch_matmul_f32(",
+                          "mlk_transpose_conv_f32("]}[model]
     assert all(k in text for k in kernels), [k for k in kernels if k not in text]
     perms = graph.meta.get("io_perms", {})
     x = RNG.uniform(-2, 2, (8, *SHAPE[1:])).astype(np.float32)
@@ -177,6 +187,8 @@ def test_float_data_kernels_match_interpreter_and_onnxruntime(tmp_path: Path,
     assert set(got) == set(names)
     for i, out in enumerate(names):
         _check(out, got[out], np.asarray(ours[out]), "our interpreter")
+        if mode is not None:
+            continue
         want = to_physical(np.concatenate([r[i] for r in ort]), perms.get(out))
         _check(out, got[out], want, "onnxruntime")
 
@@ -194,3 +206,32 @@ def test_float_reduction_over_non_adjacent_axes_is_refused_by_name(tmp_path: Pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     with pytest.raises(MicrolithError, match="rmax.*non-adjacent"):
         compile_onnx(path, CompileOptions(target="c", quiet=True, warn=lambda m: None))
+
+
+def test_float_data_kernels_need_no_libm_and_no_double(tmp_path: Path) -> None:
+    """Only memcpy / memset / memmove are undefined (no libm); no f64 instruction on the
+    Cortex-M4 (hard float) when its toolchain is installed."""
+    import shutil
+
+    nodes, inits = _data_model()
+    extra, extra_inits = _resize_model()
+    path = _save(tmp_path / "all.onnx", nodes + extra, inits + extra_inits)
+    result = compile_onnx(path, CompileOptions(target="c", quiet=True, warn=lambda m: None))
+    for file_name, text in result.files.items():
+        (tmp_path / file_name).write_text(text)
+    obj = tmp_path / "model.o"
+    subprocess.run(["gcc", *C_FLAGS, "-c", str(tmp_path / "model.c"), "-o", str(obj)],
+                   check=True, capture_output=True)
+    nm = subprocess.run(["nm", "-u", str(obj)], check=True, capture_output=True, text=True)
+    assert {line.split()[-1] for line in nm.stdout.splitlines()} <= {"memcpy", "memset",
+                                                                     "memmove"}
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-objdump")):
+        pytest.skip("arm-none-eabi-gcc is not installed")
+    arm = tmp_path / "model_m4.o"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                    "-mfpu=fpv4-sp-d16", *C_FLAGS, "-c", str(tmp_path / "model.c"), "-o",
+                    str(arm)], check=True, capture_output=True)
+    dump = subprocess.run(["arm-none-eabi-objdump", "-d", str(arm)], check=True,
+                          capture_output=True, text=True)
+    assert "vmul.f32" in dump.stdout
+    assert ".f64" not in dump.stdout
