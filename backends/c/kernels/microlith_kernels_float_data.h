@@ -7,7 +7,7 @@
  * STRIDED_SLICE: y[i0..i5] = x[offset + sum ik sk] (merged loops, steps may be negative).
  * GATHER: y[o][j][i] = x[o][indices[j]][i] (indices already in [0, dim)).
  * ARG_MAX / ARG_MIN over [outer][n][inner]: the index of the first extremum (int32 or
- * int64 output; a NaN is never selected, as numpy would, so inputs must be finite).
+ * int64 output; a NaN never compares, so unlike numpy it is not returned: finite inputs).
  * REDUCE_MAX / REDUCE_MIN / SUM over [outer][reduce][inner] (kind 1 / 0 / 2): the
  * extremum, or the float sum in index order.
  * BATCH_MATMUL: y[b] = a[b] @ b[b], [m][k] @ [k][n], a batch stride of 0 broadcasts.
