@@ -46,14 +46,18 @@ from microlith.pipeline.facts import C_OPS, TARGET_OPS
 from microlith.quant.activation import lookup_table
 from microlith.quant.registry import integer_ops, is_integer_node
 
-#: target ops with a float32 C kernel (``microlith.backends.c.render_float`` and
-#: ``render_float_norm``, + reshape)
+#: target ops with a float32 C kernel (``microlith.backends.c.render_float``,
+#: ``render_float_norm`` and ``render_float_data``, + reshape)
 FLOAT_C_OPS = frozenset({
     "c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected", "c.max_pool_2d",
     "c.average_pool_2d", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul", "tfl.maximum",
     "tfl.minimum", "tfl.prelu", "tfl.relu", "tfl.relu6", "tfl.leaky_relu", "tfl.logistic",
     "tfl.tanh", "tfl.hard_swish", "tfl.softmax", "tfl.transpose", "tfl.pad", "tfl.padv2",
-    "tfl.concatenation", "tfl.reshape", "tfl.local_response_normalization"})
+    "tfl.concatenation", "tfl.reshape", "tfl.local_response_normalization",
+    # render_float_data
+    "tfl.split", "tfl.split_v", "tfl.strided_slice", "tfl.gather", "tfl.arg_max",
+    "tfl.arg_min", "tfl.reduce_max", "tfl.reduce_min", "tfl.sum", "tfl.batch_matmul",
+    "tfl.resize_nearest_neighbor", "tfl.resize_bilinear", "tfl.transpose_conv"})
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,
