@@ -47,13 +47,14 @@ from microlith.quant.activation import lookup_table
 from microlith.quant.registry import integer_ops, is_integer_node
 
 #: target ops with a float32 C kernel (``microlith.backends.c.render_float`` and
-#: ``render_float_norm``, + reshape)
+#: ``render_float_norm``, ``render_float_math``, + reshape)
 FLOAT_C_OPS = frozenset({
     "c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected", "c.max_pool_2d",
     "c.average_pool_2d", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul", "tfl.maximum",
     "tfl.minimum", "tfl.prelu", "tfl.relu", "tfl.relu6", "tfl.leaky_relu", "tfl.logistic",
     "tfl.tanh", "tfl.hard_swish", "tfl.softmax", "tfl.transpose", "tfl.pad", "tfl.padv2",
-    "tfl.concatenation", "tfl.reshape", "tfl.local_response_normalization"})
+    "tfl.concatenation", "tfl.reshape", "tfl.local_response_normalization",
+    "tfl.exp", "tfl.sqrt", "tfl.rsqrt", "tfl.elu", "tfl.gelu", "tfl.div"})
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,
