@@ -47,7 +47,7 @@ from microlith.quant.activation import lookup_table
 from microlith.quant.registry import integer_ops, is_integer_node
 
 #: target ops with a float32 C kernel (``microlith.backends.c.render_float``,
-#: ``render_float_norm`` and ``render_float_data``, + reshape)
+#: ``render_float_norm``, ``render_float_data`` and ``render_float_math``, + reshape)
 FLOAT_C_OPS = frozenset({
     "c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected", "c.max_pool_2d",
     "c.average_pool_2d", "tfl.mean", "tfl.add", "tfl.sub", "tfl.mul", "tfl.maximum",
@@ -57,7 +57,9 @@ FLOAT_C_OPS = frozenset({
     # render_float_data
     "tfl.split", "tfl.split_v", "tfl.strided_slice", "tfl.gather", "tfl.arg_max",
     "tfl.arg_min", "tfl.reduce_max", "tfl.reduce_min", "tfl.sum", "tfl.batch_matmul",
-    "tfl.resize_nearest_neighbor", "tfl.resize_bilinear", "tfl.transpose_conv"})
+    "tfl.resize_nearest_neighbor", "tfl.resize_bilinear", "tfl.transpose_conv",
+    # render_float_math
+    "tfl.exp", "tfl.sqrt", "tfl.rsqrt", "tfl.elu", "tfl.gelu", "tfl.div"})
 
 LUT_MIN_ELEMENTS: dict[str, int] = {"Sigmoid": 1, "Tanh": 1, "HardSwish": 1, "Relu": 256,
                                     "LeakyRelu": 256, "QuantizeLinear": 256, "Exp": 1,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import microlith.backends.c.render_elementwise  # noqa: F401  (registers renderers)
 import microlith.backends.c.render_float_data  # noqa: F401
+import microlith.backends.c.render_float_math  # noqa: F401
 import microlith.backends.c.render_float_norm  # noqa: F401
 import microlith.backends.c.render_nn  # noqa: F401
 import microlith.backends.c.render_select  # noqa: F401

@@ -139,7 +139,8 @@ def test_float_c_needs_no_libm_and_no_double(tmp_path: Path) -> None:
 
 
 def test_float_op_without_a_c_kernel_is_refused_by_name(tmp_path: Path) -> None:
-    """Sqrt has a float .tflite lowering but no float C kernel: the float C target names it."""
+    """Abs has a float .tflite lowering (ABS) but no C kernel, float or int8: the float C target
+    names it."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -147,11 +148,11 @@ def test_float_op_without_a_c_kernel_is_refused_by_name(tmp_path: Path) -> None:
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 5, 5])
-    graph = helper.make_graph([helper.make_node("Sqrt", ["x"], ["y"], name="root")],
-                              "sqrt", [x], [y])
-    path = tmp_path / "sqrt.onnx"
+    graph = helper.make_graph([helper.make_node("Abs", ["x"], ["y"], name="root")],
+                              "abs", [x], [y])
+    path = tmp_path / "abs.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert compile_onnx(path, CompileOptions()).output  # the float .tflite exists
-    with pytest.raises(MicrolithError, match=r"root \(Sqrt\): no C kernel for "
-                                             r"tfl\.sqrt"):
+    with pytest.raises(MicrolithError, match=r"root \(Abs\): no C kernel for "
+                                             r"tfl\.abs"):
         compile_onnx(path, CompileOptions(target="c"))

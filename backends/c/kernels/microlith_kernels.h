@@ -61,6 +61,7 @@
 #include "microlith_kernels_float.h"
 #include "microlith_kernels_float_norm.h"
 #include "microlith_kernels_float_data.h"
+#include "microlith_kernels_float_math.h"
 #include "microlith_kernels_hybrid.h"
 
 #endif /* MICROLITH_KERNELS_H */

@@ -143,10 +143,10 @@ def test_check_c_supported_reasons() -> None:
     x = float_graph.add_input("x", TensorType(DType.FLOAT32, (1, 4)))
     float_graph.add_node("Relu", [x])
     assert _c_problems(float_graph) == ""  # the float C target: mlk_unary_f32
-    float_div = Graph("d")
-    a = float_div.add_input("a", TensorType(DType.FLOAT32, (1, 4)))
-    float_div.add_node("Div", [a, a])
-    assert "no C kernel for tfl.div" in _c_problems(float_div)
+    float_abs = Graph("d")  # ABS: a float .tflite builtin without a C kernel
+    a = float_abs.add_input("a", TensorType(DType.FLOAT32, (1, 4)))
+    float_abs.add_node("Abs", [a])
+    assert "no C kernel for tfl.abs" in _c_problems(float_abs)
     softmax = one_node_graph("Softmax", [qtype((2, 3), 0.1, 0)], qparams(1 / 256, -128),
                              axis=0)
     assert _c_problems(softmax) == ""  # any axis now: TRANSPOSE around SOFTMAX
