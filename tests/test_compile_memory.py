@@ -21,7 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from microlith.app.driver import CompileOptions, compile_onnx
 from microlith.streamed_text import StreamedText
-from tools.bench_memory import float_weight_bytes, goal_bytes
+from tools.bench_memory import float_weight_bytes, goal_bytes, write_input_shape
 from tools.runtimes import run_litert
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +57,7 @@ def _mlp(path: str, sizes: list[int], initializers: bool = False) -> list[np.nda
 
 
 def _peak(path: str, mode: str, out: str) -> int:
+    write_input_shape(path, out)
     proc = subprocess.run([sys.executable, BENCH, "--child", path, mode, out],
                           capture_output=True, text=True, check=False, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -72,10 +73,11 @@ def _reference(x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("initializers", [False, True], ids=["constant-of-shape",
-                                                             "initializers"])
-def test_float_tflite_peak_within_bound(tmp_path, initializers):
-    """Three ~50 MB weight matrices (144 MB): the float .tflite compile stays under
+@pytest.mark.parametrize(("initializers", "mode"), [(False, "float"), (True, "float"),
+                                                    (True, "int8")],
+                         ids=["constant-of-shape", "initializers", "initializers-int8"])
+def test_tflite_peak_within_bound(tmp_path, initializers, mode):
+    """Three ~50 MB weight matrices (144 MB): the .tflite compile stays under
     3 x 144 MB + 200 MB, and LiteRT runs the file it wrote. As initializers, onnx's checker
     and shape inference run with the payloads set aside (they serialized the whole model to
     C++ and back: 791 MB against a bound of 632 MB before)."""
@@ -83,8 +85,11 @@ def test_float_tflite_peak_within_bound(tmp_path, initializers):
     weights = _mlp(path, [2048, 6144, 2048, 6144], initializers)
     weight_bytes = float_weight_bytes(path)
     assert weight_bytes == sum(w.nbytes for w in weights)
-    peak = _peak(path, "float", str(tmp_path))
+    peak = _peak(path, mode, str(tmp_path))
     assert peak <= goal_bytes(weight_bytes), (peak >> 20, goal_bytes(weight_bytes) >> 20)
+    if mode == "int8":  # only the peak here: int8 numerics are the int8 tests' business
+        assert (tmp_path / "model.tflite").read_bytes()[4:8] == b"TFL3"
+        return
     x = np.random.default_rng(1).uniform(-1, 1, (1, 2048)).astype(np.float32)
     data = (tmp_path / "model.tflite").read_bytes()
     np.testing.assert_allclose(run_litert(data, x), _reference(x, weights),

@@ -92,13 +92,10 @@ def child(path: str, mode: str, out: str) -> None:
     quantize = "int8" if mode.endswith("int8") else None
     data = None
     if quantize:
-        import onnx
-
-        model = onnx.load(path, load_external_data=False)
-        inits = {i.name for i in model.graph.initializer}
-        (inp,) = [i for i in model.graph.input if i.name not in inits]
-        shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
-        del model
+        # the input's shape comes from a file the parent wrote: loading the model here
+        # would put a protobuf copy of its initializers into this process's peak
+        with open(os.path.join(out, "input_shape.json"), encoding="utf-8") as handle:
+            shape = json.load(handle)
         rng = np.random.default_rng(0)
         data = [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(4)]
     start = time.perf_counter()
@@ -112,9 +109,22 @@ def child(path: str, mode: str, out: str) -> None:
     print(json.dumps({"peak_bytes": vm_hwm(), "seconds": seconds}))
 
 
+def write_input_shape(path: str, out: str) -> None:
+    """``out/input_shape.json``: the model's one graph input's shape (dynamic dims as 1)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    (inp,) = [i for i in model.graph.input if i.name not in inits]
+    shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+    with open(os.path.join(out, "input_shape.json"), "w", encoding="utf-8") as handle:
+        json.dump(shape, handle)
+
+
 def measure(path: str, mode: str) -> dict[str, object]:
     """One compile in a fresh interpreter; its peak RSS and seconds (or its error)."""
     with tempfile.TemporaryDirectory() as out:
+        write_input_shape(path, out)
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", path,
                                mode, out], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
