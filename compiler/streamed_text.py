@@ -50,6 +50,10 @@ class StreamedText:
     def __str__(self) -> str:
         return "".join(self.chunks())
 
+    def __len__(self) -> int:
+        """Characters of the text, counted chunk by chunk (never joined)."""
+        return sum(len(chunk) for chunk in self.chunks())
+
     def __contains__(self, text: str) -> bool:
         return text in str(self)
 

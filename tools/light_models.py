@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import onnx
 
 from microlith.app.driver import CompileOptions, CompileResult, compile_onnx
 from microlith.interpreter.run import run_graph
+from microlith.streamed_text import StreamedText
 from tools.runtimes import (
     input_perm,
     litert_interpreter,
@@ -134,11 +136,15 @@ class Check:
     detail: str
 
 
-def host_exe(files: dict[str, str], workdir: Path) -> Path:
-    """Write the C files and the record harness, build with gcc (``C_FLAGS``: single
-    precision only, warnings are errors); the executable."""
+def host_exe(files: Mapping[str, str | StreamedText], workdir: Path) -> Path:
+    """Write the C files (a large ``model.c`` streamed) and the record harness, build with
+    gcc (``C_FLAGS``: single precision only, warnings are errors); the executable."""
     for file_name, text in files.items():
-        (workdir / file_name).write_text(text)
+        with open(workdir / file_name, "w", encoding="utf-8") as handle:
+            if isinstance(text, StreamedText):
+                text.write_to(handle)
+            else:
+                handle.write(text)
     (workdir / "main.c").write_text(HARNESS)
     exe = workdir / "model_host"
     subprocess.run(["gcc", *C_FLAGS, "-I", str(workdir), str(workdir / "model.c"),

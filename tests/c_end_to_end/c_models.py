@@ -163,6 +163,28 @@ def checked(cmd: Sequence[str | os.PathLike[str]], cwd: Path | None = None) -> s
     return proc.stdout
 
 
+def assert_no_libm_and_no_double(directory: Path, tmp: Path) -> None:
+    """``directory/model.c`` compiled alone (host gcc, and the Cortex-M4 with a hard-float
+    ABI where the Arm toolchain is installed) leaves only memcpy/memset/memmove undefined
+    (no libm) and, on the M4, holds no double-precision instruction."""
+    import shutil
+
+    obj = tmp / "model.o"
+    checked(["gcc", *WARNINGS, "-Wdouble-promotion", "-O2", "-c", directory / "model.c",
+             "-o", obj])
+    undefined = {line.split()[-1] for line in checked(["nm", "-u", obj]).splitlines()}
+    assert undefined <= {"memcpy", "memset", "memmove"}
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-objdump"):
+        arm = tmp / "model_m4.o"
+        checked(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                 "-mfpu=fpv4-sp-d16", *WARNINGS, "-Wdouble-promotion", "-O2", "-c",
+                 directory / "model.c", "-o", arm])
+        assert ".f64" not in checked(["arm-none-eabi-objdump", "-d", arm])
+        undefined = {line.split()[-1]
+                     for line in checked(["arm-none-eabi-nm", "-u", arm]).splitlines()}
+        assert undefined <= {"memcpy", "memset", "memmove"}
+
+
 def parallel(jobs: dict[str, Callable[[], object]]) -> dict[str, object]:
     """Run independent subprocess-bound jobs on a few threads; exceptions are returned."""
     with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:

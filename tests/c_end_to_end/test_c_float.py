@@ -28,6 +28,7 @@ from tests.c_end_to_end.c_models import (
     MODELS,
     WARNINGS,
     ZOO,
+    assert_no_libm_and_no_double,
     checked,
     host_outputs,
     samples,
@@ -121,21 +122,9 @@ def test_float_c_on_cortex_m4(tmp_path: Path, mode: str | None) -> None:
 
 def test_float_c_needs_no_libm_and_no_double(tmp_path: Path) -> None:
     """Only memcpy/memset/memmove may be undefined (no libm); no f64 instruction on the M4."""
-    import shutil
-
     result = _compile("mlp_sigmoid", "float16")
     directory = write_files(tmp_path / "out", result.files)
-    obj = tmp_path / "model.o"
-    checked(["gcc", *WARNINGS, "-Wdouble-promotion", "-O2", "-c", directory / "model.c",
-             "-o", obj])
-    undefined = {line.split()[-1] for line in checked(["nm", "-u", obj]).splitlines()}
-    assert undefined <= {"memcpy", "memset", "memmove"}
-    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-objdump"):
-        arm = tmp_path / "model_m4.o"
-        checked(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                 "-mfpu=fpv4-sp-d16", *WARNINGS, "-Wdouble-promotion", "-O2", "-c",
-                 directory / "model.c", "-o", arm])
-        assert ".f64" not in checked(["arm-none-eabi-objdump", "-d", arm])
+    assert_no_libm_and_no_double(directory, tmp_path)
 
 
 def test_float_op_without_a_c_kernel_is_refused_by_name(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from tests.c_end_to_end.c_models import (
     BUILDS,
     HOST_MAIN,
     WARNINGS,
+    assert_no_libm_and_no_double,
     checked,
     host_outputs,
     write_files,
@@ -248,25 +249,10 @@ def _chain(tmp_path: Path) -> Path:
 
 def test_float_math_needs_no_libm_and_no_double(tmp_path: Path) -> None:
     """Only memcpy/memset/memmove may be undefined (no sqrtf / expf); no f64 on the M4."""
-    import shutil
-
     result = compile_onnx(_chain(tmp_path), CompileOptions(target="c", quiet=True,
                                                            warn=lambda m: None))
     directory = write_files(tmp_path / "out", result.files)
-    obj = tmp_path / "model.o"
-    checked(["gcc", *WARNINGS, "-Wdouble-promotion", "-O2", "-c", directory / "model.c",
-             "-o", obj])
-    undefined = {line.split()[-1] for line in checked(["nm", "-u", obj]).splitlines()}
-    assert undefined <= {"memcpy", "memset", "memmove"}
-    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-objdump"):
-        arm = tmp_path / "model_m4.o"
-        checked(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
-                 "-mfpu=fpv4-sp-d16", *WARNINGS, "-Wdouble-promotion", "-O2", "-c",
-                 directory / "model.c", "-o", arm])
-        assert ".f64" not in checked(["arm-none-eabi-objdump", "-d", arm])
-        undefined = {line.split()[-1]
-                     for line in checked(["arm-none-eabi-nm", "-u", arm]).splitlines()}
-        assert undefined <= {"memcpy", "memset", "memmove"}
+    assert_no_libm_and_no_double(directory, tmp_path)
 
 
 def test_float_math_on_cortex_m4(tmp_path: Path) -> None:
