@@ -19,6 +19,7 @@ import numpy as np
 
 from microlith.interpreter import kernel_for
 from microlith.ir.core import Graph, Node
+from microlith.ops.tensor import shape_value
 from microlith.pipeline import Pass, PassContext, register_pass
 
 
@@ -52,8 +53,7 @@ class FoldConstants(Pass):
             if not foldable(node):
                 continue
             if node.op == "Shape":
-                shape = node.arg(0).shape
-                results = [np.array(shape[node.attr("start", 0):node.attr("end")], np.int64)]
+                results = [shape_value(node)]
             else:
                 kernel = kernel_for(node)
                 if kernel is None:

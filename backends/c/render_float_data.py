@@ -22,10 +22,9 @@ from microlith.backends.c.render_base import (
     Out,
     Plan,
     Table,
-    contiguous_strides,
-    merge_dims,
 )
 from microlith.backends.c.render_float import Fields, _act, _f, _operand, _out, renders_float
+from microlith.backends.c.render_select import strided_copy_fields
 from microlith.ir.core import Node
 from microlith.ir.types import DType
 from microlith.ops.reduce import tfl_axes
@@ -55,16 +54,7 @@ def _strided_slice(node: Node) -> Plan:
     """``y[i] = x[offset + sum i_k step_k]``: ``offset`` the begin, ``step`` stride x size."""
     x, y = node.arg(0), node.output
     p = _prepare_strided_slice(node)
-    strides = contiguous_strides(x.shape)
-    offset = sum(b * s for b, s in zip(p.begin, strides, strict=True))
-    dims, (steps,) = merge_dims([int(n) for n in y.shape],
-                                [[k * s for k, s in zip(p.strides, strides, strict=True)]])
-    if len(dims) > 6:
-        raise ValueError(f"strided slice needs {len(dims)} loops (at most 6)")
-    pad = 6 - len(dims)
-    fields: Fields = [*((f"n{i}", n) for i, n in enumerate([1] * pad + dims)),
-                      *((f"s{i}", s) for i, s in enumerate([0] * pad + steps)),
-                      ("offset", offset)]
+    fields: Fields = list(strided_copy_fields(x, y, p))
     return Plan(f"float strided slice begin {list(p.begin)} strides {list(p.strides)}",
                 (Call("mlk_strided_copy_f32", "mlk_strided_copy_f_params", tuple(fields),
                       (_f(x), _out(y))),))

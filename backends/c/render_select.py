@@ -23,7 +23,7 @@ from microlith.backends.c.render_base import (
     renders,
     shift_in_range,
 )
-from microlith.ir.core import Node
+from microlith.ir.core import Node, Value
 from microlith.ir.types import DType
 from microlith.quant.activation import TableParams
 from microlith.quant.elementwise import DivParams
@@ -71,10 +71,11 @@ def _rsqrt(node: Node, p: RsqrtParams) -> Plan:
                                          (In(x), Out(y))),))
 
 
-@renders("tfl.strided_slice")
-def _strided_slice(node: Node, p: StridedSliceParams) -> Plan:
-    x, y = node.arg(0), node.output
-    int8_values(x, y)
+def strided_copy_fields(x: Value, y: Value, p: StridedSliceParams
+                        ) -> tuple[tuple[str, int], ...]:
+    """The ``mlk_strided_copy_*`` record of a slice of ``x`` into ``y`` (any element type):
+    ``y[i] = x[offset + sum i_k step_k]``, ``offset`` the begin, ``step`` stride x size,
+    over at most six merged loops."""
     strides = contiguous_strides(x.shape)
     offset = sum(b * s for b, s in zip(p.begin, strides, strict=True))
     dims, (steps,) = merge_dims([int(n) for n in y.shape],
@@ -82,8 +83,15 @@ def _strided_slice(node: Node, p: StridedSliceParams) -> Plan:
     if len(dims) > 6:
         raise ValueError(f"strided slice needs {len(dims)} loops (at most 6)")
     pad = 6 - len(dims)
-    fields = (*((f"n{i}", n) for i, n in enumerate([1] * pad + dims)),
-              *((f"s{i}", s) for i, s in enumerate([0] * pad + steps)), ("offset", offset))
+    return (*((f"n{i}", n) for i, n in enumerate([1] * pad + dims)),
+            *((f"s{i}", s) for i, s in enumerate([0] * pad + steps)), ("offset", offset))
+
+
+@renders("tfl.strided_slice")
+def _strided_slice(node: Node, p: StridedSliceParams) -> Plan:
+    x, y = node.arg(0), node.output
+    int8_values(x, y)
+    fields = strided_copy_fields(x, y, p)
     return Plan(f"begin {list(p.begin)} strides {list(p.strides)}",
                 (Call("mlk_strided_copy_i8", "mlk_strided_copy_params", fields,
                       (In(x), Out(y))),))

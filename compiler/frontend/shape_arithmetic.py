@@ -16,6 +16,7 @@ import numpy as np
 
 from microlith.ir.core import Value
 from microlith.ir.ops import get_op, is_registered
+from microlith.ops.tensor import shape_value
 
 #: shape arithmetic, not data: larger or float results are left to fold-constants
 STATIC_ELEMENTS = 64
@@ -31,8 +32,7 @@ def static_value(value: Value, depth: int = 0) -> np.ndarray | None:
             value.type.numel > STATIC_ELEMENTS or len(node.outputs) != 1:
         return None
     if node.op == "Shape":
-        shape = node.arg(0).shape
-        return np.array(shape[node.attr("start", 0):node.attr("end")], np.int64)
+        return shape_value(node)
     if not is_registered(node.op):
         return None
     kernel = get_op(node.op).float_kernel()

@@ -10,6 +10,7 @@ zero point when quantized) or PADV2's constant input.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -342,10 +343,16 @@ def _shape_infer(node: Node) -> list[TensorType]:
     return [TensorType(DType.INT64, (len(dims),))]
 
 
+def shape_value(node: Node, shape: Sequence[int] | None = None) -> np.ndarray:
+    """A ``Shape`` node's int64 result: ``shape`` (default: its input's static dims)
+    sliced by ``start``/``end``; shapes are static, so this folds without data."""
+    dims = list(node.arg(0).shape if shape is None else shape)
+    picked = dims[int(node.attr("start", 0)):node.attr("end")]
+    return np.asarray(picked, dtype=np.int64).reshape(len(picked))
+
+
 def _shape_kernel(node: Node, inputs: Arrays) -> list[np.ndarray]:
-    x = need(inputs, 0)
-    dims = x.shape[int(node.attr("start", 0)):node.attr("end")]
-    return [np.asarray(dims, dtype=np.int64).reshape(len(dims))]
+    return [shape_value(node, need(inputs, 0).shape)]
 
 
 def _gather_infer(node: Node) -> list[TensorType]:
