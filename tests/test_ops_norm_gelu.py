@@ -85,6 +85,20 @@ def test_gelu(tmp_path: Path, approximate: str) -> None:
     check_int8(path, _xs(64), _xs(16), tmp_path, tflm=False)
 
 
+def test_gelu_reference_is_accurate_in_the_far_left_tail() -> None:
+    """x Phi(x) at x = -10 is -10 Phi(-10) = -7.6198530241605e-23 (Phi(-10) from the normal
+    table); the form 0.5 x (1 + erf(x / sqrt 2)) cancels to 0 there. The tanh form
+    x / (1 + exp(-2u)) is checked against its own definition where that does not cancel."""
+    from microlith.ops.activation import gelu
+    far = gelu(np.array([-10.0]), approximate=False)[0]
+    assert far == pytest.approx(-7.6198530241605e-23, rel=1e-9)
+    xs = np.linspace(-4, 4, 81)
+    u = math.sqrt(2 / math.pi) * (xs + 0.044715 * xs ** 3)
+    np.testing.assert_allclose(gelu(xs, approximate=True), 0.5 * xs * (1 + np.tanh(u)),
+                               rtol=1e-12, atol=1e-15)
+    assert gelu(np.array([-10.0]), approximate=True)[0] < 0
+
+
 @pytest.mark.parametrize("half_first", [False, True])
 def test_erf_gelu_is_fused(tmp_path: Path, half_first: bool) -> None:
     """torch.nn.GELU as the pre-opset-20 exporters write it."""
