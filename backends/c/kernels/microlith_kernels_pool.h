@@ -3,7 +3,7 @@
 #define MICROLITH_KERNELS_POOL_H
 
 #include "microlith_kernels_common.h"
-#include "microlith_kernels_dsp_pool.h" /* MAX_POOL_2D on Cortex-M DSP cores */
+#include "microlith_kernels_conv.h" /* mlk_window */
 
 /* Parameter records, written by the C backend as static const structs. */
 typedef struct {
@@ -59,112 +59,111 @@ typedef struct {
 
 /* ========================================================================== pooling */
 
-/* MAX_POOL_2D: y = clamp(max(-128, max over the in-image taps), act_min, act_max); window
- * (oy, ox) starts at (oy*stride_h - pad_top, ox*stride_w - pad_left). An explicit -128 border
- * is the same as skipping its taps. */
-MLK_INLINE void mlk_max_pool2d_i8_core(const int8_t *x, int8_t *y, int batches, int in_h, int in_w,
-                                  int ch, int out_h, int out_w, int k_h, int k_w, int stride_h,
-                                  int stride_w, int pad_top, int pad_left, int32_t act_min,
-                                  int32_t act_max)
+/* The in-image part of the window of output pixel (b, oy, ox), the window starting at
+ * (oy*stride_h - pad_top, ox*stride_w - pad_left): its first tap is x[offset] (elements),
+ * rows x cols taps, ch elements apart along a row and in_w*ch apart down a column. Every
+ * pool kernel (int8 and int16, portable and DSP) walks its windows through this. */
+typedef struct {
+    size_t offset;
+    int rows;
+    int cols;
+} mlk_pool_win;
+
+MLK_HOT mlk_pool_win mlk_pool_window(int b, int oy, int ox, int in_h, int in_w, int ch, int k_h,
+                                     int k_w, int stride_h, int stride_w, int pad_top,
+                                     int pad_left)
 {
-    int b, oy, ox, c, ky, kx;
-    for (b = 0; b < batches; ++b) {
-        for (oy = 0; oy < out_h; ++oy) {
-            const int iy0 = oy * stride_h - pad_top;
-            int ky0, ky1;
-            mlk_window(iy0, k_h, 1, in_h, &ky0, &ky1);
-            for (ox = 0; ox < out_w; ++ox) {
-                const int ix0 = ox * stride_w - pad_left;
-                int kx0, kx1;
-                int8_t *yp = y + (((size_t)b * out_h + oy) * out_w + ox) * ch;
-                mlk_window(ix0, k_w, 1, in_w, &kx0, &kx1);
-                for (c = 0; c < ch; ++c) {
-                    int32_t best = -128;
-                    for (ky = ky0; ky < ky1; ++ky) {
-                        const int8_t *xr =
-                            x + (((size_t)b * in_h + (size_t)(iy0 + ky)) * in_w +
-                                 (size_t)(ix0 + kx0)) * ch + c;
-                        for (kx = kx0; kx < kx1; ++kx) {
-                            const int32_t v = xr[(size_t)(kx - kx0) * ch];
-                            best = v > best ? v : best;
-                        }
-                    }
-                    yp[c] = (int8_t)mlk_clamp32(best, act_min, act_max);
-                }
-            }
-        }
-    }
+    const int iy0 = oy * stride_h - pad_top, ix0 = ox * stride_w - pad_left;
+    int ky0, ky1, kx0, kx1;
+    mlk_pool_win w;
+    mlk_window(iy0, k_h, 1, in_h, &ky0, &ky1);
+    mlk_window(ix0, k_w, 1, in_w, &kx0, &kx1);
+    w.rows = ky1 > ky0 ? ky1 - ky0 : 0;
+    w.cols = kx1 > kx0 ? kx1 - kx0 : 0;
+    w.offset = w.rows && w.cols ? (((size_t)b * in_h + (size_t)(iy0 + ky0)) * in_w +
+                                   (size_t)(ix0 + kx0)) * ch : 0;
+    return w;
 }
 
-/* mlk_max_pool2d_i8: the parameter record *p (a static const struct written by the C backend)
- * unpacked into the arguments of mlk_max_pool2d_i8_core. */
+/* mlk_pool_window of output pixel (b, oy, ox) for a pool record *p (max or average). */
+#define MLK_POOL_WINDOW(p, b, oy, ox)                                                        \
+    mlk_pool_window((b), (oy), (ox), (p)->in_h, (p)->in_w, (p)->ch, (p)->k_h, (p)->k_w,     \
+                    (p)->stride_h, (p)->stride_w, (p)->pad_top, (p)->pad_left)
+
+/* Taps counted by an average pool at window w, and the sum of its border taps: all k_h*k_w,
+ * the out-of-image ones as `fill`, when count_border; else the in-image ones. */
+#define MLK_POOL_COUNT(p, w)                                                                 \
+    ((p)->count_border ? (p)->k_h * (p)->k_w : (w).rows * (w).cols)
+#define MLK_POOL_BORDER(p, w)                                                                \
+    ((p)->count_border ? (p)->fill * ((p)->k_h * (p)->k_w - (w).rows * (w).cols) : 0)
+
+/* TFLite's integer average: acc / n rounded half away from zero (C division), 0 for n = 0. */
+MLK_HOT int32_t mlk_pool_average(int32_t acc, int32_t n)
+{
+    return n == 0 ? 0 : (acc > 0 ? acc + n / 2 : acc - n / 2) / n;
+}
+
+#include "microlith_kernels_dsp_pool.h" /* the pools on Cortex-M DSP cores */
+
+/* The portable pools, one loop nest each for int8 and int16 (T, the type's LOWEST value):
+ * MAX_POOL_2D: y = clamp(max(LOWEST, max over the in-image taps), act_min, act_max) (an
+ * explicit LOWEST border is the same as skipping its taps). AVERAGE_POOL_2D: acc = int32 sum
+ * over the in-image taps (+ fill for each border tap when count_border: an explicit border
+ * of value `fill` followed by a VALID pool), n = MLK_POOL_COUNT,
+ * y = clamp(mlk_pool_average(acc, n), act_min, act_max). The kernels read a local copy of
+ * the record: y (int8_t or int16_t) could otherwise alias it and force a reload per store. */
+#define MLK_DEFINE_POOL(NAME, RECORD, T, INIT, STEP, FINISH)                                 \
+    MLK_INLINE void NAME(const RECORD *rec, const T *x, T *y)                                 \
+    {                                                                                         \
+        const RECORD g = *rec, *p = &g; /* a local copy: the stores to y cannot alias it */   \
+        const size_t ch = (size_t)p->ch, row = (size_t)p->in_w * ch;                          \
+        int b, oy, ox, c, r, k;                                                               \
+        for (b = 0; b < p->batches; ++b) {                                                    \
+            for (oy = 0; oy < p->out_h; ++oy) {                                               \
+                for (ox = 0; ox < p->out_w; ++ox) {                                           \
+                    const mlk_pool_win w = MLK_POOL_WINDOW(p, b, oy, ox);                     \
+                    for (c = 0; c < p->ch; ++c) {                                             \
+                        int32_t acc = (INIT);                                                 \
+                        for (r = 0; r < w.rows; ++r) {                                        \
+                            const T *xr = x + w.offset + (size_t)r * row + (size_t)c;         \
+                            for (k = 0; k < w.cols; ++k) {                                    \
+                                const int32_t v = xr[(size_t)k * ch];                         \
+                                acc = (STEP);                                                 \
+                            }                                                                 \
+                        }                                                                     \
+                        *y++ = (T)mlk_clamp32((FINISH), p->act_min, p->act_max);              \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+#define MLK_DEFINE_MAX_POOL(NAME, T, LOWEST)                                                 \
+    MLK_DEFINE_POOL(NAME, mlk_max_pool2d_params, T, LOWEST, v > acc ? v : acc, acc)
+#define MLK_DEFINE_AVG_POOL(NAME, T)                                                         \
+    MLK_DEFINE_POOL(NAME, mlk_avg_pool2d_params, T, MLK_POOL_BORDER(p, w), acc + v,         \
+                    mlk_pool_average(acc, MLK_POOL_COUNT(p, w)))
+
+MLK_DEFINE_MAX_POOL(mlk_max_pool2d_i8_core, int8_t, -128)
+MLK_DEFINE_AVG_POOL(mlk_avg_pool2d_i8_core, int8_t)
+
+/* mlk_max_pool2d_i8: the record *p (a static const struct written by the C backend). */
 MLK_HOT void mlk_max_pool2d_i8(const mlk_max_pool2d_params *p, const int8_t *x, int8_t *y)
 {
 #if MLK_DSP_POOL
-    mlk_dsp_max_pool2d_i8(x, y, p->batches, p->in_h, p->in_w, p->ch, p->out_h, p->out_w,
-                          p->k_h, p->k_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
-                          p->act_min, p->act_max);
-    return;
+    mlk_dsp_max_pool2d_i8(p, x, y);
+#else
+    mlk_max_pool2d_i8_core(p, x, y);
 #endif
-    mlk_max_pool2d_i8_core(x, y, p->batches, p->in_h, p->in_w, p->ch, p->out_h, p->out_w,
-                           p->k_h, p->k_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
-                           p->act_min, p->act_max);
 }
 
-/* AVERAGE_POOL_2D: acc = sum over the in-image taps (+ fill for each border tap when
- * count_border), n = number of in-image taps (k_h*k_w when count_border),
- * y = clamp((acc > 0 ? acc + n/2 : acc - n/2) / n, act_min, act_max) with C division.
- * count_border = 1 reproduces an explicit border of value `fill` followed by a VALID pool. */
-MLK_INLINE void mlk_avg_pool2d_i8_core(const int8_t *x, int8_t *y, int batches, int in_h, int in_w,
-                                  int ch, int out_h, int out_w, int k_h, int k_w, int stride_h,
-                                  int stride_w, int pad_top, int pad_left, int count_border,
-                                  int32_t fill, int32_t act_min, int32_t act_max)
-{
-    int b, oy, ox, c, ky, kx;
-    for (b = 0; b < batches; ++b) {
-        for (oy = 0; oy < out_h; ++oy) {
-            const int iy0 = oy * stride_h - pad_top;
-            int ky0, ky1;
-            mlk_window(iy0, k_h, 1, in_h, &ky0, &ky1);
-            for (ox = 0; ox < out_w; ++ox) {
-                const int ix0 = ox * stride_w - pad_left;
-                int kx0, kx1, inside_taps, count;
-                int32_t border;
-                int8_t *yp = y + (((size_t)b * out_h + oy) * out_w + ox) * ch;
-                mlk_window(ix0, k_w, 1, in_w, &kx0, &kx1);
-                inside_taps = (ky1 - ky0) * (kx1 - kx0);
-                count = count_border ? k_h * k_w : inside_taps;
-                border = count_border ? fill * (k_h * k_w - inside_taps) : 0;
-                for (c = 0; c < ch; ++c) {
-                    int32_t acc = border;
-                    int32_t avg;
-                    for (ky = ky0; ky < ky1; ++ky) {
-                        const int8_t *xr =
-                            x + (((size_t)b * in_h + (size_t)(iy0 + ky)) * in_w +
-                                 (size_t)(ix0 + kx0)) * ch + c;
-                        for (kx = kx0; kx < kx1; ++kx) {
-                            acc += xr[(size_t)(kx - kx0) * ch];
-                        }
-                    }
-                    if (count == 0) {
-                        avg = 0;
-                    } else {
-                        avg = (acc > 0 ? acc + count / 2 : acc - count / 2) / count;
-                    }
-                    yp[c] = (int8_t)mlk_clamp32(avg, act_min, act_max);
-                }
-            }
-        }
-    }
-}
-
-/* mlk_avg_pool2d_i8: the parameter record *p (a static const struct written by the C backend)
- * unpacked into the arguments of mlk_avg_pool2d_i8_core. */
+/* mlk_avg_pool2d_i8: the record *p (a static const struct written by the C backend). */
 MLK_HOT void mlk_avg_pool2d_i8(const mlk_avg_pool2d_params *p, const int8_t *x, int8_t *y)
 {
-    mlk_avg_pool2d_i8_core(x, y, p->batches, p->in_h, p->in_w, p->ch, p->out_h, p->out_w,
-                           p->k_h, p->k_w, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
-                           p->count_border, p->fill, p->act_min, p->act_max);
+#if MLK_DSP_POOL
+    mlk_dsp_avg_pool2d_i8(p, x, y);
+#else
+    mlk_avg_pool2d_i8_core(p, x, y);
+#endif
 }
 
 /* MEAN over reduced axes. The input is viewed as kept dims (k0, k1) and reduced dims
