@@ -4,7 +4,7 @@ Each case is a one-layer ONNX model whose shape hits one class of the MVE loops:
 a multiple of 16 (the predicated VCTP step), unit counts not a multiple of four (the lanes
 past the last unit), odd pixel counts (the last block of fewer than four im2col columns),
 strides, dilation, padding on every side, input channels not a multiple of four, 1x1
-pointwise convolutions (fully connected over the pixels), batches > 1, depthwise channel
+pointwise convolutions (fully connected over the pixels), depthwise channel
 counts below, at and beyond 16 (the predicated tail of the 16-channel block) and a depth
 multiplier of 2 (the portable kernel). It is compiled to int8 ``.tflite`` and to C; the C is
 built for the Cortex-M55 (mps3-an547) three ways -- the MVE kernels, the DSP kernels on the
@@ -12,9 +12,9 @@ same core (``-DMLK_NO_MVE``) and ``-DMLK_PORTABLE`` -- and every build's outputs
 inputs (random, plus all -128 and all 127) must be TFLite-Micro's bytes. Two paths the
 calibrated models do not reach are forced by editing the generated records: no SMLAL table
 (``.rq = NULL``: the general MBQM per lane) and activation bounds narrower than int8 (the
-VMAX / VMIN clamp); there the portable build of the same edited C is the reference. The
-vector requantization is also checked lane by lane against ``mlk_rq`` on random
-accumulators and every table the renderer can write.
+VMAX / VMIN clamp). Batches > 1 (calibration needs batch 1) come from the host kernel
+cases (``tests/backends/c/kernel_cases_nn.py``), run on the M55 against our integer
+interpreter.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...],
     "fc_depth37_units11": ((1, 37), "Gemm", {"transB": 1}, (11, 37), True),
     "fc_depth64_one_unit": ((1, 64), "Gemm", {"transB": 1}, (1, 64), False),
     "fc_depth8_units6": ((1, 8), "Gemm", {"transB": 1}, (6, 8), False),
-    "fc_batch3_depth50_units9": ((3, 50), "Gemm", {"transB": 1}, (9, 50), True),
+    "fc_depth50_units9": ((1, 50), "Gemm", {"transB": 1}, (9, 50), True),
     "conv3x3_c3_odd_out_pad1": ((1, 3, 7, 7), "Conv", {"pads": [1, 1, 1, 1]}, (5, 3, 3, 3),
                                 True),
     "conv3x3_stride2_odd_pixels": ((1, 8, 9, 9), "Conv", {"pads": [1, 1, 1, 1],
@@ -53,7 +53,8 @@ CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...],
     "conv3x3_c16_depth144": ((1, 16, 6, 5), "Conv", {"pads": [1, 1, 1, 1]}, (8, 16, 3, 3),
                              True),
     "conv5x5_c1": ((1, 1, 10, 10), "Conv", {"pads": [2, 2, 2, 2]}, (4, 1, 5, 5), True),
-    "conv3x3_batch2": ((2, 5, 6, 6), "Conv", {"pads": [0, 1, 1, 0]}, (3, 5, 3, 3), False),
+    "conv3x3_c5_pads_bottom_left": ((1, 5, 6, 6), "Conv", {"pads": [0, 1, 1, 0]},
+                                    (3, 5, 3, 3), False),
     "conv1x1_pointwise_c12": ((1, 12, 5, 6), "Conv", {}, (16, 12, 1, 1), True),
     "conv1x1_pointwise_c40_odd": ((1, 40, 3, 3), "Conv", {}, (13, 40, 1, 1), False),
     "conv1x1_stride2": ((1, 8, 7, 7), "Conv", {"strides": [2, 2]}, (5, 8, 1, 1), False),
@@ -71,7 +72,7 @@ CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...],
                       False),
     "dw3x3_c32_dilated": ((1, 32, 9, 9), "Conv", {"pads": [2, 2, 2, 2], "group": 32,
                                                   "dilations": [2, 2]}, (32, 1, 3, 3), True),
-    "dw3x3_c6_valid_batch2": ((2, 6, 5, 9), "Conv", {"group": 6}, (6, 1, 3, 3), False),
+    "dw3x3_c6_valid": ((1, 6, 5, 9), "Conv", {"group": 6}, (6, 1, 3, 3), False),
     "dw3x3_multiplier2": ((1, 3, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 3},
                           (6, 1, 3, 3), True),
 }
@@ -104,8 +105,7 @@ def _model(path: Path, name: str) -> Path:
 
 
 def _inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).uniform(-1.5, 1.5, (n * shape[0], *shape[1:]))
-    return x.astype(np.float32)
+    return np.random.default_rng(seed).uniform(-1.5, 1.5, (n, *shape[1:])).astype(np.float32)
 
 
 def _compiled(tmp_path: Path, name: str) -> tuple[Path, list[bytes], np.ndarray]:
@@ -117,11 +117,9 @@ def _compiled(tmp_path: Path, name: str) -> tuple[Path, list[bytes], np.ndarray]
     q = tflite.graph.inputs[0].quant
     feeds = quantize_input(to_physical(_inputs(shape, 10, 2), input_perm(tflite.graph)),
                            q.scale[0], q.zero_point[0])
-    feeds = np.concatenate([feeds, np.full((2 * shape[0], *feeds.shape[1:]), -128, np.int8)])
-    feeds[-shape[0]:] = 127
-    feeds = feeds.reshape(-1, *shape[:1], *feeds.shape[1:])  # one model input per inference
-    want = run_tflm(tflite.output, feeds.reshape(-1, *feeds.shape[2:]) if shape[0] == 1
-                    else feeds, flatten=True)
+    feeds = np.concatenate([feeds, np.full((2, *feeds.shape[1:]), -128, np.int8)])
+    feeds[-1] = 127
+    want = run_tflm(tflite.output, feeds, flatten=True)
     c = compile_onnx(file, CompileOptions(target="c", **common))
     directory = tmp_path / "c"
     directory.mkdir()
@@ -144,3 +142,139 @@ def test_mve_dsp_and_portable_equal_tflm_on_the_m55(tmp_path: Path, name: str) -
         work.mkdir()
         got = _run(directory, rows, cflags, work)
         assert np.array_equal(got, want.reshape(got.shape)), label
+
+
+# ----------------------------------------------------------------- records edited by hand
+
+def _edited(directory: Path, edit: str, tmp_path: Path) -> Path:
+    """A copy of the C with every record edited: ``rq_null`` drops the SMLAL table,
+    ``narrow`` sets the activation bounds to [max(lo, -100), min(hi, 90)]."""
+    out = tmp_path / f"c_{edit}"
+    out.mkdir()
+    for file in directory.iterdir():
+        text = file.read_text()
+        if file.name == "model.c":
+            if edit == "rq_null":
+                text, count = re.subn(r"\.rq = \w+,", ".rq = NULL,", text)
+            else:
+                text, count = re.subn(
+                    r"\.act_min = (-?\d+),\s*\.act_max = (-?\d+),",
+                    lambda m: f".act_min = {max(int(m[1]), -100)}, "
+                              f".act_max = {min(int(m[2]), 90)},", text)
+            assert count, f"no record to edit ({edit})"
+        (out / file.name).write_text(text)
+    return out
+
+
+@pytest.mark.parametrize("name,edit", [(n, e) for n, edits in EDITED.items() for e in edits])
+def test_mve_general_requantization_and_narrow_bounds(tmp_path: Path, name: str,
+                                                      edit: str) -> None:
+    """No SMLAL table (the general MBQM per lane) and activation bounds narrower than int8
+    (the VMAX / VMIN clamp): MVE == DSP == portable on the same edited C; the bounds only
+    clip TFLite-Micro's bytes, a missing table changes nothing."""
+    directory, rows, want = _compiled(tmp_path, name)
+    edited = _edited(directory, edit, tmp_path)
+    want = want if edit == "rq_null" else np.clip(want, -100, 90)
+    for label, cflags in BUILDS.items():
+        work = tmp_path / f"build_{label}"
+        work.mkdir()
+        got = _run(edited, rows, [*cflags, "-Wno-unused-const-variable"], work)
+        assert np.array_equal(got, want.reshape(got.shape)), label
+
+
+# --------------------------------------------------------------- the host kernel cases
+
+def _kernel_cases() -> list:
+    import sys
+
+    here = str(Path(__file__).resolve().parents[1] / "backends" / "c")
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import kernel_cases_nn  # type: ignore[import-not-found]
+
+    cases = []
+    for seed, make in enumerate((kernel_cases_nn.conv_cases, kernel_cases_nn.depthwise_cases,
+                                 kernel_cases_nn.fully_connected_cases)):
+        cases += make(np.random.default_rng(100 + seed))
+    return cases
+
+
+MODEL_H = """#ifndef MODEL_H
+#define MODEL_H
+#include <stddef.h>
+#define MODEL_NUM_OUTPUTS 1
+void *model_input(int i);
+const void *model_output(int i);
+size_t model_input_bytes(int i);
+size_t model_output_bytes(int i);
+int model_invoke(void);
+#endif
+"""
+
+
+def _cases_program(cases: list) -> tuple[str, bytes, np.ndarray]:
+    """(model.c running every case in turn, the concatenated inputs, the interpreter's
+    concatenated outputs). One-group convolutions get a scratch buffer of exactly
+    MLK_CONV_SCRATCH_BYTES, as the planner gives them."""
+    from harness import _render_case, input_bytes  # type: ignore[import-not-found]
+
+    scratches: list[str] = []
+    decls, bufs, funcs, steps = [], [], [], []
+    n_in = n_out = 0
+    for index, case in enumerate(cases):
+        d, b, f, (inputs, (out_name, out_bytes)) = _render_case(index, case)
+        text = "\n".join(d)
+        for m in re.finditer(r"static const mlk_conv2d_params (\w+) = \{(.*?)\};", text,
+                             re.S):
+            fields = dict(re.findall(r"\.(\w+) = (-?\d+),", m[2]))
+            if fields["groups"] != "1":
+                continue
+            k = int(fields["k_h"]) * int(fields["k_w"]) * int(fields["in_c"])
+            scratch = f"{m[1]}_scratch"
+            scratches.append(f"static int16_t {scratch}[MLK_CONV_SCRATCH_BYTES({k}, "
+                        f"{fields['in_c']}) / 2];")
+            text = text.replace(m[0], m[0].replace(".groups = 1,",
+                                                   f".groups = 1,\n    .scratch = {scratch},"))
+        decls.append(text)
+        bufs += b
+        funcs.append(f)
+        for name, nbytes in inputs:
+            steps.append(f"    memcpy({name}, ml_in + {n_in}, {nbytes}u);")
+            n_in += nbytes
+        steps.append(f"    c{index}_run();")
+        steps.append(f"    memcpy(ml_out + {n_out}, {out_name}, {out_bytes}u);")
+        n_out += out_bytes
+    source = "\n".join([
+        '#include <string.h>', '#include "model.h"', '#include "microlith_kernels.h"',
+        *scratches, *decls, *bufs, *funcs,
+        f"static unsigned char ml_in[{n_in}];", f"static unsigned char ml_out[{n_out}];",
+        "void *model_input(int i) { (void)i; return ml_in; }",
+        "const void *model_output(int i) { (void)i; return ml_out; }",
+        f"size_t model_input_bytes(int i) {{ (void)i; return {n_in}u; }}",
+        f"size_t model_output_bytes(int i) {{ (void)i; return {n_out}u; }}",
+        "int model_invoke(void)", "{", *steps, "    return 0;", "}", ""])
+    want = np.concatenate([np.asarray(c.expected[0]).view(np.int8).ravel() for c in cases])
+    return source, input_bytes(cases), want
+
+
+@pytest.mark.slow
+def test_the_host_kernel_cases_on_the_m55(tmp_path: Path) -> None:
+    """Every convolution, depthwise and fully connected case of the host kernel tests
+    (``tests/backends/c/kernel_cases_nn.py``: batches 2 and 3, RELU6's narrow bounds, no bias,
+    per-tensor weights, kernels larger than the input, rank-3 fully connected) on the M55:
+    the MVE, DSP and portable builds give our integer interpreter's bytes (== TFLite-Micro)."""
+    from microlith.backends.c.emitter import kernel_headers
+
+    cases = _kernel_cases()
+    source, data, want = _cases_program(cases)
+    directory = tmp_path / "cases"
+    directory.mkdir()
+    for name, text in kernel_headers().items():
+        (directory / name).write_text(text)
+    (directory / "model.h").write_text(MODEL_H)
+    (directory / "model.c").write_text(source)
+    for label, cflags in BUILDS.items():
+        work = tmp_path / f"build_{label}"
+        work.mkdir()
+        got = _run(directory, [data], cflags, work)
+        assert np.array_equal(got[0], want), label

@@ -223,17 +223,32 @@ MLK_HOT void mlk_mve_dw16(const mlk_depthwise_conv2d_params *p, const int8_t *xb
                     a1 = vaddq_s32(a1, vmulq_s32(vldrbq_s32(xp + 4), vldrbq_s32(wp + 4)));
                     a2 = vaddq_s32(a2, vmulq_s32(vldrbq_s32(xp + 8), vldrbq_s32(wp + 8)));
                     a3 = vaddq_s32(a3, vmulq_s32(vldrbq_s32(xp + 12), vldrbq_s32(wp + 12)));
-                } else {
+                } else { /* the last block: vectors past c_n skipped, the last predicated */
                     a0 = vaddq_s32(a0, vmulq_s32(vldrbq_z_s32(xp, p0), vldrbq_z_s32(wp, p0)));
-                    a1 = vaddq_s32(a1, vmulq_s32(vldrbq_z_s32(xp + 4, p1), vldrbq_z_s32(wp + 4, p1)));
-                    a2 = vaddq_s32(a2, vmulq_s32(vldrbq_z_s32(xp + 8, p2), vldrbq_z_s32(wp + 8, p2)));
-                    a3 = vaddq_s32(a3, vmulq_s32(vldrbq_z_s32(xp + 12, p3), vldrbq_z_s32(wp + 12, p3)));
+                    if (left > 4) {
+                        a1 = vaddq_s32(a1, vmulq_s32(vldrbq_z_s32(xp + 4, p1),
+                                                     vldrbq_z_s32(wp + 4, p1)));
+                    }
+                    if (left > 8) {
+                        a2 = vaddq_s32(a2, vmulq_s32(vldrbq_z_s32(xp + 8, p2),
+                                                     vldrbq_z_s32(wp + 8, p2)));
+                    }
+                    if (left > 12) {
+                        a3 = vaddq_s32(a3, vmulq_s32(vldrbq_z_s32(xp + 12, p3),
+                                                     vldrbq_z_s32(wp + 12, p3)));
+                    }
                 }
             } else {
                 a0 = vmlaq_n_s32(a0, vldrbq_z_s32(wp, p0), p->x_zp);
-                a1 = vmlaq_n_s32(a1, vldrbq_z_s32(wp + 4, p1), p->x_zp);
-                a2 = vmlaq_n_s32(a2, vldrbq_z_s32(wp + 8, p2), p->x_zp);
-                a3 = vmlaq_n_s32(a3, vldrbq_z_s32(wp + 12, p3), p->x_zp);
+                if (left > 4) {
+                    a1 = vmlaq_n_s32(a1, vldrbq_z_s32(wp + 4, p1), p->x_zp);
+                }
+                if (left > 8) {
+                    a2 = vmlaq_n_s32(a2, vldrbq_z_s32(wp + 8, p2), p->x_zp);
+                }
+                if (left > 12) {
+                    a3 = vmlaq_n_s32(a3, vldrbq_z_s32(wp + 12, p3), p->x_zp);
+                }
             }
         }
     }
