@@ -105,7 +105,7 @@ def _model(path: Path, name: str) -> Path:
 
 
 def _inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1.5, 1.5, (n, *shape[1:])).astype(np.float32)
+    return np.random.default_rng(seed).uniform(-1.0, 2.0, (n, *shape[1:])).astype(np.float32)
 
 
 def _compiled(tmp_path: Path, name: str) -> tuple[Path, list[bytes], np.ndarray]:
@@ -278,3 +278,81 @@ def test_the_host_kernel_cases_on_the_m55(tmp_path: Path) -> None:
         work.mkdir()
         got = _run(directory, [data], cflags, work)
         assert np.array_equal(got[0], want), label
+
+
+# ----------------------------------------------------------- the vector requantization
+
+RQ_CHECK = r"""
+#include "model.h"
+#include "microlith_kernels.h"
+#include "rq_data.h"
+static int32_t ml_out[2];
+static unsigned char ml_in[4];
+void *model_input(int i) { (void)i; return ml_in; }
+const void *model_output(int i) { (void)i; return ml_out; }
+size_t model_input_bytes(int i) { (void)i; return 4u; }
+size_t model_output_bytes(int i) { (void)i; return 8u; }
+/* every accumulator through every 4-channel window of the table: mlk_mve_rq4's lanes
+ * (unclamped) against mlk_rq, and against the MBQM the interpreter computes (want) */
+int model_invoke(void)
+{
+    int32_t bad = 0, n = 0, a, c, j;
+    for (c = 0; c + 4 <= RQ_CHANNELS; c += 4) {
+        for (a = 0; a < RQ_ACCS; ++a) {
+            int32_t lanes[4];
+            const int32x4_t acc = vld1q_s32(rq_acc + a);
+            vst1q_s32(lanes, mlk_mve_rq4(acc, rq_table + 3 * c, vctp32q(4u), INT32_MIN,
+                                         INT32_MAX));
+            for (j = 0; j < 4; ++j) {
+                bad += lanes[j] != mlk_rq(rq_acc[a + j], rq_table + 3 * (c + j));
+                bad += lanes[j] != rq_want[(c + j) * (RQ_ACCS + 3) + a + j];
+                ++n;
+            }
+        }
+    }
+    ml_out[0] = n;
+    ml_out[1] = bad;
+    return 0;
+}
+"""
+
+
+def _c_array(name: str, values: np.ndarray) -> str:
+    body = ", ".join(str(int(v)) for v in values.ravel())
+    return f"static const int32_t {name}[{values.size}] = {{{body}}};\n"
+
+
+@pytest.mark.parametrize("y_zp", [0, -128, 37])
+def test_the_vector_requantization_equals_mlk_rq_and_mbqm(tmp_path: Path, y_zp: int) -> None:
+    """``mlk_mve_rq4`` (VRMULH, VSHL) lane by lane == ``mlk_rq`` (SMLAL) == y_zp + MBQM, on
+    the M55, for tables of multipliers in [2^30, 2^31) with right shifts 1..31 (1..23 with
+    a zero point) and accumulators up to the table's bound, edges included."""
+    from microlith.backends.c.emitter import kernel_headers
+    from microlith.backends.c.render_nn import requant_table
+    from microlith.quant.fixed_point import multiply_by_quantized_multiplier as mbqm
+
+    rng = np.random.default_rng(200 + y_zp)
+    bound = 1 << 21
+    top = 32 if y_zp == 0 else 23
+    mult = np.concatenate([[1 << 30, (1 << 31) - 1], rng.integers(1 << 30, 1 << 31, 22)])
+    right = np.concatenate([[1, top - 1], rng.integers(1, top, 22)])
+    table = requant_table(mult, -right, bound, y_zp)
+    assert table is not None
+    acc = np.concatenate([[0, 1, -1, 2, -2, bound - 1, 1 - bound, bound, -bound],
+                          rng.integers(-bound, bound, 120), rng.integers(-300, 300, 60)])
+    acc = np.concatenate([acc, acc[:3]])  # every window of four starting below acc.size - 3
+    n_acc = acc.size - 3
+    want = np.stack([mbqm(acc, int(m), -int(r)) + y_zp for m, r in zip(mult, right,
+                                                                          strict=True)])
+    directory = tmp_path / "rq"
+    directory.mkdir()
+    for name, text in kernel_headers().items():
+        (directory / name).write_text(text)
+    (directory / "model.h").write_text(MODEL_H)
+    (directory / "rq_data.h").write_text(
+        f"#define RQ_CHANNELS {mult.size}\n#define RQ_ACCS {n_acc}\n" +
+        _c_array("rq_table", table) + _c_array("rq_acc", acc) + _c_array("rq_want", want))
+    (directory / "model.c").write_text(RQ_CHECK)
+    got = _run(directory, [b"\0" * 4], [], tmp_path)
+    n, bad = np.frombuffer(got[0].tobytes(), np.int32)
+    assert (n, bad) == (mult.size * n_acc, 0)
