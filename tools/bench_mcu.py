@@ -3,7 +3,7 @@
 Usage::
 
     python tools/bench_mcu.py [--models NAME ...] [--layers] [--json FILE] [--inputs N]
-        [--cpu cortex-m4|cortex-m7|cortex-m33|cortex-m55|cortex-m3]
+        [--cpu cortex-m4|cortex-m7|cortex-m33|cortex-m55|cortex-m3] [--cflags=-DFLAG ...]
 
 For every model -- the trained zoo (``tests/zoo``: lenet, dscnn, resnet8, mobilenet_v1,
 mlp_sigmoid; 300 digits to calibrate, held-out digits as inputs) and the MLPerf-Tiny-sized
@@ -17,7 +17,9 @@ code, weights, tables), arena bytes (and the kernel scratch inside it), and whet
 output equals TFLite-Micro's bytes on the same int8 ``.tflite``. The reference column is
 TFLite-Micro + CMSIS-NN measured in this harness (issue 14's tables; fixed numbers, not
 rebuilt here). ``--layers`` adds per-layer counts (``tools/bench_mcu_layers.py``) for the
-DSP and portable builds at ``-O2``.
+DSP and portable builds at ``-O2``. ``--cflags`` adds C flags to every build (e.g.
+``--cflags=-DMLK_NO_MVE`` measures the DSP kernels on the Cortex-M55, whose default build
+runs the Helium kernels).
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def _inputs(name: str, n: int) -> tuple[Path, np.ndarray, np.ndarray]:
     return path, make_mlperf.calibration(name, 64), make_mlperf.calibration(name, n, seed=99)
 
 
-def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4") -> dict:
+def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4",
+                extra_cflags: Sequence[str] = ()) -> dict:
     path, x_cal, x_run = _inputs(name, n_inputs)
     common = {"quantize": "int8", "calibration_data": x_cal, "quiet": True,
               "warn": lambda message: None}
@@ -101,7 +104,7 @@ def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4") 
             progress(f"{name}: {label} on the {cpu}")
             work = Path(tmp) / f"build-{label}"
             run = board.build_and_run(dirs[optimize], [x.tobytes() for x in feeds], opt=opt,
-                                      cflags=cflags, workdir=work, timeout=1200, cpu=cpu)
+                                      cflags=(*cflags, *extra_cflags), workdir=work, timeout=1200, cpu=cpu)
             mean = sum(run.instructions) / len(run.instructions)
             row["builds"][label] = {
                 "instructions": round(mean, 1),
@@ -110,16 +113,17 @@ def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4") 
                 "byte_exact": all(out == want[k].tobytes()
                                   for k, out in enumerate(run.outputs))}
         if layers:
-            row["layers"] = _layers(graph, dirs["speed"], feeds[0].tobytes(), name, cpu)
+            row["layers"] = _layers(graph, dirs["speed"], feeds[0].tobytes(), name, cpu,
+                                    extra_cflags)
     return row
 
 
 def _layers(graph: object, model_dir: Path, feed: bytes, name: str,
-            cpu: str = "cortex-m4") -> list[dict]:
+            cpu: str = "cortex-m4", extra_cflags: Sequence[str] = ()) -> list[dict]:
     macs = {node.name: node_macs(node) for node in graph.nodes}  # type: ignore[attr-defined]
     progress(f"{name}: per-layer counts (DSP and portable, -O2)")
-    dsp = layer_counts(model_dir, feed, cpu=cpu)
-    portable = layer_counts(model_dir, feed, cflags=["-DMLK_PORTABLE"], cpu=cpu)
+    dsp = layer_counts(model_dir, feed, cflags=list(extra_cflags), cpu=cpu)
+    portable = layer_counts(model_dir, feed, cflags=["-DMLK_PORTABLE", *extra_cflags], cpu=cpu)
     rows = []
     for (layer, d), (_, p) in zip(dsp, portable, strict=True):
         if not layer.calls:
@@ -183,9 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpu", default="cortex-m4", choices=sorted(CPUS),
                         help="the core and its qemu board (default cortex-m4; the CMSIS-NN "
                         "column is always the M4's)")
+    parser.add_argument("--cflags", action="append", default=[], metavar="FLAG",
+                        help="a C flag added to every build (repeatable; write --cflags=-DX)")
     args = parser.parse_args(argv)
     board.check_toolchain()
-    rows = [bench_model(name, args.inputs, args.layers, args.cpu)
+    rows = [bench_model(name, args.inputs, args.layers, args.cpu, args.cflags)
             for name in args.models or (*ZOO_MODELS, *MLPERF_MODELS)]
     print_tables(rows)
     if args.json is not None:

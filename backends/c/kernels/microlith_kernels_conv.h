@@ -93,6 +93,7 @@ MLK_INLINE void mlk_window(int i0, int k, int d, int size, int *lo, int *hi)
 }
 
 #include "microlith_kernels_dsp.h"
+#include "microlith_kernels_mve.h" /* MLK_MVE: Helium, tried before the DSP kernels */
 
 /* Dot-product loops run over a multiple of 16 elements, then one block of 8, then the
  * rest: compilers vectorize the first two without epilogues (GCC does at -O2); scalar
@@ -270,6 +271,12 @@ MLK_INLINE void mlk_conv2d_i8_core(const int8_t *x, const int8_t *w, const int32
  * unpacked into the arguments of mlk_conv2d_i8_core. */
 MLK_HOT void mlk_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_MVE
+    if (p->scratch != NULL && p->groups == 1) {
+        mlk_mve_conv2d_i8(p, x, y);
+        return;
+    }
+#endif
 #if MLK_DSP
     if (p->scratch != NULL && p->groups == 1) {
         mlk_dsp_conv2d_i8(p, x, y);
@@ -378,6 +385,12 @@ MLK_INLINE void mlk_depthwise_conv2d_i8_core(const int8_t *x, const int8_t *w, c
  * unpacked into the arguments of mlk_depthwise_conv2d_i8_core. */
 MLK_HOT void mlk_depthwise_conv2d_i8(const mlk_depthwise_conv2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_MVE
+    if (p->depth_mult == 1) {
+        mlk_mve_depthwise_i8(p, x, y);
+        return;
+    }
+#endif
 #if MLK_DSP
     if (p->depth_mult == 1) {
         mlk_dsp_depthwise_i8(p, x, y);
@@ -422,6 +435,10 @@ MLK_INLINE void mlk_fully_connected_i8_core(const int8_t *x, const int8_t *w,
  * unpacked into the arguments of mlk_fully_connected_i8_core. */
 MLK_HOT void mlk_fully_connected_i8(const mlk_fully_connected_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_MVE
+    mlk_mve_fully_connected_i8(p, x, y);
+    return;
+#endif
 #if MLK_DSP
     mlk_dsp_fully_connected_i8(p, x, y);
     return;
