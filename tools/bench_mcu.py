@@ -104,7 +104,8 @@ def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4",
             progress(f"{name}: {label} on the {cpu}")
             work = Path(tmp) / f"build-{label}"
             run = board.build_and_run(dirs[optimize], [x.tobytes() for x in feeds], opt=opt,
-                                      cflags=(*cflags, *extra_cflags), workdir=work, timeout=1200, cpu=cpu)
+                                      cflags=(*cflags, *extra_cflags), workdir=work,
+                                      timeout=1200, cpu=cpu)
             mean = sum(run.instructions) / len(run.instructions)
             row["builds"][label] = {
                 "instructions": round(mean, 1),
