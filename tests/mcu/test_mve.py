@@ -23,11 +23,10 @@ import re
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from microlith.app.driver import CompileOptions, compile_onnx
+from tests.mcu.one_layer import one_layer_model
 from tools.mcu import run as board
 from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
 
@@ -84,24 +83,7 @@ EDITED = {"conv3x3_stride2_odd_pixels": ("rq_null", "narrow"),
 
 
 def _model(path: Path, name: str) -> Path:
-    shape, op, attrs, w_shape, relu = CASES[name]
-    rng = np.random.default_rng(sum(name.encode()))
-    w = (rng.standard_normal(w_shape) * 0.4).astype(np.float32)
-    b = (rng.standard_normal(w_shape[0]) * 0.2).astype(np.float32)
-    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
-    out = "y" if not relu else "t"
-    nodes = [helper.make_node(op, ["x", "w", "b"], [out], name="layer", **attrs)]
-    if relu:
-        nodes.append(helper.make_node("Relu", ["t"], ["y"], name="relu"))
-    graph = helper.make_graph(nodes, name,
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                             list(shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    file = path / f"{name}.onnx"
-    onnx.save(model, file)
-    return file
+    return one_layer_model(path, name, CASES[name])
 
 
 def _inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:

@@ -1,0 +1,35 @@
+"""One-layer ONNX models for the Cortex-M kernel tests: a Conv or Gemm with random weights
+and bias (seeded by the case name), optionally followed by a Relu."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# (input shape, op, attributes, weight shape, relu after)
+Case = tuple[tuple[int, ...], str, dict, tuple[int, ...], bool]
+
+
+def one_layer_model(path: Path, name: str, case: Case) -> Path:
+    """Write ``path/name.onnx``: x -> op(x, w, b) [-> Relu] -> y."""
+    shape, op, attrs, w_shape, relu = case
+    rng = np.random.default_rng(sum(name.encode()))
+    w = (rng.standard_normal(w_shape) * 0.4).astype(np.float32)
+    b = (rng.standard_normal(w_shape[0]) * 0.2).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    out = "y" if not relu else "t"
+    nodes = [helper.make_node(op, ["x", "w", "b"], [out], name="layer", **attrs)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["t"], ["y"], name="relu"))
+    graph = helper.make_graph(nodes, name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    file = path / f"{name}.onnx"
+    onnx.save(model, file)
+    return file
