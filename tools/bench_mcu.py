@@ -4,6 +4,7 @@ Usage::
 
     python tools/bench_mcu.py [--models NAME ...] [--layers] [--json FILE] [--inputs N]
         [--cpu cortex-m4|cortex-m7|cortex-m33|cortex-m55|cortex-m3] [--cflags=-DFLAG ...]
+        [--quantize int8|int16x8]
 
 For every model -- the trained zoo (``tests/zoo``: lenet, dscnn, resnet8, mobilenet_v1,
 mlp_sigmoid; 300 digits to calibrate, held-out digits as inputs) and the MLPerf-Tiny-sized
@@ -19,7 +20,9 @@ TFLite-Micro + CMSIS-NN measured in this harness (issue 14's tables; fixed numbe
 rebuilt here). ``--layers`` adds per-layer counts (``tools/bench_mcu_layers.py``) for the
 DSP and portable builds at ``-O2``. ``--cflags`` adds C flags to every build (e.g.
 ``--cflags=-DMLK_NO_MVE`` measures the DSP kernels on the Cortex-M55, whose default build
-runs the Helium kernels).
+runs the Helium kernels). ``--quantize int16x8`` measures the 16x8 C instead (int16
+activations, int8 weights; outputs against TFLite-Micro on the same 16x8 ``.tflite``; no
+CMSIS-NN reference column).
 """
 
 from __future__ import annotations
@@ -74,9 +77,9 @@ def _inputs(name: str, n: int) -> tuple[Path, np.ndarray, np.ndarray]:
 
 
 def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4",
-                extra_cflags: Sequence[str] = ()) -> dict:
+                extra_cflags: Sequence[str] = (), quantize: str = "int8") -> dict:
     path, x_cal, x_run = _inputs(name, n_inputs)
-    common = {"quantize": "int8", "calibration_data": x_cal, "quiet": True,
+    common = {"quantize": quantize, "calibration_data": x_cal, "quiet": True,
               "warn": lambda message: None}
     progress(f"{name}: compiling (.tflite, C speed, C size)")
     tflite = compile_onnx(path, CompileOptions(**common))
@@ -85,10 +88,11 @@ def bench_model(name: str, n_inputs: int, layers: bool, cpu: str = "cortex-m4",
     graph = results["speed"].graph
     quant = graph.inputs[0].quant
     feeds = quantize_input(to_physical(x_run, input_perm(graph)), quant.scale[0],
-                           quant.zero_point[0], "int8")
+                           quant.zero_point[0], "int8" if quantize == "int8" else "int16")
     want = run_tflm(tflite.output, feeds, flatten=True)
     macs = sum(node_macs(node) for node in graph.nodes)
-    row: dict = {"model": name, "cpu": cpu, "macs": macs, "cmsis_nn": CMSIS_NN.get(name),
+    row: dict = {"model": name, "cpu": cpu, "quantize": quantize, "macs": macs,
+                 "cmsis_nn": CMSIS_NN.get(name) if quantize == "int8" else None,
                  "builds": {},
                  "arena": {m: r.sizes["arena"] for m, r in results.items()},
                  "scratch": {m: r.sizes.get("scratch", 0) for m, r in results.items()}}
@@ -150,7 +154,8 @@ def print_tables(rows: list[dict]) -> None:
         ref = r["cmsis_nn"]
         dsp = b["dsp-O2"]["instructions"]
         exact = all(v["byte_exact"] for v in b.values())
-        print(f"| {r['model']} | {r['macs']:,} | {ref:,} | {b['portable-O2']['instructions']:,.0f}"
+        print(f"| {r['model']} | {r['macs']:,} | {_fmt(ref, 0) if ref is None else f'{ref:,}'} "
+              f"| {b['portable-O2']['instructions']:,.0f}"
               f" | {dsp:,.0f} | {_fmt(dsp / ref if ref else None)} | "
               f"{_fmt(b['dsp-O2']['per_mac'])} | {b['portable-Os']['instructions']:,.0f} | "
               f"{b['dsp-Os']['instructions']:,.0f} | {b['size-mode-O2']['instructions']:,.0f} | "
@@ -190,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "column is always the M4's)")
     parser.add_argument("--cflags", action="append", default=[], metavar="FLAG",
                         help="a C flag added to every build (repeatable; write --cflags=-DX)")
+    parser.add_argument("--quantize", default="int8", choices=("int8", "int16x8"),
+                        help="the C's quantization (default int8; int16x8: no CMSIS-NN column)")
     args = parser.parse_args(argv)
     board.check_toolchain()
-    rows = [bench_model(name, args.inputs, args.layers, args.cpu, args.cflags)
+    rows = [bench_model(name, args.inputs, args.layers, args.cpu, args.cflags, args.quantize)
             for name in args.models or (*ZOO_MODELS, *MLPERF_MODELS)]
     print_tables(rows)
     if args.json is not None:

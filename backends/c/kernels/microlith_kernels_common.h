@@ -31,6 +31,13 @@
 #endif
 #endif
 
+/* Rare paths called from hot inlined code: one out-of-line copy instead of one per site. */
+#if defined(__GNUC__)
+#define MLK_COLD static __attribute__((noinline, cold, unused))
+#else
+#define MLK_COLD static
+#endif
+
 
 /* ======================================================================== fixed point */
 

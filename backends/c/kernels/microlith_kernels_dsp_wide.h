@@ -279,6 +279,105 @@ MLK_INLINE void mlk_dsp_conv2d_i16(const mlk_conv2d_i16_params *p, const int16_t
     }
 }
 
+/* DEPTHWISE_CONV_2D with depth_mult == 1, four channels a pass: per tap the int16 words
+ * (x0, x1), (x2, x3) are read directly and the int8 weight word widened once into
+ * (w0, w2) = SXTB16(v), (w1, w3) = SXTB16(v ror 8); the four products are the halfword
+ * forms SMLABB(x01, w02), SMLATB(x01, w13), SMLABT(x23, w02), SMLATT(x23, w13). Taps outside
+ * the image are skipped (the window clipped by mlk_window). Each channel sums its taps in
+ * int32, exact for at most MLK_DSP16_CHUNK taps; a window with more taps is added to the
+ * int64 accumulator after every filter row (k_w <= MLK_DSP16_CHUNK, checked by the
+ * caller). The last in_c % 4 channels are summed one by one in int64 as the portable
+ * kernel does. */
+MLK_HOT void mlk_dsp16_dw_block(const mlk_conv2d_i16_params *p, const int16_t *xb,
+                                ptrdiff_t xw, int16_t *yp, int c, int ky0, int ky1, int kx0,
+                                int kx1)
+{
+    const int c_n = p->in_c;
+    const ptrdiff_t row = (ptrdiff_t)p->dil_h * p->in_w * c_n, col = (ptrdiff_t)p->dil_w * c_n;
+    const int fits = p->k_h * p->k_w <= MLK_DSP16_CHUNK;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int64_t acc[4] = {0, 0, 0, 0};
+    int ky, kx, j;
+    for (ky = ky0; ky < ky1; ++ky) {
+        const int16_t *xr = xb + (xw + ky * row + kx0 * col + c);
+        const int8_t *wr = p->w + ((size_t)ky * p->k_w + kx0) * c_n + c;
+        for (kx = kx1 - kx0; kx > 0; --kx, xr += col, wr += c_n) {
+            const int32_t x01 = mlk_ld32(xr), x23 = mlk_ld32(xr + 2);
+            const int32_t v = mlk_ld32(wr);
+            const int32_t w02 = __sxtb16(v), w13 = mlk_sxtb16_ror8(v);
+            a0 = __smlabb(x01, w02, a0);
+            a1 = __smlatb(x01, w13, a1);
+            a2 = __smlabt(x23, w02, a2);
+            a3 = __smlatt(x23, w13, a3);
+        }
+        if (!fits) { /* at most k_w <= MLK_DSP16_CHUNK products since the last flush */
+            acc[0] += a0;
+            acc[1] += a1;
+            acc[2] += a2;
+            acc[3] += a3;
+            a0 = a1 = a2 = a3 = 0;
+        }
+    }
+    acc[0] += a0;
+    acc[1] += a1;
+    acc[2] += a2;
+    acc[3] += a3;
+    MLK_UNROLL
+    for (j = 0; j < 4; ++j) {
+        yp[c + j] = mlk_out_i16(mlk_mbqm64((p->bias ? p->bias[c + j] : 0) + acc[j],
+                                           p->mult[c + j], p->shift[c + j]),
+                                p->act_min, p->act_max);
+    }
+}
+
+/* One output pixel's channels from c4 on, one by one, in int64 (the portable sum). */
+MLK_HOT void mlk_dsp16_dw_tail(const mlk_conv2d_i16_params *p, const int16_t *xb, ptrdiff_t xw,
+                               int16_t *yp, int c4, int ky0, int ky1, int kx0, int kx1)
+{
+    const int c_n = p->in_c;
+    int c, ky, kx;
+    for (c = c4; c < c_n; ++c) {
+        int64_t acc = p->bias ? p->bias[c] : 0;
+        for (ky = ky0; ky < ky1; ++ky) {
+            for (kx = kx0; kx < kx1; ++kx) {
+                const ptrdiff_t t = (ptrdiff_t)ky * p->dil_h * p->in_w + (ptrdiff_t)kx * p->dil_w;
+                acc += (int32_t)xb[xw + t * c_n + c] *
+                       (int32_t)p->w[((size_t)ky * p->k_w + kx) * c_n + c];
+            }
+        }
+        yp[c] = mlk_out_i16(mlk_mbqm64(acc, p->mult[c], p->shift[c]), p->act_min, p->act_max);
+    }
+}
+
+MLK_HOT void mlk_dsp_depthwise_i16(const mlk_conv2d_i16_params *p, const int16_t *x, int16_t *y)
+{
+    const int c_n = p->in_c, c4 = c_n & ~3;
+    int b, oy, ox, c;
+    for (b = 0; b < p->batches; ++b) {
+        const int16_t *xb = x + (size_t)b * p->in_h * p->in_w * c_n;
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int iy0 = oy * p->stride_h - p->pad_top;
+            int ky0, ky1;
+            mlk_window(iy0, p->k_h, p->dil_h, p->in_h, &ky0, &ky1);
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int ix0 = ox * p->stride_w - p->pad_left;
+                /* offset of element (iy0, ix0), which may lie outside the image: only the
+                 * taps inside, ky0 <= ky < ky1 and kx0 <= kx < kx1, are read */
+                const ptrdiff_t xw = ((ptrdiff_t)iy0 * p->in_w + ix0) * c_n;
+                int16_t *yp = y + (((size_t)b * p->out_h + oy) * p->out_w + ox) * c_n;
+                int kx0, kx1;
+                mlk_window(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
+                for (c = 0; c < c4; c += 4) {
+                    mlk_dsp16_dw_block(p, xb, xw, yp, c, ky0, ky1, kx0, kx1);
+                }
+                if (c4 < c_n) {
+                    mlk_dsp16_dw_tail(p, xb, xw, yp, c4, ky0, ky1, kx0, kx1);
+                }
+            }
+        }
+    }
+}
+
 #endif /* MLK_DSP */
 
 #endif /* MICROLITH_KERNELS_DSP_WIDE_H */

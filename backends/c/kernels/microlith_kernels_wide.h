@@ -82,12 +82,25 @@ MLK_HOT int64_t mlk_asr64(int64_t v, int s)
     return v < 0 ? ~(~v >> s) : v >> s;
 }
 
-/* MBQM64(x, m, s): |x| < 2^47, m >= 0, -31 <= s < 8; the result fits int32. */
+/* MBQM64 for t = 15 - s >= 32 (shifts right by 32 or more, rare): the plain int64 form. */
+MLK_COLD int32_t mlk_mbqm64_long(int64_t x, int32_t reduced, int total)
+{
+    return (int32_t)mlk_asr64(x * reduced + ((int64_t)1 << (total - 1)), total);
+}
+
+/* MBQM64(x, m, s) = (x r + 2^(t-1)) >> t, r = round(m / 2^16) (at most 2^15 - 1), t = 15 - s:
+ * |x| < 2^47, m >= 0, -31 <= s < 8 (so 8 <= t <= 46); the result fits int32. For t < 32 (the
+ * usual shifts) its bits are bits t..t+31 of the 64-bit two's complement sum, |x r| < 2^62:
+ * one 32x32->64 multiply (UMULL + MLA on Arm), a 32-bit carry-in and a funnel shift. */
 MLK_HOT int32_t mlk_mbqm64(int64_t x, int32_t m, int s)
 {
-    const int64_t reduced = m < 0x7FFF0000 ? (int64_t)((m + (1 << 15)) >> 16) : 0x7FFF;
+    const int32_t reduced = m < 0x7FFF0000 ? (m + (1 << 15)) >> 16 : 0x7FFF;
     const int total = 15 - s;
-    return (int32_t)mlk_asr64(x * reduced + ((int64_t)1 << (total - 1)), total);
+    if (total < 32) {
+        const uint64_t q = (uint64_t)x * (uint32_t)reduced + ((uint32_t)1 << (total - 1));
+        return mlk_i32(((uint32_t)q >> total) | ((uint32_t)(q >> 32) << (32 - total)));
+    }
+    return mlk_mbqm64_long(x, reduced, total);
 }
 
 MLK_HOT int16_t mlk_out_i16(int32_t v, int32_t lo, int32_t hi)
@@ -110,6 +123,10 @@ MLK_HOT void mlk_conv2d_i16(const mlk_conv2d_i16_params *p, const int16_t *x, in
 #if MLK_DSP
     if (!p->depth_mult && p->groups == 1) {
         mlk_dsp_conv2d_i16(p, x, y);
+        return;
+    }
+    if (p->depth_mult == 1 && p->k_w <= MLK_DSP16_CHUNK) {
+        mlk_dsp_depthwise_i16(p, x, y);
         return;
     }
 #endif
