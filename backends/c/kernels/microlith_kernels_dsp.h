@@ -161,53 +161,93 @@ MLK_HOT void mlk_dsp_out2(const int32_t *rq, const int32_t *mult, const int32_t 
         (hi) = mlk_sxtb16_ror8(mlk_w_);          \
     } while (0)
 
+/* dst[0..n) = src[0..n), a word at a time (unaligned words are allowed on these cores). */
+MLK_HOT void mlk_copy_i8(int8_t *dst, const int8_t *src, int n)
+{
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        mlk_st32(dst, mlk_ld32(src));
+    }
+    for (; n > 0; --n) {
+        *dst++ = *src++;
+    }
+}
+
+/* The k_h x k_w x in_c window at (iy0, ix0) in natural order as int8 into t8 (n bytes),
+ * taps outside the image holding x_zp; without dilation the taps of a filter row inside the
+ * image are one contiguous run of the input row, copied a word at a time. */
+MLK_HOT void mlk_window_i8(const int8_t *xb, int8_t *t8, int in_h, int in_w, int in_c,
+                           int k_h, int k_w, int dil_h, int dil_w, int iy0, int ix0,
+                           int32_t x_zp)
+{
+    const int rn = k_w * in_c;
+    int ky, kx, kx0, kx1;
+    mlk_window(ix0, k_w, dil_w, in_w, &kx0, &kx1);
+    for (ky = 0; ky < k_h; ++ky, t8 += rn) {
+        const int iy = iy0 + ky * dil_h;
+        const int8_t *row;
+        if (iy < 0 || iy >= in_h || kx1 == kx0) {
+            memset(t8, x_zp, (size_t)rn);
+            continue;
+        }
+        row = xb + (size_t)iy * in_w * in_c;
+        if (kx0 > 0) {
+            memset(t8, x_zp, (size_t)kx0 * in_c);
+        }
+        if (kx1 < k_w) {
+            memset(t8 + kx1 * in_c, x_zp, (size_t)(k_w - kx1) * in_c);
+        }
+        if (dil_w == 1) {
+            mlk_copy_i8(t8 + kx0 * in_c, row + (ix0 + kx0) * in_c, (kx1 - kx0) * in_c);
+            continue;
+        }
+        for (kx = kx0; kx < kx1; ++kx) {
+            mlk_copy_i8(t8 + kx * in_c, row + (ix0 + kx * dil_w) * in_c, in_c);
+        }
+    }
+}
+
 /* Column j (0 or 1) of the interleaved pair: the k_h x k_w x in_c window at (iy0, ix0),
  * int16, taps outside the image holding x_zp. With in_c a multiple of four each group of
  * four is one input word, widened straight into place; otherwise the window is gathered in
- * natural order into tmp (n int16) and then moved into place four at a time. */
+ * natural order as int8 into tmp (n bytes of its n int16, mlk_window_i8) and then widened
+ * four at a time (one word, two SXTB16) into place. */
 MLK_HOT void mlk_im2col_i8(const int8_t *xb, int16_t *col, int16_t *tmp, int j, int in_h,
                            int in_w, int in_c, int k_h, int k_w, int dil_h, int dil_w, int iy0,
                            int ix0, int32_t x_zp)
 {
     const int n = k_h * k_w * in_c, n4 = n & ~3;
     const int32_t zz = (int32_t)(((uint32_t)(uint16_t)x_zp << 16) | (uint16_t)x_zp);
-    int ky, kx, c, k = 0;
-    int16_t *out = (in_c & 3) == 0 ? col + 2 * j : tmp;
+    int ky, kx, c, k;
+    int16_t *out = col + 2 * j;
+    if ((in_c & 3) != 0) {
+        const int8_t *t8 = (const int8_t *)tmp;
+        mlk_window_i8(xb, (int8_t *)tmp, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, iy0, ix0,
+                      x_zp);
+        for (k = 0; k < n4; k += 4, out += 8) {
+            int32_t lo, hi;
+            MLK_WIDEN(t8 + k, lo, hi);
+            mlk_st32(out, lo);
+            mlk_st32(out + 4, hi);
+        }
+        for (k = n4; k < n; ++k) {
+            col[2 * n4 + j * (n - n4) + (k - n4)] = t8[k];
+        }
+        return;
+    }
     for (ky = 0; ky < k_h; ++ky) {
         const int iy = iy0 + ky * dil_h;
         for (kx = 0; kx < k_w; ++kx) {
             const int ix = ix0 + kx * dil_w;
             const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
             const int8_t *xp = xb + ((size_t)iy * in_w + ix) * in_c;
-            if ((in_c & 3) == 0) { /* two words per group of four, 8 int16 apart */
-                for (c = 0; c < in_c; c += 4, out += 8) {
-                    int32_t lo = zz, hi = zz;
-                    if (inside) {
-                        MLK_WIDEN(xp + c, lo, hi);
-                    }
-                    mlk_st32(out, lo);
-                    mlk_st32(out + 4, hi);
+            for (c = 0; c < in_c; c += 4, out += 8) { /* two words a group, 8 int16 apart */
+                int32_t lo = zz, hi = zz;
+                if (inside) {
+                    MLK_WIDEN(xp + c, lo, hi);
                 }
-            } else if (inside) {
-                for (c = 0; c < in_c; ++c) {
-                    tmp[k++] = xp[c];
-                }
-            } else {
-                for (c = 0; c < in_c; ++c) {
-                    tmp[k++] = (int16_t)x_zp;
-                }
+                mlk_st32(out, lo);
+                mlk_st32(out + 4, hi);
             }
-        }
-    }
-    if ((in_c & 3) != 0) {
-        int16_t *cp = col + 2 * j;
-        for (k = 0; k < n4; k += 4, cp += 8) {
-            const uint32_t e01 = (uint32_t)mlk_ld32(tmp + k), e23 = (uint32_t)mlk_ld32(tmp + k + 2);
-            mlk_st32(cp, (int32_t)((e01 & 0xFFFFu) | (e23 << 16)));
-            mlk_st32(cp + 4, (int32_t)((e01 >> 16) | (e23 & 0xFFFF0000u)));
-        }
-        for (k = n4; k < n; ++k) {
-            col[2 * n4 + j * (n - n4) + (k - n4)] = tmp[k];
         }
     }
 }
