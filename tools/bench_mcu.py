@@ -154,7 +154,7 @@ def print_tables(rows: list[dict]) -> None:
         ref = r["cmsis_nn"]
         dsp = b["dsp-O2"]["instructions"]
         exact = all(v["byte_exact"] for v in b.values())
-        print(f"| {r['model']} | {r['macs']:,} | {_fmt(ref, 0) if ref is None else f'{ref:,}'} "
+        print(f"| {r['model']} | {r['macs']:,} | {'n/a' if ref is None else f'{ref:,}'} "
               f"| {b['portable-O2']['instructions']:,.0f}"
               f" | {dsp:,.0f} | {_fmt(dsp / ref if ref else None)} | "
               f"{_fmt(b['dsp-O2']['per_mac'])} | {b['portable-Os']['instructions']:,.0f} | "

@@ -21,8 +21,6 @@ Exporter notes (torch 2.x legacy exporter, ``dynamo=False``):
 
 from __future__ import annotations
 
-import os
-import platform
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,11 +28,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-# Torch's CPU kernels dispatch on the instruction set (AVX2 or AVX-512 on x86), and the two
-# sum in different orders: the trained weights, and the QAT-vs-post-training accuracy tests,
-# differed between machines. One capability everywhere (set before torch is imported).
-if platform.machine().lower() in ("x86_64", "amd64"):
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+from tools.torch_cpu import pin_cpu_capability
+
+pin_cpu_capability()  # before torch is imported: one CPU capability on every machine
 
 import torch  # noqa: E402
 from onnx import helper  # noqa: E402
