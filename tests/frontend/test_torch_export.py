@@ -56,16 +56,20 @@ class BiasFreeNet(nn.Module):
 
 
 class PoolNet(nn.Module):
-    """Conv + ReLU, global mean (``x.mean((2, 3))``: ReduceMean with axes as an input),
-    a view (``Reshape``) and a Linear."""
+    """Two Conv + ReLU, global mean (``x.mean((2, 3))``: ReduceMean with axes as an input),
+    a view (``Reshape``) and a Linear. (With one convolution before the mean the float net
+    reached only 56% accuracy on the held-out digits, and its int8 top-1 agreement, 94.7-95.1%
+    depending on the machine's float rounding in training, sat on the 95% bound; with two,
+    92% and 98.9-99.1%.)"""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 16, 3, padding=1)
-        self.fc = nn.Linear(16, 10)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv(x))
+        x = torch.relu(self.conv2(torch.relu(self.conv(x))))
         return self.fc(x.mean((2, 3)).view(x.shape[0], -1))
 
 
