@@ -41,7 +41,7 @@ def _accumulator_fits(bound: int) -> None:
 
 def requant_table(mult: np.ndarray, shift: np.ndarray, acc_bound: int, y_zp: int = 0
                   ) -> np.ndarray | None:
-    """The DSP kernels' one-SMLAL requantization constants ``[m2, half, r]`` per channel, or
+    """The DSP kernels' one-SMMLAR requantization constants ``[m2, half, r]`` per channel, or
     None when a channel does not fit it (the kernels then use the general MBQM); the result
     is ``y_zp + MBQM(a)``.
 
@@ -51,8 +51,9 @@ def requant_table(mult: np.ndarray, shift: np.ndarray, acc_bound: int, y_zp: int
     replaced by ``[a < 0]``: they differ only where ``h = 0``, and there both give 0). The two
     floors nest into one: ``floor((2 a m + 2^31 + d 2^32) / 2^(32+r))`` with
     ``d = 2^(r-1) + (a >> 31)``. With ``m2 = 2m - 2^32`` (an int32, as ``m >= 2^30``),
-    ``2 a m = a m2 + a 2^32``, so the 64-bit value is one SMLAL of ``a * m2`` onto
-    ``hi = a + d, lo = 2^31``, and the result is ``hi >> r``. Exact while ``h + d`` fits in
+    ``2 a m = a m2 + a 2^32``, so the 64-bit value is ``a * m2`` added to
+    ``hi = a + d, lo = 2^31``, whose high word is one SMMLAR (``(hi 2^32 + a m2 + 2^31) >> 32``),
+    and the result is ``hi >> r``. Exact while ``h + d`` fits in
     int32: ``|h| <= |a| + 1 <= acc_bound + 1``. The output zero point rides in ``half``:
     ``(hi + y_zp 2^r) >> r = (hi >> r) + y_zp``, so ``half = 2^(r-1) + y_zp 2^r`` (the bound
     then has ``|y_zp| 2^r`` more). A multiplier of 0 (output ``y_zp``) is written as

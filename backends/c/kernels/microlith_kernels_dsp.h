@@ -94,19 +94,19 @@ MLK_HOT int32_t mlk_sxtb16_ror8(int32_t v)
 }
 
 /* y_zp + MBQM(a, m, -r) from the renderer's constants q = [m2, half, r]
- * (render_nn.requant_table: m2 = 2m - 2^32, half = 2^(r-1) + y_zp 2^r, r >= 1): one SMLAL
- * of a * m2 onto the 64-bit value (hi = a + half + (a >> 31), lo = 2^31), then hi >> r. The
+ * (render_nn.requant_table: m2 = 2m - 2^32, half = 2^(r-1) + y_zp 2^r, r >= 1): one SMMLAR,
+ * the high word of (a + half + (a >> 31)) 2^32 + a m2 + 2^31 (the 64-bit sum of a SMLAL of
+ * a * m2 onto hi = a + half + (a >> 31), lo = 2^31, in one instruction), then hi >> r. The
  * exact 64-bit sum is 2 a m + 2^31 + (half + (a >> 31)) 2^32, whose floor over 2^(32+r) is
  * SRDHM then round-half-away RDBP in one rounding, plus y_zp (proof in requant_table). */
 MLK_HOT int32_t mlk_rq(int32_t a, const int32_t *q)
 {
-    int32_t lo = (int32_t)0x80000000u;
     int32_t hi = a + q[1] + (a >> 31);
 #if defined(__GNUC__)
-    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(q[0]));
+    __asm__("smmlar %0, %1, %2, %0" : "+r"(hi) : "r"(a), "r"(q[0]));
 #else
     {
-        const uint64_t v = (((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo) +
+        const uint64_t v = ((uint64_t)(uint32_t)hi << 32) + 0x80000000u +
                            (uint64_t)((int64_t)a * q[0]);
         hi = (int32_t)(uint32_t)(v >> 32);
     }

@@ -15,9 +15,9 @@
  * Requantization of four channels at once, from the renderer's table q = [m2, half, r] per
  * channel (mlk_rq in microlith_kernels_dsp.h, proof in render_nn.requant_table):
  *   h = a + half + (a >> 31) + VRMULH(a, m2),  y = h >> r
- * VRMULH.S32 is (a m2 + 2^31) >> 32 on the exact 64-bit product, the high word of mlk_rq's
- * SMLAL (hi:2^31) + a m2, since adding hi 2^32 carries nothing into the low word; VSHL by -r
- * is the arithmetic right shift. So every lane is mlk_rq's integer. Then VMAX / VMIN with the
+ * VRMULH.S32 is (a m2 + 2^31) >> 32 on the exact 64-bit product, so hi + VRMULH is mlk_rq's
+ * SMMLAR (hi 2^32 + a m2 + 2^31) >> 32: adding hi 2^32 carries nothing into the low word.
+ * VSHL by -r is the arithmetic right shift. So every lane is mlk_rq's integer. Then VMAX / VMIN with the
  * activation bounds (within [-128, 127], so the SSAT of mlk_rq_out changes nothing) and a
  * truncating byte store. Without the table (rq NULL) each lane takes the general MBQM.
  */
