@@ -5,7 +5,13 @@ the Cortex-M DSP kernel (``microlith_kernels_dsp.h``): the int16 columns of two 
 pixels, ``4 * k_h * k_w * in_c`` bytes (``MLK_CONV_SCRATCH_BYTES``), recorded as the
 record's ``scratch_bytes`` for ``plan-memory`` to place. On a core with the DSP extension
 the kernel then builds the columns (im2col) and runs a blocked matrix product with SMLAD;
-elsewhere the portable kernel runs and the scratch is unused. ``optimize=size`` gives no
+elsewhere the portable kernel runs and the scratch is unused. A ``DEPTHWISE_CONV_2D`` with
+a 3-wide kernel (``k_w == 3``, ``stride_w`` 1 or 2, multiplier 1, ``in_c % 4 == 0``) gets the
+scratch of the DSP 3-wide depthwise kernel (``microlith_kernels_dsp_dw3.h``): a ring of
+``k_h`` input rows of four channels, transposed to int16 and stored twice so that every
+window is one run of consecutive rows, ``16 * k_h * wp`` bytes (``depthwise_scratch_bytes``).
+Rows of fewer than ``DW3_MIN_OUT_W`` output pixels keep the kernel without scratch (measured
+faster there: 4.25 against 4.90 instructions per MAC at 3 pixels, stride 1). ``optimize=size`` gives no
 scratch and records ``graph.meta["kernel_optimize"] = "size"``, for which the C renderer
 writes ``#define MLK_PORTABLE`` into ``model.c``: the portable kernels run on every core
 (the flash of the portable build, a smaller arena; the outputs are the same bytes).
@@ -49,6 +55,14 @@ from microlith.quant.conv import ConvParams
 from microlith.quant.registry import is_integer_node
 
 CONV_OPS = ("c.conv_2d", "tfl.conv_2d")
+DEPTHWISE_OPS = ("c.depthwise_conv_2d", "tfl.depthwise_conv_2d")
+DW3_MAX_KH = 7  # MLK_DW3_MAX_KH
+# The narrowest output rows the 3-wide depthwise kernel takes, by stride_w: on narrower rows
+# its per-row work (transposing the new input rows, setting up each channel) outweighs the
+# pixels (Cortex-M4, tools/bench_mcu.py --layers: 3 pixels at stride 1 took 4.90 instructions
+# per MAC against 4.25 without it, 3 and 4 at stride 2 took 5.66 and 4.86 against 4.67 and
+# 4.49; 6 at stride 2, 4.28 against 4.53).
+DW3_MIN_OUT_W = {1: 4, 2: 6}
 HYBRID_OPS = ("c.conv_2d", "c.depthwise_conv_2d", "tfl.fully_connected")
 
 
@@ -110,6 +124,20 @@ def conv_scratch_bytes(p: ConvParams) -> int:
     return (4 if p.in_c % 4 == 0 else 6) * p.k_h * p.k_w * p.in_c
 
 
+def depthwise_scratch_bytes(p: ConvParams) -> int:
+    """Scratch of the DSP 3-wide depthwise kernel (``microlith_kernels_dsp_dw3.h``): four
+    channels of ``2 k_h`` transposed int16 rows of ``wp`` columns (``mlk_dw3_width``), for
+    ``k_w == 3``, no dilation, ``stride_w`` 1 or 2, multiplier 1, ``in_c % 4 == 0`` and output
+    rows of at least ``DW3_MIN_OUT_W`` pixels; else 0 (the kernel without scratch runs)."""
+    if not (p.depth_multiplier == 1 and p.k_w == 3 and p.dil_w == 1 and p.dil_h == 1
+            and p.stride_w in (1, 2) and p.in_c % 4 == 0 and 1 <= p.k_h <= DW3_MAX_KH
+            and p.out_w >= DW3_MIN_OUT_W[p.stride_w]):
+        return 0
+    wp = max(p.out_w * p.stride_w + 3, p.pad_left + p.in_w)
+    wp += wp % 2
+    return 16 * p.k_h * wp
+
+
 @register_pass
 @dataclass(frozen=True)
 class SelectKernels(Pass):
@@ -144,9 +172,10 @@ class SelectKernels(Pass):
                 total += node.params.scratch_bytes
                 continue
             p = node.params
-            if node.op not in CONV_OPS or not isinstance(p, ConvParams):
+            if node.op not in CONV_OPS + DEPTHWISE_OPS or not isinstance(p, ConvParams):
                 continue
-            nbytes = conv_scratch_bytes(p) if self.optimize == "speed" else 0
+            scratch = conv_scratch_bytes if node.op in CONV_OPS else depthwise_scratch_bytes
+            nbytes = scratch(p) if self.optimize == "speed" else 0
             node.params = dataclasses.replace(p, scratch_bytes=nbytes)
             total += nbytes
         graph.meta["kernel_optimize"] = self.optimize  # read by the C renderer (size: portable)

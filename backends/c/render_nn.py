@@ -110,9 +110,13 @@ def _conv(node: Node, p: ConvParams) -> Plan:
     if p.depth_multiplier:
         fields = [*_tables(node, p, True), *geometry, ("depth_mult", p.depth_multiplier),
                   *window, *quant]
+        scratch = ""
+        if p.scratch_bytes:  # select-kernels{optimize=speed}: the DSP kernel's rows
+            fields.append(("scratch", Scratch(p.scratch_bytes, "int16_t")))
+            scratch = f", scratch {p.scratch_bytes} bytes"
         call = Call("mlk_depthwise_conv2d_i8", "mlk_depthwise_conv2d_params", tuple(fields),
                     (In(x), Out(y)))
-        return Plan(f"depthwise {text}x{p.depth_multiplier}", (call,))
+        return Plan(f"depthwise {text}x{p.depth_multiplier}{scratch}", (call,))
     fields = [*_tables(node, p, True), *geometry, ("out_c", p.out_c), *window,
               ("groups", p.groups), *quant]
     scratch = ""

@@ -3,6 +3,7 @@ and bias (seeded by the case name), optionally followed by a Relu."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +34,24 @@ def one_layer_model(path: Path, name: str, case: Case) -> Path:
     file = path / f"{name}.onnx"
     onnx.save(model, file)
     return file
+
+
+def edited_copy(directory: Path, edit: str, tmp_path: Path) -> Path:
+    """A copy of the generated C with every layer record edited: ``rq_null`` drops the
+    SMMLAR requantization table (the kernels' general MBQM), ``narrow`` sets the activation
+    bounds to [max(lo, -100), min(hi, 90)] (the clamp after SSAT)."""
+    out = tmp_path / f"c_{edit}"
+    out.mkdir()
+    for file in directory.iterdir():
+        text = file.read_text()
+        if file.name == "model.c":
+            if edit == "rq_null":
+                text, count = re.subn(r"\.rq = \w+,", ".rq = NULL,", text)
+            else:
+                text, count = re.subn(
+                    r"\.act_min = (-?\d+),\s*\.act_max = (-?\d+),",
+                    lambda m: f".act_min = {max(int(m[1]), -100)}, "
+                              f".act_max = {min(int(m[2]), 90)},", text)
+            assert count, f"no record to edit ({edit})"
+        (out / file.name).write_text(text)
+    return out

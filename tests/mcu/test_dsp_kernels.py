@@ -24,7 +24,8 @@ import pytest
 from microlith.app.driver import CompileOptions, compile_onnx
 from microlith.app.integer_run import executable
 from microlith.interpreter import run_graph
-from tests.mcu.one_layer import one_layer_model
+from microlith.passes.select_kernels import depthwise_scratch_bytes
+from tests.mcu.one_layer import edited_copy, one_layer_model
 from tools.mcu import run as board
 from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
 
@@ -65,6 +66,22 @@ CASES: dict[str, tuple[tuple[int, ...], str, dict[str, object], tuple[int, ...],
                                                 "dilations": [2, 2]}, (8, 1, 3, 3), True),
     "dw3x3_multiplier2": ((1, 3, 6, 6), "Conv", {"pads": [1, 1, 1, 1], "group": 3},
                           (6, 1, 3, 3), True),
+    # the 3-wide depthwise kernel through transposed rows (microlith_kernels_dsp_dw3.h):
+    # stride 2 with an odd width, rows wholly outside the image (pad 2), a 5-tall filter,
+    # stride 2 down only, stride 3 down (rows skipped), VALID with an odd output width
+    # (narrower rows than select_kernels.DW3_MIN_OUT_W run the kernel without scratch)
+    "dw3x3_c8_stride2_odd_width": ((1, 8, 9, 13), "Conv", {"pads": [1, 1, 1, 1], "group": 8,
+                                                          "strides": [2, 2]}, (8, 1, 3, 3),
+                                   True),
+    "dw3x3_c4_pad2": ((1, 4, 5, 6), "Conv", {"pads": [2, 2, 2, 2], "group": 4}, (4, 1, 3, 3),
+                      False),
+    "dw5x3_c8_asym_pads": ((1, 8, 8, 6), "Conv", {"pads": [2, 0, 2, 1], "group": 8},
+                           (8, 1, 5, 3), False),
+    "dw3x3_c16_stride_h2": ((1, 16, 7, 5), "Conv", {"pads": [1, 1, 1, 1], "group": 16,
+                                                    "strides": [2, 1]}, (16, 1, 3, 3), True),
+    "dw3x3_c4_stride3x2": ((1, 4, 10, 13), "Conv", {"pads": [0, 0, 1, 1], "group": 4,
+                                                   "strides": [3, 2]}, (4, 1, 3, 3), False),
+    "dw3x3_c8_valid_odd_width": ((1, 8, 6, 9), "Conv", {"group": 8}, (8, 1, 3, 3), False),
     "fc_odd_units_depth_tail": ((1, 37), "Gemm", {"transB": 1}, (11, 37), True),
     "fc_one_unit": ((1, 64), "Gemm", {"transB": 1}, (1, 64), False),
 }
@@ -101,14 +118,47 @@ def test_dsp_and_portable_kernels_equal_tflm_on_the_m4(tmp_path: Path, name: str
         for fname, text in c.files.items():
             (directory / fname).write_text(text)
         scratch = c.graph.meta["memory_plan"].scratch
-        is_conv = any(n.op == "c.conv_2d" and n.params.groups == 1 for n in c.graph.nodes)
-        assert bool(scratch) == (is_conv and optimize == "speed"), scratch
+        uses = any(n.op == "c.conv_2d" and n.params.groups == 1 or
+                   n.op == "c.depthwise_conv_2d" and depthwise_scratch_bytes(n.params)
+                   for n in c.graph.nodes)
+        assert bool(scratch) == (uses and optimize == "speed"), scratch
         builds = [[], ["-DMLK_PORTABLE"]] if optimize == "speed" else [[]]
         for cflags in builds:
             result = board.build_and_run(directory, rows, cflags=cflags)
             got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
             assert np.array_equal(got, want.reshape(got.shape)), (optimize, cflags)
             assert "warning" not in result.build_log, result.build_log
+
+
+@pytest.mark.parametrize("name,edit", [(n, e) for n in ("dw3x3_c8_valid_odd_width",
+                                                          "dw3x3_c8_stride2_odd_width")
+                                       for e in ("rq_null", "narrow")])
+def test_dsp_depthwise3_general_requantization_and_narrow_bounds(tmp_path: Path, name: str,
+                                                                 edit: str) -> None:
+    """The 3-wide depthwise kernel (four, two and one pixels a step, stride 1 and 2) without
+    the SMMLAR table (the general MBQM) and with activation bounds narrower than int8: DSP ==
+    portable == TFLite-Micro (clipped to the bounds) on the same edited C."""
+    file = _model(tmp_path, name)
+    shape = CASES[name][0]
+    common = {"quantize": "int8", "calibration_data": _inputs(shape, 32, 1), "quiet": True}
+    tflite = compile_onnx(file, CompileOptions(**common))
+    q = tflite.graph.inputs[0].quant
+    feeds = quantize_input(to_physical(_inputs(shape, 6, 2), input_perm(tflite.graph)),
+                           q.scale[0], q.zero_point[0])
+    want = run_tflm(tflite.output, feeds, flatten=True)
+    want = want if edit == "rq_null" else np.clip(want, -100, 90)
+    c = compile_onnx(file, CompileOptions(target="c", **common))
+    assert c.graph.meta["memory_plan"].scratch
+    directory = tmp_path / "c"
+    directory.mkdir()
+    for fname, text in c.files.items():
+        (directory / fname).write_text(text)
+    edited = edited_copy(directory, edit, tmp_path)
+    for cflags in ([], ["-DMLK_PORTABLE"]):
+        result = board.build_and_run(edited, [x.tobytes() for x in feeds],
+                                     cflags=[*cflags, "-Wno-unused-const-variable"])
+        got = np.stack([np.frombuffer(o, np.int8) for o in result.outputs])
+        assert np.array_equal(got, want.reshape(got.shape)), cflags
 
 
 def test_cli_optimize_speed_plans_scratch_and_size_none(tmp_path: Path) -> None:

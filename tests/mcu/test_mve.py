@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from microlith.app.driver import CompileOptions, compile_onnx
-from tests.mcu.one_layer import one_layer_model
+from tests.mcu.one_layer import edited_copy, one_layer_model
 from tools.mcu import run as board
 from tools.runtimes import input_perm, quantize_input, run_tflm, to_physical
 
@@ -128,26 +128,6 @@ def test_mve_dsp_and_portable_equal_tflm_on_the_m55(tmp_path: Path, name: str) -
 
 # ----------------------------------------------------------------- records edited by hand
 
-def _edited(directory: Path, edit: str, tmp_path: Path) -> Path:
-    """A copy of the C with every record edited: ``rq_null`` drops the SMLAL table,
-    ``narrow`` sets the activation bounds to [max(lo, -100), min(hi, 90)]."""
-    out = tmp_path / f"c_{edit}"
-    out.mkdir()
-    for file in directory.iterdir():
-        text = file.read_text()
-        if file.name == "model.c":
-            if edit == "rq_null":
-                text, count = re.subn(r"\.rq = \w+,", ".rq = NULL,", text)
-            else:
-                text, count = re.subn(
-                    r"\.act_min = (-?\d+),\s*\.act_max = (-?\d+),",
-                    lambda m: f".act_min = {max(int(m[1]), -100)}, "
-                              f".act_max = {min(int(m[2]), 90)},", text)
-            assert count, f"no record to edit ({edit})"
-        (out / file.name).write_text(text)
-    return out
-
-
 @pytest.mark.parametrize("name,edit", [(n, e) for n, edits in EDITED.items() for e in edits])
 def test_mve_general_requantization_and_narrow_bounds(tmp_path: Path, name: str,
                                                       edit: str) -> None:
@@ -155,7 +135,7 @@ def test_mve_general_requantization_and_narrow_bounds(tmp_path: Path, name: str,
     (the VMAX / VMIN clamp): MVE == DSP == portable on the same edited C; the bounds only
     clip TFLite-Micro's bytes, a missing table changes nothing."""
     directory, rows, want = _compiled(tmp_path, name)
-    edited = _edited(directory, edit, tmp_path)
+    edited = edited_copy(directory, edit, tmp_path)
     want = want if edit == "rq_null" else np.clip(want, -100, 90)
     for label, cflags in BUILDS.items():
         work = tmp_path / f"build_{label}"

@@ -61,6 +61,7 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     const int32_t *rq; /* DSP requantization [m2, half, r] per channel, or NULL */
+    int16_t *scratch; /* DSP 3-wide rows (microlith_kernels_dsp_dw3.h) in the arena, or NULL */
 } mlk_depthwise_conv2d_params;
 
 typedef struct {
@@ -392,6 +393,10 @@ MLK_HOT void mlk_depthwise_conv2d_i8(const mlk_depthwise_conv2d_params *p, const
     }
 #endif
 #if MLK_DSP
+    if (mlk_dw3_eligible(p)) {
+        mlk_dsp_depthwise3_i8(p, x, y);
+        return;
+    }
     if (p->depth_mult == 1) {
         mlk_dsp_depthwise_i8(p, x, y);
         return;

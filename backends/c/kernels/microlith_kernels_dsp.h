@@ -129,7 +129,7 @@ MLK_HOT int8_t mlk_rq_out(int32_t a, const int32_t *q, int32_t lo, int32_t hi)
     return (int8_t)v;
 }
 
-/* Output channel c of one pixel: the renderer's SMLAL constants when it wrote them (rq), else
+/* Output channel c of one pixel: the renderer's SMMLAR constants when it wrote them (rq), else
  * the general MBQM (the test folds where the record is a constant). */
 MLK_HOT int8_t mlk_dsp_out(const int32_t *rq, const int32_t *mult, const int32_t *shift, int c,
                            int32_t a, int32_t zp, int32_t lo, int32_t hi)
@@ -410,5 +410,6 @@ MLK_HOT void mlk_dsp_conv2d_i8(const mlk_conv2d_params *p, const int8_t *x, int8
 #endif /* MLK_DSP */
 
 #include "microlith_kernels_dsp_fc.h" /* fully connected and depthwise */
+#include "microlith_kernels_dsp_dw3.h" /* depthwise, 3 wide, through transposed rows */
 
 #endif /* MICROLITH_KERNELS_DSP_H */
