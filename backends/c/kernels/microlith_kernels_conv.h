@@ -94,7 +94,8 @@ MLK_INLINE void mlk_window(int i0, int k, int d, int size, int *lo, int *hi)
 }
 
 #include "microlith_kernels_dsp.h"
-#include "microlith_kernels_mve.h" /* MLK_MVE: Helium, tried before the DSP kernels */
+#include "microlith_kernels_mve.h" /* MLK_MVE: Helium, tried before the DSP kernels
+                                    * (but the 3-wide depthwise one) */
 
 /* Dot-product loops run over a multiple of 16 elements, then one block of 8, then the
  * rest: compilers vectorize the first two without epilogues (GCC does at -O2); scalar
@@ -386,6 +387,12 @@ MLK_INLINE void mlk_depthwise_conv2d_i8_core(const int8_t *x, const int8_t *w, c
  * unpacked into the arguments of mlk_depthwise_conv2d_i8_core. */
 MLK_HOT void mlk_depthwise_conv2d_i8(const mlk_depthwise_conv2d_params *p, const int8_t *x, int8_t *y)
 {
+#if MLK_DSP /* before Helium too: measured faster and smaller on the M55 (docs/cortex-m.md) */
+    if (mlk_dw3_eligible(p)) {
+        mlk_dsp_depthwise3_i8(p, x, y);
+        return;
+    }
+#endif
 #if MLK_MVE
     if (p->depth_mult == 1) {
         mlk_mve_depthwise_i8(p, x, y);
@@ -393,10 +400,6 @@ MLK_HOT void mlk_depthwise_conv2d_i8(const mlk_depthwise_conv2d_params *p, const
     }
 #endif
 #if MLK_DSP
-    if (mlk_dw3_eligible(p)) {
-        mlk_dsp_depthwise3_i8(p, x, y);
-        return;
-    }
     if (p->depth_mult == 1) {
         mlk_dsp_depthwise_i8(p, x, y);
         return;
