@@ -11,10 +11,11 @@ scratch of the DSP 3-wide depthwise kernel (``microlith_kernels_dsp_dw3.h``): a 
 ``k_h`` input rows of four channels, transposed to int16 and stored twice so that every
 window is one run of consecutive rows, ``16 * k_h * wp`` bytes (``depthwise_scratch_bytes``).
 Rows of fewer than ``DW3_MIN_OUT_W`` output pixels keep the kernel without scratch (measured
-faster there: 4.25 against 4.90 instructions per MAC at 3 pixels, stride 1). ``optimize=size`` gives no
-scratch and records ``graph.meta["kernel_optimize"] = "size"``, for which the C renderer
-writes ``#define MLK_PORTABLE`` into ``model.c``: the portable kernels run on every core
-(the flash of the portable build, a smaller arena; the outputs are the same bytes).
+faster there: 4.25 against 4.90 instructions per MAC at 3 pixels, stride 1).
+``optimize=size`` gives no scratch and records ``graph.meta["kernel_optimize"] = "size"``,
+for which the C renderer writes ``#define MLK_PORTABLE`` into ``model.c``: the portable
+kernels run on every core (the flash of the portable build, a smaller arena; the outputs
+are the same bytes).
 Measured on the Cortex-M4 (``tools/bench_mcu.py``): keeping the DSP fully connected and
 depthwise kernels at size cost 1.47-1.55x the portable build's flash, and calling each
 kernel once out of line (generic, unspecialised copies) was larger still (1.8-1.9x), so

@@ -239,9 +239,9 @@ def test_the_dsp_requantization_equals_mbqm(tmp_path: Path) -> None:
     assert out == ["6300000", "0"]
 
 
-def test_the_smlal_requantization_table_equals_mbqm() -> None:
+def test_the_smmlar_requantization_table_equals_mbqm() -> None:
     """``requant_table``'s constants, evaluated as ``mlk_rq`` does (hi = a + half + (a >> 31),
-    lo = 2^31, one 64-bit a * m2 added, then hi >> r), give y_zp + MBQM for multipliers in
+    the high word of hi 2^32 + 2^31 + a m2 (SMMLAR), then >> r), give y_zp + MBQM for multipliers in
     [2^30, 2^31) and 0, right shifts 1..31, accumulators up to the bound; layers outside
     (a left shift, a too large bound, a zero multiplier with a zero point) get no table."""
     from microlith.backends.c.render_nn import requant_table

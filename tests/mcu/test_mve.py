@@ -10,7 +10,7 @@ multiplier of 2 (the portable kernel). It is compiled to int8 ``.tflite`` and to
 built for the Cortex-M55 (mps3-an547) three ways -- the MVE kernels, the DSP kernels on the
 same core (``-DMLK_NO_MVE``) and ``-DMLK_PORTABLE`` -- and every build's outputs on 12
 inputs (random, plus all -128 and all 127) must be TFLite-Micro's bytes. Two paths the
-calibrated models do not reach are forced by editing the generated records: no SMLAL table
+calibrated models do not reach are forced by editing the generated records: no SMMLAR table
 (``.rq = NULL``: the general MBQM per lane) and activation bounds narrower than int8 (the
 VMAX / VMIN clamp). Batches > 1 (calibration needs batch 1) come from the host kernel
 cases (``tests/backends/c/kernel_cases_nn.py``), run on the M55 against our integer
@@ -131,7 +131,7 @@ def test_mve_dsp_and_portable_equal_tflm_on_the_m55(tmp_path: Path, name: str) -
 @pytest.mark.parametrize("name,edit", [(n, e) for n, edits in EDITED.items() for e in edits])
 def test_mve_general_requantization_and_narrow_bounds(tmp_path: Path, name: str,
                                                       edit: str) -> None:
-    """No SMLAL table (the general MBQM per lane) and activation bounds narrower than int8
+    """No SMMLAR table (the general MBQM per lane) and activation bounds narrower than int8
     (the VMAX / VMIN clamp): MVE == DSP == portable on the same edited C; the bounds only
     clip TFLite-Micro's bytes, a missing table changes nothing."""
     directory, rows, want = _compiled(tmp_path, name)
@@ -286,7 +286,7 @@ def _c_array(name: str, values: np.ndarray) -> str:
 
 @pytest.mark.parametrize("y_zp", [0, -128, 37])
 def test_the_vector_requantization_equals_mlk_rq_and_mbqm(tmp_path: Path, y_zp: int) -> None:
-    """``mlk_mve_rq4`` (VRMULH, VSHL) lane by lane == ``mlk_rq`` (SMLAL) == y_zp + MBQM, on
+    """``mlk_mve_rq4`` (VRMULH, VSHL) lane by lane == ``mlk_rq`` (SMMLAR) == y_zp + MBQM, on
     the M55, for tables of multipliers in [2^30, 2^31) with right shifts 1..31 (1..23 with
     a zero point) and accumulators up to the table's bound, edges included."""
     from microlith.backends.c.emitter import kernel_headers
